@@ -1,0 +1,26 @@
+package model
+
+import (
+	"os"
+	"testing"
+
+	"github.com/alexcl/alexcl/device/opencl"
+)
+
+// TestFixturesOpenCL runs the PyTorch fixture comparison on OpenCL device 0:
+// the same model code, the other device. It skips when no OpenCL platform
+// can be opened, unless ALEXCL_REQUIRE_OPENCL=1.
+func TestFixturesOpenCL(t *testing.T) {
+	d, err := opencl.Open(0, opencl.Options{Version: "test"})
+	if err != nil {
+		if os.Getenv("ALEXCL_REQUIRE_OPENCL") == "1" {
+			t.Fatalf("ALEXCL_REQUIRE_OPENCL=1 but OpenCL device 0 does not open: %v", err)
+		}
+		t.Skipf("no OpenCL device: %v", err)
+	}
+	defer d.Close()
+	t.Logf("OpenCL device 0: %s (%s)", d.Info().Name, d.Info().Platform)
+	for _, name := range []string{"mini_narrow", "paper_narrow"} {
+		t.Run(name, func(t *testing.T) { runFixture(t, d, loadFixture(t, name)) })
+	}
+}
