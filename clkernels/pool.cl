@@ -1,0 +1,84 @@
+// pool.cl: max pooling without padding, for Device.MaxPoolForward and
+// MaxPoolBackward (AlexNet's overlapping pool is size 3, stride 2).
+//
+// Shapes:
+//   x, dx   are (N, C, H, W)
+//   y, dy   are (N, C, OH, OW), OH = (H - size)/stride + 1, OW likewise
+//   idx     is (N, C, OH, OW) int: h*W + w of the window's first maximum
+//
+// Kernels:
+//   max_pool_forward(x, y, idx, ...)
+//       One work item per element of y. The window is scanned in row-major
+//       order and a later element replaces the best only when strictly
+//       greater, so idx is the first maximum. A NaN beats every number and
+//       the first NaN is kept, so NaNs propagate as in PyTorch.
+//   max_pool_backward(idx, dy, dx, ...)
+//       dx overwritten. One work item per element of dx; it sums, in
+//       (oh, ow) order, the dy of every window whose idx is its position.
+//       A gather, so overlapping windows need no atomics.
+// NDRange: 1-D, rounded up.
+// Tunables: none.
+
+__kernel void max_pool_forward(__global const float *x, // (N, C, H, W)
+                               __global float *y,       // (N, C, OH, OW)
+                               __global int *idx,       // (N, C, OH, OW)
+                               const int N, const int C, const int H, const int W,
+                               const int size, const int stride,
+                               const int OH, const int OW)
+{
+    const int i = get_global_id(0);
+    if (i >= N * C * OH * OW)
+        return;
+    const int ow = i % OW;
+    const int t = i / OW;
+    const int oh = t % OH;
+    const int plane = t / OH; // n*C + c
+    __global const float *xp = x + plane * H * W;
+
+    const int h0 = oh * stride, w0 = ow * stride;
+    int best = h0 * W + w0;
+    float m = xp[best];
+    for (int r = 0; r < size; r++)
+        for (int s = 0; s < size; s++) {
+            const int p = (h0 + r) * W + w0 + s;
+            const float v = xp[p];
+            if (v > m || (isnan(v) && !isnan(m))) {
+                m = v;
+                best = p;
+            }
+        }
+    y[i] = m;
+    idx[i] = best;
+}
+
+__kernel void max_pool_backward(__global const int *idx,  // (N, C, OH, OW)
+                                __global const float *dy, // (N, C, OH, OW)
+                                __global float *dx,       // (N, C, H, W)
+                                const int N, const int C, const int H, const int W,
+                                const int size, const int stride,
+                                const int OH, const int OW)
+{
+    const int i = get_global_id(0);
+    if (i >= N * C * H * W)
+        return;
+    const int xw = i % W;
+    const int t = i / W;
+    const int xh = t % H;
+    const int plane = t / H;
+    const int pos = xh * W + xw;
+
+    // Windows (oh, ow) with oh*stride <= xh <= oh*stride + size - 1.
+    const int ohlo = xh >= size ? (xh - size + stride) / stride : 0;
+    const int ohhi = min(xh / stride, OH - 1);
+    const int owlo = xw >= size ? (xw - size + stride) / stride : 0;
+    const int owhi = min(xw / stride, OW - 1);
+
+    __global const int *ip = idx + plane * OH * OW;
+    __global const float *dp = dy + plane * OH * OW;
+    float sum = 0.0f;
+    for (int oh = ohlo; oh <= ohhi; oh++)
+        for (int ow = owlo; ow <= owhi; ow++)
+            if (ip[oh * OW + ow] == pos)
+                sum += dp[oh * OW + ow];
+    dx[i] = sum;
+}

@@ -1,0 +1,710 @@
+package opencl
+
+// Quick checks of every kernel against device/ref on random inputs and
+// awkward shapes (1, primes, sizes off the tile and work-group multiples,
+// groups=2, all-negative inputs, AlexNet's conv1). The shared suite in
+// device/devicetest covers the whole Device contract; this file is the
+// kernels' own check. Tolerance is abs + rel·|ref|; a failure names the op,
+// the shape and the first bad index.
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/opencl/cl"
+	"github.com/alexcl/alexcl/device/ref"
+)
+
+// openTestDevice opens OpenCL device 0 with opts. Without an OpenCL
+// platform it skips, unless ALEXCL_REQUIRE_OPENCL=1, where it fails; any
+// other failure to open (a kernel that does not build, say) fails.
+func openTestDevice(t *testing.T, opts ...Options) *Device {
+	t.Helper()
+	infos, err := List()
+	if errors.Is(err, cl.ErrNoRuntime) || errors.Is(err, cl.PlatformNotFoundKHR) || (err == nil && len(infos) == 0) {
+		if os.Getenv("ALEXCL_REQUIRE_OPENCL") == "1" {
+			t.Fatalf("ALEXCL_REQUIRE_OPENCL=1 but no OpenCL platform: %v", err)
+		}
+		t.Skipf("no OpenCL platform (%v); set ALEXCL_REQUIRE_OPENCL=1 to fail instead", err)
+	}
+	o := Options{Version: "test"}
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	d, err := Open(0, o)
+	if err != nil {
+		t.Fatalf("open OpenCL device 0: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return d
+}
+
+func randF32(rng *rand.Rand, n int, lo, hi float32) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = lo + (hi-lo)*rng.Float32()
+	}
+	return s
+}
+
+func filled(n int, v float32) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
+
+func up(t *testing.T, d *Device, s []float32) device.Buffer {
+	t.Helper()
+	b, err := device.Upload(d, s)
+	if err != nil {
+		t.Fatalf("upload %d floats: %v", len(s), err)
+	}
+	return b
+}
+
+func upInt(t *testing.T, d *Device, s []int32) device.Buffer {
+	t.Helper()
+	b, err := device.UploadInt32(d, s)
+	if err != nil {
+		t.Fatalf("upload %d ints: %v", len(s), err)
+	}
+	return b
+}
+
+func down(t *testing.T, d *Device, b device.Buffer, n int) []float32 {
+	t.Helper()
+	s, err := device.ReadFloat32(d, b, n)
+	if err != nil {
+		t.Fatalf("read %d floats: %v", n, err)
+	}
+	return s
+}
+
+func downInt(t *testing.T, d *Device, b device.Buffer, n int) []int32 {
+	t.Helper()
+	s, err := device.ReadInt32(d, b, n)
+	if err != nil {
+		t.Fatalf("read %d ints: %v", n, err)
+	}
+	return s
+}
+
+// maxErr tracks the largest error seen per op, logged at the end of a test.
+type maxErr map[string]float64
+
+// compare fails at the first i with |got−want| > abs + rel·|want| (NaN must
+// match NaN) and records the largest absolute error.
+func compare(t *testing.T, me maxErr, op, shape string, got, want []float32, abs, rel float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s %s: %d results, want %d", op, shape, len(got), len(want))
+	}
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(w) || math.IsNaN(g) {
+			if math.IsNaN(w) != math.IsNaN(g) {
+				t.Fatalf("%s %s: [%d] = %v, want %v", op, shape, i, g, w)
+			}
+			continue
+		}
+		e := math.Abs(g - w)
+		if e > abs+rel*math.Abs(w) {
+			t.Fatalf("%s %s: first bad index %d: got %.9g, want %.9g (|diff| %.3g > %.3g + %.3g·|want|)",
+				op, shape, i, g, w, e, abs, rel)
+		}
+		if me != nil && e > me[op] {
+			me[op] = e
+		}
+	}
+}
+
+func compareInt(t *testing.T, op, shape string, got, want []int32) {
+	t.Helper()
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%s %s: first bad index %d: got %d, want %d", op, shape, i, got[i], want[i])
+		}
+	}
+}
+
+func (me maxErr) log(t *testing.T) {
+	for op, e := range me {
+		t.Logf("%s: max |error| %.3g", op, e)
+	}
+}
+
+func TestGemm(t *testing.T) {
+	d := openTestDevice(t)
+	testGemm(t, d)
+}
+
+// TestRetuned rebuilds the program with other tile and work-group sizes
+// (as a user's Options.Defines may) and reruns the tiled kernels' checks:
+// the Go side must launch with the sizes the kernels were built with.
+func TestRetuned(t *testing.T) {
+	d := openTestDevice(t, Options{Version: "test", NoCache: true, Defines: map[string]string{
+		"GEMM_TSM": "32", "GEMM_TSN": "16", "GEMM_TSK": "8", "GEMM_WPTM": "2", "GEMM_WPTN": "2",
+		"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "4", "CONV_WPTM": "1", "CONV_WPTN": "4",
+		"CONV_BIAS_WG": "32", "LOSS_WG": "16",
+	}})
+	testGemm(t, d)
+	testConv(t, d, convShapes[:len(convShapes)-1])
+	testSoftmaxCrossEntropy(t, d)
+}
+
+func testGemm(t *testing.T, d *Device) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	me := maxErr{}
+	shapes := [][3]int{{1, 1, 1}, {1, 7, 1}, {3, 5, 7}, {13, 17, 19}, {64, 64, 16},
+		{65, 63, 17}, {127, 1, 33}, {1, 97, 131}, {130, 70, 257}, {5, 6, 0}}
+	for _, sh := range shapes {
+		M, N, K := sh[0], sh[1], sh[2]
+		for _, ab := range [][2]float32{{1, 0}, {0.5, -1.5}} {
+			for tt := 0; tt < 4; tt++ {
+				tA, tB := tt&1 != 0, tt&2 != 0
+				shape := fmt.Sprintf("M=%d N=%d K=%d tA=%v tB=%v alpha=%v beta=%v", M, N, K, tA, tB, ab[0], ab[1])
+				A := randF32(rng, max(M*K, 1), -1, 1)
+				B := randF32(rng, max(K*N, 1), -1, 1)
+				C := randF32(rng, M*N, -1, 1)
+				if ab[1] == 0 {
+					C = filled(M*N, float32(math.NaN())) // beta == 0 must not read C
+				}
+				bA, bB, bC := up(t, d, A), up(t, d, B), up(t, d, C)
+				want := append([]float32(nil), C...)
+				ref.Gemm(tA, tB, M, N, K, ab[0], A, B, ab[1], want)
+				if err := d.Gemm(tA, tB, M, N, K, ab[0], bA, bB, ab[1], bC); err != nil {
+					t.Fatalf("Gemm %s: %v", shape, err)
+				}
+				compare(t, me, "Gemm", shape, down(t, d, bC, M*N), want, 1e-5, 1e-4)
+				d.Free(bA)
+				d.Free(bB)
+				d.Free(bC)
+			}
+		}
+	}
+	me.log(t)
+}
+
+func TestBias(t *testing.T) {
+	d := openTestDevice(t)
+	rng := rand.New(rand.NewPCG(2, 1))
+	me := maxErr{}
+	for _, sh := range [][2]int{{1, 1}, {1, 131}, {7, 3}, {128, 1000}, {3, 257}} {
+		rows, cols := sh[0], sh[1]
+		shape := fmt.Sprintf("rows=%d cols=%d", rows, cols)
+		y, b := randF32(rng, rows*cols, -1, 1), randF32(rng, cols, -1, 1)
+		by, bb := up(t, d, y), up(t, d, b)
+		if err := d.AddBias(by, bb, rows, cols); err != nil {
+			t.Fatal(err)
+		}
+		ref.AddBias(y, b, rows, cols)
+		compare(t, me, "AddBias", shape, down(t, d, by, rows*cols), y, 0, 0)
+
+		// BiasGrad accumulates into what db holds.
+		dy, db := randF32(rng, rows*cols, -1, 1), randF32(rng, cols, -1, 1)
+		bdy, bdb := up(t, d, dy), up(t, d, db)
+		if err := d.BiasGrad(bdy, bdb, rows, cols); err != nil {
+			t.Fatal(err)
+		}
+		ref.BiasGrad(dy, db, rows, cols)
+		compare(t, me, "BiasGrad", shape, down(t, d, bdb, cols), db, 1e-5, 1e-5)
+	}
+	me.log(t)
+}
+
+var convShapes = []device.ConvShape{
+	{N: 1, C: 1, H: 1, W: 1, K: 1, R: 1, S: 1, Stride: 1, Pad: 0, Groups: 1},
+	{N: 2, C: 3, H: 7, W: 5, K: 4, R: 3, S: 2, Stride: 1, Pad: 1, Groups: 1},
+	{N: 3, C: 4, H: 11, W: 13, K: 6, R: 5, S: 5, Stride: 2, Pad: 2, Groups: 2},
+	{N: 1, C: 2, H: 5, W: 5, K: 2, R: 5, S: 5, Stride: 3, Pad: 4, Groups: 2},
+	{N: 2, C: 6, H: 9, W: 9, K: 4, R: 3, S: 3, Stride: 3, Pad: 0, Groups: 2},
+	{N: 1, C: 1, H: 10, W: 10, K: 1, R: 2, S: 2, Stride: 3, Pad: 1, Groups: 1},
+	{N: 2, C: 8, H: 13, W: 13, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
+	{N: 5, C: 3, H: 17, W: 11, K: 7, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+	{N: 1, C: 3, H: 227, W: 227, K: 96, R: 11, S: 11, Stride: 4, Pad: 0, Groups: 1}, // AlexNet conv1
+}
+
+func TestConv(t *testing.T) {
+	d := openTestDevice(t)
+	testConv(t, d, convShapes)
+}
+
+func testConv(t *testing.T, d *Device, shapes []device.ConvShape) {
+	rng := rand.New(rand.NewPCG(3, 1))
+	me := maxErr{}
+	for _, s := range shapes {
+		for _, neg := range []bool{false, true} {
+			shape := fmt.Sprintf("%+v negative=%v", s, neg)
+			if neg && s.H > 100 {
+				continue
+			}
+			lo := float32(-1)
+			hi := float32(1)
+			if neg {
+				hi = -0.01 // all-negative input
+			}
+			nx := s.N * s.C * s.H * s.W
+			nw := s.K * s.C / s.Groups * s.R * s.S
+			ny := s.N * s.K * s.OH() * s.OW()
+			taps := float64(s.C / s.Groups * s.R * s.S)
+			x, w, b := randF32(rng, nx, lo, hi), randF32(rng, nw, -1, 1), randF32(rng, s.K, -1, 1)
+			bx, bw, bb := up(t, d, x), up(t, d, w), up(t, d, b)
+			by := up(t, d, filled(ny, float32(math.NaN())))
+			if err := d.Conv2DForward(bx, bw, bb, by, s); err != nil {
+				t.Fatal(err)
+			}
+			y := make([]float32, ny)
+			ref.Conv2DForward(x, w, b, y, s)
+			compare(t, me, "Conv2DForward", shape, down(t, d, by, ny), y, 1e-6*taps, 1e-5)
+			// The direct kernel, kept as the readable check of the tiled one.
+			if err := d.launch("conv2d_forward_direct", []int{ceilMul(ny, elemWG)}, []int{elemWG},
+				append([]any{bx, bw, bb, by}, convArgs(s)...)...); err != nil {
+				t.Fatal(err)
+			}
+			compare(t, me, "conv2d_forward_direct", shape, down(t, d, by, ny), y, 1e-6*taps, 1e-5)
+
+			dy := randF32(rng, ny, -1, 1)
+			bdy := up(t, d, dy)
+			bdx := up(t, d, filled(nx, float32(math.NaN()))) // overwritten
+			if err := d.Conv2DBackwardData(bdy, bw, bdx, s); err != nil {
+				t.Fatal(err)
+			}
+			dx := make([]float32, nx)
+			ref.Conv2DBackwardData(dy, w, dx, s)
+			compare(t, me, "Conv2DBackwardData", shape, down(t, d, bdx, nx), dx, 1e-6*float64(s.K*s.R*s.S), 1e-5)
+
+			dw, db := randF32(rng, nw, -1, 1), randF32(rng, s.K, -1, 1) // accumulated into
+			bdw, bdb := up(t, d, dw), up(t, d, db)
+			if err := d.Conv2DBackwardFilter(bx, bdy, bdw, bdb, s); err != nil {
+				t.Fatal(err)
+			}
+			ref.Conv2DBackwardFilter(x, dy, dw, db, s)
+			reduce := float64(s.N * s.OH() * s.OW())
+			compare(t, me, "Conv2DBackwardFilter dw", shape, down(t, d, bdw, nw), dw, 1e-6*reduce, 1e-5)
+			compare(t, me, "Conv2DBackwardFilter db", shape, down(t, d, bdb, s.K), db, 1e-6*reduce, 1e-5)
+			for _, buf := range []device.Buffer{bx, bw, bb, by, bdy, bdx, bdw, bdb} {
+				d.Free(buf)
+			}
+		}
+	}
+	me.log(t)
+}
+
+func TestReLU(t *testing.T) {
+	d := openTestDevice(t)
+	rng := rand.New(rand.NewPCG(4, 1))
+	for _, n := range []int{1, 127, 128, 129, 10007} {
+		shape := fmt.Sprintf("n=%d", n)
+		x := randF32(rng, n, -1, 1)
+		if n == 127 {
+			x = randF32(rng, n, -2, -0.5) // all negative
+		}
+		bx, by := up(t, d, x), up(t, d, filled(n, 7))
+		if err := d.ReLUForward(bx, by, n); err != nil {
+			t.Fatal(err)
+		}
+		y := make([]float32, n)
+		ref.ReLUForward(x, y)
+		compare(t, nil, "ReLUForward", shape, down(t, d, by, n), y, 0, 0)
+
+		dy := randF32(rng, n, -1, 1)
+		bdy := up(t, d, dy)
+		if err := d.ReLUBackward(by, bdy, bdy, n); err != nil { // dy and dx alias
+			t.Fatal(err)
+		}
+		dx := make([]float32, n)
+		ref.ReLUBackward(y, dy, dx)
+		compare(t, nil, "ReLUBackward", shape, down(t, d, bdy, n), dx, 0, 0)
+
+		if err := d.ReLUForward(bx, bx, n); err != nil { // in place
+			t.Fatal(err)
+		}
+		compare(t, nil, "ReLUForward in place", shape, down(t, d, bx, n), y, 0, 0)
+		d.Free(bx)
+		d.Free(by)
+		d.Free(bdy)
+	}
+}
+
+func TestMaxPool(t *testing.T) {
+	d := openTestDevice(t)
+	rng := rand.New(rand.NewPCG(5, 1))
+	shapes := []device.PoolShape{
+		{N: 1, C: 1, H: 1, W: 1, Size: 1, Stride: 1},
+		{N: 1, C: 1, H: 3, W: 3, Size: 3, Stride: 2},
+		{N: 2, C: 3, H: 13, W: 13, Size: 3, Stride: 2},
+		{N: 1, C: 2, H: 7, W: 8, Size: 2, Stride: 3},
+		{N: 2, C: 5, H: 55, W: 55, Size: 3, Stride: 2},
+		{N: 3, C: 2, H: 9, W: 11, Size: 4, Stride: 1},
+	}
+	for _, s := range shapes {
+		for mode := 0; mode < 3; mode++ {
+			shape := fmt.Sprintf("%+v mode=%d", s, mode)
+			nx, ny := s.N*s.C*s.H*s.W, s.N*s.C*s.OH()*s.OW()
+			var x []float32
+			switch mode {
+			case 0:
+				x = randF32(rng, nx, -1, 1)
+			case 1:
+				x = randF32(rng, nx, -3, -1) // all negative
+			case 2: // many ties: the first maximum must win
+				x = make([]float32, nx)
+				for i := range x {
+					x[i] = float32(rng.IntN(3))
+				}
+			}
+			bx, by := up(t, d, x), up(t, d, make([]float32, ny))
+			bidx := upInt(t, d, make([]int32, ny))
+			if err := d.MaxPoolForward(bx, by, bidx, s); err != nil {
+				t.Fatal(err)
+			}
+			y, idx := make([]float32, ny), make([]int32, ny)
+			ref.MaxPoolForward(x, y, idx, s)
+			compare(t, nil, "MaxPoolForward", shape, down(t, d, by, ny), y, 0, 0)
+			compareInt(t, "MaxPoolForward idx", shape, downInt(t, d, bidx, ny), idx)
+
+			dy := randF32(rng, ny, -1, 1)
+			bdy, bdx := up(t, d, dy), up(t, d, filled(nx, float32(math.NaN())))
+			if err := d.MaxPoolBackward(bidx, bdy, bdx, s); err != nil {
+				t.Fatal(err)
+			}
+			dx := make([]float32, nx)
+			ref.MaxPoolBackward(idx, dy, dx, s)
+			compare(t, nil, "MaxPoolBackward", shape, down(t, d, bdx, nx), dx, 1e-6, 1e-6)
+			for _, b := range []device.Buffer{bx, by, bidx, bdy, bdx} {
+				d.Free(b)
+			}
+		}
+	}
+}
+
+func TestLRN(t *testing.T) {
+	d := openTestDevice(t)
+	rng := rand.New(rand.NewPCG(6, 1))
+	me := maxErr{}
+	shapes := []device.LRNShape{
+		{N: 1, C: 1, H: 1, W: 1, Size: 5, Alpha: 1e-4, Beta: 0.75, K: 2},
+		{N: 2, C: 3, H: 5, W: 7, Size: 5, Alpha: 1e-4, Beta: 0.75, K: 2},
+		{N: 2, C: 96, H: 11, W: 11, Size: 5, Alpha: 1e-4, Beta: 0.75, K: 2},
+		{N: 3, C: 7, H: 3, W: 2, Size: 4, Alpha: 0.5, Beta: 0.75, K: 1}, // even size, strong coupling
+		{N: 1, C: 6, H: 4, W: 4, Size: 1, Alpha: 1, Beta: 0.5, K: 1},
+		{N: 1, C: 9, H: 2, W: 3, Size: 11, Alpha: 2, Beta: 1.5, K: 0.5},
+	}
+	for _, s := range shapes {
+		shape := fmt.Sprintf("%+v", s)
+		n := s.N * s.C * s.H * s.W
+		x := randF32(rng, n, -2, 2)
+		bx, by, bsc := up(t, d, x), up(t, d, make([]float32, n)), up(t, d, make([]float32, n))
+		if err := d.LRNForward(bx, by, bsc, s); err != nil {
+			t.Fatal(err)
+		}
+		y, sc := make([]float32, n), make([]float32, n)
+		ref.LRNForward(x, y, sc, s)
+		compare(t, me, "LRNForward y", shape, down(t, d, by, n), y, 1e-6, 1e-5)
+		compare(t, me, "LRNForward scale", shape, down(t, d, bsc, n), sc, 1e-6, 1e-5)
+
+		dy := randF32(rng, n, -1, 1)
+		bdy, bdx := up(t, d, dy), up(t, d, filled(n, float32(math.NaN())))
+		if err := d.LRNBackward(bx, by, bsc, bdy, bdx, s); err != nil {
+			t.Fatal(err)
+		}
+		dx := make([]float32, n)
+		ref.LRNBackward(x, y, sc, dy, dx, s)
+		compare(t, me, "LRNBackward", shape, down(t, d, bdx, n), dx, 1e-5, 1e-4)
+		for _, b := range []device.Buffer{bx, by, bsc, bdy, bdx} {
+			d.Free(b)
+		}
+	}
+	me.log(t)
+}
+
+func TestPhiloxKnownAnswers(t *testing.T) {
+	d := openTestDevice(t)
+	// Random123's kat_vectors for philox4x32 with 10 rounds, as in
+	// device/philox_test.go, then random inputs against device.Philox4x32.
+	in := []uint32{
+		0, 0, 0, 0, 0, 0,
+		0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+		0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0,
+	}
+	want := []uint32{
+		0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8,
+		0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd,
+		0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1,
+	}
+	rng := rand.New(rand.NewPCG(7, 1))
+	for i := 0; i < 100; i++ {
+		var c [4]uint32
+		var k [2]uint32
+		for j := range c {
+			c[j] = rng.Uint32()
+		}
+		k[0], k[1] = rng.Uint32(), rng.Uint32()
+		in = append(in, c[0], c[1], c[2], c[3], k[0], k[1])
+		r := device.Philox4x32(c, k)
+		want = append(want, r[:]...)
+	}
+	n := len(in) / 6
+	toI32 := func(u []uint32) []int32 {
+		s := make([]int32, len(u))
+		for i, v := range u {
+			s[i] = int32(v)
+		}
+		return s
+	}
+	bin, bout := upInt(t, d, toI32(in)), upInt(t, d, make([]int32, 4*n))
+	if err := d.launch("philox4x32_10_kat", []int{ceilMul(n, elemWG)}, []int{elemWG}, bin, bout, n); err != nil {
+		t.Fatal(err)
+	}
+	compareInt(t, "philox4x32_10", fmt.Sprintf("%d vectors", n), downInt(t, d, bout, 4*n), toI32(want))
+}
+
+func TestDropout(t *testing.T) {
+	d := openTestDevice(t)
+	rng := rand.New(rand.NewPCG(8, 1))
+	keys := []device.DropoutKey{
+		{Seed: 1, Step: 0, Layer: 0},
+		{Seed: 0xdeadbeefcafef00d, Step: 0x100000003, Layer: 7},
+	}
+	for _, n := range []int{1, 129, 10007} {
+		for _, p := range []float32{0, 0.1, 0.5, 0.999} {
+			for _, key := range keys {
+				shape := fmt.Sprintf("n=%d p=%v key=%+v", n, p, key)
+				x := randF32(rng, n, -1, 1)
+				bx, by := up(t, d, x), up(t, d, make([]float32, n))
+				if err := d.DropoutForward(bx, by, n, p, key); err != nil {
+					t.Fatal(err)
+				}
+				y := make([]float32, n)
+				ref.DropoutForward(x, y, p, key)
+				compare(t, nil, "DropoutForward", shape, down(t, d, by, n), y, 0, 0)
+
+				if err := d.DropoutBackward(bx, bx, n, p, key); err != nil { // in place
+					t.Fatal(err)
+				}
+				compare(t, nil, "DropoutBackward in place", shape, down(t, d, bx, n), y, 0, 0)
+				d.Free(bx)
+				d.Free(by)
+			}
+		}
+	}
+}
+
+func TestSoftmaxCrossEntropy(t *testing.T) {
+	d := openTestDevice(t)
+	testSoftmaxCrossEntropy(t, d)
+}
+
+func testSoftmaxCrossEntropy(t *testing.T, d *Device) {
+	rng := rand.New(rand.NewPCG(9, 1))
+	me := maxErr{}
+	for _, sh := range [][2]int{{1, 1}, {1, 2}, {3, 10}, {7, 65}, {128, 1000}, {2, 1001}} {
+		for mode := 0; mode < 3; mode++ {
+			n, classes := sh[0], sh[1]
+			shape := fmt.Sprintf("n=%d classes=%d mode=%d", n, classes, mode)
+			var logits []float32
+			switch mode {
+			case 0:
+				logits = randF32(rng, n*classes, -5, 5)
+			case 1: // ties, for the rank
+				logits = make([]float32, n*classes)
+				for i := range logits {
+					logits[i] = float32(rng.IntN(4))
+				}
+			case 2: // large magnitudes: the log-softmax must stay finite
+				logits = randF32(rng, n*classes, -1000, 1000)
+			}
+			labels := make([]int32, n)
+			for i := range labels {
+				labels[i] = int32(rng.IntN(classes))
+			}
+			bl, blab := up(t, d, logits), upInt(t, d, labels)
+			bloss, brank := up(t, d, make([]float32, n)), upInt(t, d, make([]int32, n))
+			bd := up(t, d, filled(n*classes, float32(math.NaN())))
+			if err := d.SoftmaxCrossEntropy(bl, blab, bloss, brank, bd, n, classes); err != nil {
+				t.Fatal(err)
+			}
+			loss, rank, dl := make([]float32, n), make([]int32, n), make([]float32, n*classes)
+			ref.SoftmaxCrossEntropy(logits, labels, loss, rank, dl, n, classes)
+			compare(t, me, "SoftmaxCrossEntropy loss", shape, down(t, d, bloss, n), loss, 1e-5, 1e-5)
+			compareInt(t, "SoftmaxCrossEntropy rank", shape, downInt(t, d, brank, n), rank)
+			compare(t, me, "SoftmaxCrossEntropy dlogits", shape, down(t, d, bd, n*classes), dl, 1e-7, 1e-5)
+
+			// dlogits nil: loss and rank only.
+			if err := d.SoftmaxCrossEntropy(bl, blab, bloss, brank, nil, n, classes); err != nil {
+				t.Fatal(err)
+			}
+			compare(t, me, "SoftmaxCrossEntropy loss (no grad)", shape, down(t, d, bloss, n), loss, 1e-5, 1e-5)
+			for _, b := range []device.Buffer{bl, blab, bloss, brank, bd} {
+				d.Free(b)
+			}
+		}
+	}
+	me.log(t)
+}
+
+func TestSGDUpdate(t *testing.T) {
+	d := openTestDevice(t)
+	rng := rand.New(rand.NewPCG(10, 1))
+	p := device.SGDParams{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4}
+	for _, n := range []int{1, 129, 10007} {
+		shape := fmt.Sprintf("n=%d", n)
+		w, g, v := randF32(rng, n, -1, 1), randF32(rng, n, -1, 1), randF32(rng, n, -0.1, 0.1)
+		bw, bg, bv := up(t, d, w), up(t, d, g), up(t, d, v)
+		for step := 0; step < 3; step++ {
+			if err := d.SGDUpdate(bw, bg, bv, n, p); err != nil {
+				t.Fatal(err)
+			}
+			ref.SGDUpdate(w, g, v, p)
+		}
+		// The kernel keeps the reference's order and rounding: bit-exact.
+		compare(t, nil, "SGDUpdate w", shape, down(t, d, bw, n), w, 0, 0)
+		compare(t, nil, "SGDUpdate v", shape, down(t, d, bv, n), v, 0, 0)
+		d.Free(bw)
+		d.Free(bg)
+		d.Free(bv)
+	}
+}
+
+// TestDeterministic runs the reductions twice and wants the same bits.
+func TestDeterministic(t *testing.T) {
+	d := openTestDevice(t)
+	rng := rand.New(rand.NewPCG(11, 1))
+	s := device.ConvShape{N: 4, C: 6, H: 15, W: 15, K: 8, R: 3, S: 3, Stride: 2, Pad: 1, Groups: 2}
+	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
+	bx, bdy := up(t, d, randF32(rng, nx, -1, 1)), up(t, d, randF32(rng, ny, -1, 1))
+	var first [2][]float32
+	for run := 0; run < 2; run++ {
+		bdw, bdb := up(t, d, make([]float32, nw)), up(t, d, make([]float32, s.K))
+		if err := d.Conv2DBackwardFilter(bx, bdy, bdw, bdb, s); err != nil {
+			t.Fatal(err)
+		}
+		dw, db := down(t, d, bdw, nw), down(t, d, bdb, s.K)
+		if run == 0 {
+			first = [2][]float32{dw, db}
+			continue
+		}
+		compare(t, nil, "Conv2DBackwardFilter dw rerun", fmt.Sprintf("%+v", s), dw, first[0], 0, 0)
+		compare(t, nil, "Conv2DBackwardFilter db rerun", fmt.Sprintf("%+v", s), db, first[1], 0, 0)
+	}
+}
+
+// TestOpErrors checks that bad shapes and short buffers are refused before
+// anything is queued, with the op named, and that zero-size work is a no-op.
+func TestOpErrors(t *testing.T) {
+	d := openTestDevice(t)
+	small := up(t, d, make([]float32, 4))
+	big := up(t, d, make([]float32, 1000))
+	labels := upInt(t, d, []int32{0, 5})
+	cases := []struct {
+		name string
+		err  error
+		want string // substring; "" means no error
+	}{
+		{"gemm short C", d.Gemm(false, false, 10, 10, 1, 1, big, big, 0, small), "Gemm"},
+		{"gemm zero", d.Gemm(false, false, 0, 10, 10, 1, nil, nil, 0, nil), ""},
+		{"gemm negative", d.Gemm(false, false, -1, 10, 10, 1, big, big, 0, big), "Gemm"},
+		{"conv bad groups", d.Conv2DForward(big, big, big, big,
+			device.ConvShape{N: 1, C: 3, H: 5, W: 5, K: 2, R: 3, S: 3, Stride: 1, Groups: 2}), "Conv2DForward"},
+		{"conv short y", d.Conv2DForward(big, big, big, small,
+			device.ConvShape{N: 1, C: 1, H: 5, W: 5, K: 1, R: 3, S: 3, Stride: 1, Groups: 1}), "Conv2DForward: y"},
+		{"relu zero", d.ReLUForward(nil, nil, 0), ""},
+		{"relu short", d.ReLUForward(big, small, 5), "ReLUForward: y"},
+		{"pool window", d.MaxPoolForward(big, big, big, device.PoolShape{N: 1, C: 1, H: 2, W: 2, Size: 3, Stride: 1}), "MaxPoolForward"},
+		{"lrn k", d.LRNForward(big, big, big, device.LRNShape{N: 1, C: 1, H: 1, W: 1, Size: 1}), "LRNForward"},
+		{"dropout p", d.DropoutForward(big, big, 10, 1, device.DropoutKey{}), "DropoutForward"},
+		{"sce nil rank", d.SoftmaxCrossEntropy(big, labels, big, nil, nil, 2, 10), "SoftmaxCrossEntropy: rank"},
+		{"sce bad label", d.SoftmaxCrossEntropy(big, labels, big, big, nil, 2, 5), "SoftmaxCrossEntropy: label 5"},
+		{"sgd short", d.SGDUpdate(big, big, small, 5, device.SGDParams{}), "SGDUpdate: v"},
+	}
+	for _, c := range cases {
+		switch {
+		case c.want == "" && c.err != nil:
+			t.Errorf("%s: unexpected error %v", c.name, c.err)
+		case c.want != "" && (c.err == nil || !strings.Contains(c.err.Error(), c.want)):
+			t.Errorf("%s: error %v, want one containing %q", c.name, c.err, c.want)
+		}
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatalf("sync after refused ops: %v", err)
+	}
+}
+
+// openBenchDevice opens OpenCL device 0 for a benchmark, or skips.
+func openBenchDevice(b *testing.B) *Device {
+	d, err := Open(0, Options{Version: "test"})
+	if err != nil {
+		b.Skipf("no OpenCL device: %v", err)
+	}
+	b.Cleanup(func() { d.Close() })
+	return d
+}
+
+func benchBuf(b *testing.B, d *Device, n int) device.Buffer {
+	buf, err := device.Upload(d, randF32(rand.New(rand.NewPCG(uint64(n), 3)), n, -1, 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return buf
+}
+
+// BenchmarkGemm times an FC-like product, (M, K)·(N, K)ᵀ as in a forward
+// pass: go test -bench Gemm ./device/opencl.
+func BenchmarkGemm(b *testing.B) {
+	d := openBenchDevice(b)
+	const M, N, K = 128, 1024, 1024
+	A, B, C := benchBuf(b, d, M*K), benchBuf(b, d, N*K), benchBuf(b, d, M*N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := d.Gemm(false, true, M, N, K, 1, A, B, 0, C); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := d.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(2*M*N*K*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkConv2 times forward and both backwards of AlexNet's conv2
+// (5x5, 96->256, groups 2, 27x27) at a small batch.
+func BenchmarkConv2(b *testing.B) {
+	d := openBenchDevice(b)
+	s := device.ConvShape{N: 4, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}
+	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
+	x, w, bias, y := benchBuf(b, d, nx), benchBuf(b, d, nw), benchBuf(b, d, s.K), benchBuf(b, d, ny)
+	dx, dw := benchBuf(b, d, nx), benchBuf(b, d, nw)
+	flops := 2 * float64(ny) * float64(s.C/s.Groups*s.R*s.S)
+	for _, c := range []struct {
+		name string
+		run  func() error
+	}{
+		{"forward", func() error { return d.Conv2DForward(x, w, bias, y, s) }},
+		{"backward_data", func() error { return d.Conv2DBackwardData(y, w, dx, s) }},
+		{"backward_filter", func() error { return d.Conv2DBackwardFilter(x, y, dw, bias, s) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if err := c.run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := d.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
