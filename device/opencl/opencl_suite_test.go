@@ -1,0 +1,42 @@
+package opencl_test
+
+import (
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/alexcl/alexcl/device/devicetest"
+	"github.com/alexcl/alexcl/device/opencl"
+	"github.com/alexcl/alexcl/device/opencl/cl"
+)
+
+// TestSuite runs the shared device suite and the PyTorch fixtures on every
+// OpenCL device found, one subtest per device ID. Without an OpenCL
+// platform it skips, unless ALEXCL_REQUIRE_OPENCL=1 (as CI sets it where a
+// platform such as POCL is installed), where it fails.
+func TestSuite(t *testing.T) {
+	infos, err := opencl.List()
+	noPlatform := errors.Is(err, cl.ErrNoRuntime) || errors.Is(err, cl.PlatformNotFoundKHR) || (err == nil && len(infos) == 0)
+	if noPlatform {
+		const hint = "no OpenCL platform found (%v); install one (e.g. apt-get install pocl-opencl-icd ocl-icd-libopencl1) or check /etc/OpenCL/vendors"
+		if os.Getenv("ALEXCL_REQUIRE_OPENCL") == "1" {
+			t.Fatalf("ALEXCL_REQUIRE_OPENCL=1 but "+hint, err)
+		}
+		t.Skipf(hint+"; set ALEXCL_REQUIRE_OPENCL=1 to make this a failure", err)
+	}
+	if err != nil {
+		t.Fatalf("listing OpenCL devices: %v", err)
+	}
+	for i, info := range infos {
+		t.Run(info.ID, func(t *testing.T) {
+			d, err := opencl.Open(i, opencl.Options{Version: "test"})
+			if err != nil {
+				t.Fatalf("open %s (%s, %s): %v", info.ID, info.Name, info.Platform, err)
+			}
+			defer d.Close()
+			t.Logf("%s: %s, %s, %s", info.ID, info.Name, info.Platform, info.Driver)
+			devicetest.RunAll(t, d)
+			devicetest.RunTorch(t, d)
+		})
+	}
+}
