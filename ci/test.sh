@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# alexcl's test command (README): installs the test dependencies when
+# missing, checks formatting and vet, then runs every test with OpenCL
+# required, so a test that finds no OpenCL platform fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+
+bash ci/install-deps.sh
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed on: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+CGO_ENABLED=0 go build -o /dev/null ./cmd/alexcl
+ALEXCL_REQUIRE_OPENCL=1 go test -count=1 -timeout 30m "$@" ./...

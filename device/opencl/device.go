@@ -1,0 +1,462 @@
+package opencl
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/opencl/cl"
+)
+
+// Options configure Open.
+type Options struct {
+	// Version is alexcl's version; it is part of the kernel cache key, so a
+	// new release never loads an old release's binaries.
+	Version string
+	// Logf receives debug lines (kernel cache hits and misses, build
+	// times). nil is silent.
+	Logf func(format string, args ...any)
+	// CacheDir overrides where compiled kernels are cached (default:
+	// $ALEXCL_KERNEL_CACHE_DIR, else os.UserCacheDir()/alexcl/kernels).
+	CacheDir string
+	// NoCache disables the kernel cache (as ALEXCL_KERNEL_CACHE=off does).
+	NoCache bool
+	// Defines are passed to the OpenCL compiler as -D NAME=value (an empty
+	// value gives -D NAME); the tunables each .cl file reads are listed in
+	// its header comment.
+	Defines map[string]string
+	// BuildOptions are more compiler options, e.g. "-cl-mad-enable",
+	// appended after the defines.
+	BuildOptions []string
+
+	// extraSources are appended to clkernels.Sources(); tests use them to
+	// build kernels of their own.
+	extraSources []string
+}
+
+// logf logs a debug line when a logger is set.
+func (o *Options) logf(format string, args ...any) {
+	if o.Logf != nil {
+		o.Logf(format, args...)
+	}
+}
+
+// Device is one OpenCL device opened for alexcl. Its methods may be called
+// from several goroutines; work is queued in call order.
+type Device struct {
+	info     device.Info
+	opts     Options
+	dev      *cl.Device
+	ctx      *cl.Context
+	queue    *cl.CommandQueue
+	prog     *cl.Program
+	kernels  map[string]*cl.Kernel // every kernel of prog; read-only after Open
+	maxAlloc int64
+
+	// useMu is held for reading while a call uses buffers or the queue, and
+	// for writing by Free and Close, so a buffer is never released while a
+	// call is queueing work on it.
+	useMu  sync.RWMutex
+	closed bool
+
+	// launchMu serialises launches: a cl.Kernel's arguments are state.
+	launchMu sync.Mutex
+
+	statsMu sync.Mutex
+	live    map[*buffer]struct{}
+	stats   device.MemStats
+}
+
+// buffer is a device.Buffer of this package.
+type buffer struct {
+	mem   *cl.MemObject
+	size  int
+	dev   *Device
+	freed bool // guarded by dev.useMu
+}
+
+// Size is the size in bytes the buffer was allocated with.
+func (b *buffer) Size() int { return b.size }
+
+// clDevice is one entry of the global device numbering.
+type clDevice struct {
+	platform *cl.Platform
+	dev      *cl.Device
+}
+
+// enumerate lists every device of every platform, in order. A platform
+// that fails to list its devices is skipped; its error is returned only
+// when no device was found at all.
+func enumerate() ([]clDevice, error) {
+	platforms, err := cl.GetPlatforms()
+	if errors.Is(err, cl.PlatformNotFoundKHR) {
+		return nil, fmt.Errorf("the OpenCL loader found no driver (none registered in /etc/OpenCL/vendors or $OCL_ICD_VENDORS): %w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []clDevice
+	var errs []error
+	for _, p := range platforms {
+		devs, err := p.GetDevices(cl.DeviceTypeAll)
+		if errors.Is(err, cl.DeviceNotFound) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("platform %q: %w", p.Name(), err))
+			continue
+		}
+		for _, d := range devs {
+			out = append(out, clDevice{p, d})
+		}
+	}
+	if len(out) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return out, nil
+}
+
+// infoOf describes device i of the numbering.
+func infoOf(i int, d clDevice) device.Info {
+	return device.Info{
+		ID:           fmt.Sprintf("cl%d", i),
+		Name:         d.dev.Name(),
+		Vendor:       d.dev.Vendor(),
+		Platform:     d.platform.Name(),
+		Type:         d.dev.Type().String(),
+		ComputeUnits: d.dev.MaxComputeUnits(),
+		ClockMHz:     d.dev.MaxClockFrequency(),
+		GlobalMem:    d.dev.GlobalMemSize(),
+		MaxAlloc:     d.dev.MaxMemAllocSize(),
+		LocalMem:     d.dev.LocalMemSize(),
+		CVersion:     d.dev.OpenCLCVersion(),
+		Driver:       d.dev.DriverVersion(),
+		FP16:         d.dev.FP16(),
+		FP64:         d.dev.FP64(),
+	}
+}
+
+// List describes every OpenCL device over all platforms, in order, with
+// IDs "cl0", "cl1", .... Without an OpenCL runtime (or with a loader but
+// no installed driver) it returns an error saying so.
+func List() ([]device.Info, error) {
+	devs, err := enumerate()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]device.Info, len(devs))
+	for i, d := range devs {
+		out[i] = infoOf(i, d)
+	}
+	return out, nil
+}
+
+// Open opens device cl<index> of List: it creates a context and a
+// profiling in-order queue, and builds (or loads from the kernel cache)
+// the program of clkernels.Sources.
+func Open(index int, opts Options) (*Device, error) {
+	devs, err := enumerate()
+	if err != nil {
+		return nil, fmt.Errorf("open cl%d: %w", index, err)
+	}
+	if index < 0 || index >= len(devs) {
+		return nil, fmt.Errorf("open cl%d: no such OpenCL device; there are %d (%s)", index, len(devs), idRange(len(devs)))
+	}
+	cd := devs[index]
+	d := &Device{
+		info:     infoOf(index, cd),
+		opts:     opts,
+		dev:      cd.dev,
+		maxAlloc: cd.dev.MaxMemAllocSize(),
+		live:     map[*buffer]struct{}{},
+	}
+	fail := func(err error) (*Device, error) {
+		d.release()
+		return nil, fmt.Errorf("open %s (%s): %w", d.info.ID, d.info.Name, err)
+	}
+	if d.ctx, err = cl.CreateContext([]*cl.Device{cd.dev}); err != nil {
+		return fail(err)
+	}
+	if d.queue, err = d.ctx.CreateCommandQueue(cd.dev, cl.CommandQueueProfilingEnable); err != nil {
+		return fail(err)
+	}
+	if err := d.buildProgram(cd.platform); err != nil {
+		return fail(err)
+	}
+	return d, nil
+}
+
+// idRange names the valid ids for n devices.
+func idRange(n int) string {
+	switch n {
+	case 0:
+		return "none"
+	case 1:
+		return "cl0"
+	}
+	return fmt.Sprintf("cl0..cl%d", n-1)
+}
+
+// Info describes the device.
+func (d *Device) Info() device.Info { return d.info }
+
+// release frees the OpenCL objects of a device that is closing or failed to open.
+func (d *Device) release() {
+	for _, k := range d.kernels {
+		k.Release()
+	}
+	d.kernels = nil
+	d.prog.Release()
+	d.queue.Release()
+	d.ctx.Release()
+}
+
+// Close waits for queued work, then releases every buffer, the program,
+// the queue and the context. It reports an error queued work raised.
+// Closing twice is a no-op.
+func (d *Device) Close() error {
+	d.useMu.Lock()
+	defer d.useMu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	err := d.queue.Finish()
+	d.statsMu.Lock()
+	for b := range d.live {
+		b.freed = true
+		b.mem.Release()
+	}
+	d.live = map[*buffer]struct{}{}
+	d.stats.InUse, d.stats.Buffers = 0, 0
+	d.statsMu.Unlock()
+	d.release()
+	if err != nil {
+		return fmt.Errorf("close %s: %w", d.info.ID, err)
+	}
+	return nil
+}
+
+var errClosed = errors.New("device is closed")
+
+// Alloc returns a buffer of size bytes with undefined contents.
+func (d *Device) Alloc(size int) (device.Buffer, error) {
+	if size <= 0 {
+		return nil, fmt.Errorf("alloc %d bytes on %s: size must be positive", size, d.info.ID)
+	}
+	if int64(size) > d.maxAlloc {
+		return nil, fmt.Errorf("alloc %s (%d bytes) on %s (%s): larger than the device's largest single buffer, %s (CL_DEVICE_MAX_MEM_ALLOC_SIZE = %d bytes)",
+			human(int64(size)), size, d.info.ID, d.info.Name, human(d.maxAlloc), d.maxAlloc)
+	}
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	if d.closed {
+		return nil, fmt.Errorf("alloc on %s: %w", d.info.ID, errClosed)
+	}
+	mem, err := d.ctx.CreateEmptyBuffer(cl.MemReadWrite, size)
+	if err != nil {
+		st := d.MemStats()
+		return nil, fmt.Errorf("alloc %s on %s (%s in use in %d buffers, %s on the device): %w",
+			human(int64(size)), d.info.ID, human(st.InUse), st.Buffers, human(d.info.GlobalMem), err)
+	}
+	b := &buffer{mem: mem, size: size, dev: d}
+	d.statsMu.Lock()
+	d.live[b] = struct{}{}
+	d.stats.Buffers++
+	d.stats.InUse += int64(size)
+	d.stats.Peak = max(d.stats.Peak, d.stats.InUse)
+	d.statsMu.Unlock()
+	return b, nil
+}
+
+// Free releases b. Work already queued on b still completes.
+func (d *Device) Free(b device.Buffer) error {
+	d.useMu.Lock()
+	defer d.useMu.Unlock()
+	buf, err := d.resolve("free", "buffer", b)
+	if err != nil {
+		return err
+	}
+	if buf == nil {
+		return fmt.Errorf("free: buffer is nil")
+	}
+	buf.freed = true
+	buf.mem.Release()
+	d.statsMu.Lock()
+	delete(d.live, buf)
+	d.stats.Buffers--
+	d.stats.InUse -= int64(buf.size)
+	d.statsMu.Unlock()
+	return nil
+}
+
+// resolve checks that b is a live buffer of d (nil is returned as nil) and
+// returns it. The caller holds useMu.
+func (d *Device) resolve(op, name string, b device.Buffer) (*buffer, error) {
+	if d.closed {
+		return nil, fmt.Errorf("%s on %s: %w", op, d.info.ID, errClosed)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	buf, ok := b.(*buffer)
+	if !ok || buf == nil {
+		return nil, fmt.Errorf("%s: %s is a %T, not a buffer of OpenCL device %s", op, name, b, d.info.ID)
+	}
+	if buf.dev != d {
+		return nil, fmt.Errorf("%s: %s belongs to %s, not to %s", op, name, buf.dev.info.ID, d.info.ID)
+	}
+	if buf.freed {
+		return nil, fmt.Errorf("%s: %s: %w", op, name, device.ErrFreed)
+	}
+	return buf, nil
+}
+
+// resolveRange resolves a non-nil buffer and checks that n bytes at off lie in it.
+func (d *Device) resolveRange(op, name string, b device.Buffer, off, n int) (*buffer, error) {
+	buf, err := d.resolve(op, name, b)
+	if err != nil {
+		return nil, err
+	}
+	if buf == nil {
+		return nil, fmt.Errorf("%s: %s is nil", op, name)
+	}
+	if off < 0 || n < 0 || off > buf.size-n {
+		return nil, fmt.Errorf("%s: %d bytes at offset %d do not fit %s of %d bytes", op, n, off, name, buf.size)
+	}
+	return buf, nil
+}
+
+// Write copies src into dst at byte offset off; src may be reused on return.
+func (d *Device) Write(dst device.Buffer, off int, src []byte) error {
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	buf, err := d.resolveRange("write", "dst", dst, off, len(src))
+	if err != nil || len(src) == 0 {
+		return err
+	}
+	ev, err := d.queue.EnqueueWriteBuffer(buf.mem, true, off, len(src), unsafe.Pointer(&src[0]), nil)
+	if err != nil {
+		return fmt.Errorf("write %d bytes to %s: %w", len(src), d.info.ID, err)
+	}
+	ev.Release()
+	return nil
+}
+
+// Read copies len(dst) bytes of src at byte offset off into dst, after all
+// earlier work, and reports an error that work raised.
+func (d *Device) Read(src device.Buffer, off int, dst []byte) error {
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	buf, err := d.resolveRange("read", "src", src, off, len(dst))
+	if err != nil {
+		return err
+	}
+	if len(dst) == 0 {
+		if err := d.queue.Finish(); err != nil {
+			return fmt.Errorf("read from %s: %w", d.info.ID, err)
+		}
+		return nil
+	}
+	ev, err := d.queue.EnqueueReadBuffer(buf.mem, true, off, len(dst), unsafe.Pointer(&dst[0]), nil)
+	if err != nil {
+		return fmt.Errorf("read %d bytes from %s: %w", len(dst), d.info.ID, err)
+	}
+	ev.Release()
+	return nil
+}
+
+// Copy queues a copy of n bytes from src at srcOff to dst at dstOff.
+func (d *Device) Copy(dst device.Buffer, dstOff int, src device.Buffer, srcOff int, n int) error {
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	db, err := d.resolveRange("copy", "dst", dst, dstOff, n)
+	if err != nil {
+		return err
+	}
+	sb, err := d.resolveRange("copy", "src", src, srcOff, n)
+	if err != nil || n == 0 {
+		return err
+	}
+	if db == sb && srcOff < dstOff+n && dstOff < srcOff+n {
+		return fmt.Errorf("copy: %d bytes from offset %d to %d overlap in one buffer", n, srcOff, dstOff)
+	}
+	ev, err := d.queue.EnqueueCopyBuffer(sb.mem, db.mem, srcOff, dstOff, n, nil)
+	if err != nil {
+		return fmt.Errorf("copy %d bytes on %s: %w", n, d.info.ID, err)
+	}
+	ev.Release()
+	return nil
+}
+
+// Fill queues setting every float32 element of b to v (the whole 4-byte
+// elements of b; a trailing partial element is left as it is).
+func (d *Device) Fill(b device.Buffer, v float32) error {
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	buf, err := d.resolveRange("fill", "buffer", b, 0, 0)
+	if err != nil {
+		return err
+	}
+	n := buf.size / 4 * 4
+	if n == 0 {
+		return nil
+	}
+	ev, err := d.queue.EnqueueFillBuffer(buf.mem, unsafe.Pointer(&v), 4, 0, n, nil)
+	if err != nil {
+		return fmt.Errorf("fill %d bytes on %s: %w", n, d.info.ID, err)
+	}
+	ev.Release()
+	return nil
+}
+
+// Sync waits for all queued work (clFinish) and reports an error it raised.
+func (d *Device) Sync() error {
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	if d.closed {
+		return fmt.Errorf("sync %s: %w", d.info.ID, errClosed)
+	}
+	if err := d.queue.Finish(); err != nil {
+		return fmt.Errorf("sync %s: %w", d.info.ID, err)
+	}
+	return nil
+}
+
+// MemStats reports allocation accounting.
+func (d *Device) MemStats() device.MemStats {
+	d.statsMu.Lock()
+	defer d.statsMu.Unlock()
+	return d.stats
+}
+
+// human formats a byte count in binary units: "1.5 GiB".
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// kernelNames lists the program's kernels, sorted, for error messages.
+func (d *Device) kernelNames() string {
+	names := make([]string, 0, len(d.kernels))
+	for n := range d.kernels {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}

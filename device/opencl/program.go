@@ -1,0 +1,243 @@
+package opencl
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alexcl/alexcl/clkernels"
+	"github.com/alexcl/alexcl/device/opencl/cl"
+)
+
+// cacheMagic starts every kernel cache file; a SHA-256 of the binary that
+// follows it guards against truncated or corrupted files, which a driver
+// might not reject cleanly.
+const cacheMagic = "alexcl-clbin-v1\n"
+
+// buildOptions turns Options into the compiler's option string: the
+// defines sorted by name, then BuildOptions.
+func buildOptions(o Options) (string, error) {
+	names := make([]string, 0, len(o.Defines))
+	for n := range o.Defines {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var parts []string
+	for _, n := range names {
+		if !isIdent(n) {
+			return "", fmt.Errorf("define %q: not a C identifier", n)
+		}
+		v := o.Defines[n]
+		if strings.ContainsAny(v, " \t\r\n\"'\\") {
+			return "", fmt.Errorf("define %s=%q: the value must not contain spaces, quotes or backslashes", n, v)
+		}
+		if v == "" {
+			parts = append(parts, "-D "+n)
+		} else {
+			parts = append(parts, "-D "+n+"="+v)
+		}
+	}
+	parts = append(parts, o.BuildOptions...)
+	return strings.Join(parts, " "), nil
+}
+
+func isIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r != '_' && !(r >= 'a' && r <= 'z') && !(r >= 'A' && r <= 'Z') && !(i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// cacheDir returns the kernel cache directory, or "" when caching is off.
+func cacheDir(o Options) string {
+	switch strings.ToLower(os.Getenv("ALEXCL_KERNEL_CACHE")) {
+	case "off", "0", "false", "no":
+		return ""
+	}
+	if o.NoCache {
+		return ""
+	}
+	if o.CacheDir != "" {
+		return o.CacheDir
+	}
+	if dir := os.Getenv("ALEXCL_KERNEL_CACHE_DIR"); dir != "" {
+		return dir
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		o.logf("kernel cache off: %v", err)
+		return ""
+	}
+	return filepath.Join(base, "alexcl", "kernels")
+}
+
+// cacheKey hashes everything a compiled binary depends on.
+func cacheKey(sources []string, options string, p *cl.Platform, dev *cl.Device, version string) string {
+	h := sha256.New()
+	field := func(s string) {
+		var n [8]byte
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(cacheMagic)
+	field(version)
+	field(p.Name())
+	field(p.Version())
+	field(dev.Name())
+	field(dev.Vendor())
+	field(dev.Version())
+	field(dev.DriverVersion())
+	field(options)
+	for _, s := range sources {
+		field(s)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// buildProgram builds the program of clkernels.Sources (plus test sources)
+// for d, through the kernel cache, and creates all its kernels.
+func (d *Device) buildProgram(platform *cl.Platform) error {
+	sources := append(clkernels.Sources(), d.opts.extraSources...)
+	options, err := buildOptions(d.opts)
+	if err != nil {
+		return err
+	}
+	dir := cacheDir(d.opts)
+	var path string
+	if dir != "" {
+		version := d.opts.Version
+		if version == "" {
+			version = "dev"
+		}
+		path = filepath.Join(dir, cacheKey(sources, options, platform, d.dev, version)+".clbin")
+		if err := d.loadCached(path, options); err == nil {
+			d.opts.logf("kernel cache hit %s", path)
+			return nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			d.opts.logf("kernel cache entry %s unusable, rebuilding: %v", path, err)
+		}
+	}
+
+	start := time.Now()
+	prog, err := d.ctx.CreateProgramWithSource(sources)
+	if err != nil {
+		return err
+	}
+	d.prog = prog
+	if err := prog.BuildProgram(nil, options); err != nil {
+		return fmt.Errorf("building the kernels with options %q: %w", options, err)
+	}
+	if err := d.createKernels(); err != nil {
+		return err
+	}
+	ms := time.Since(start).Milliseconds()
+	if path == "" {
+		d.opts.logf("kernel cache off, built in %d ms", ms)
+		return nil
+	}
+	if err := d.saveCached(path); err != nil {
+		d.opts.logf("kernel cache miss, built in %d ms, not saved: %v", ms, err)
+		return nil
+	}
+	d.opts.logf("kernel cache miss, built in %d ms, saved %s", ms, path)
+	return nil
+}
+
+// loadCached builds d.prog from the cached binary at path and creates its
+// kernels. On any error it leaves d without a program.
+func (d *Device) loadCached(path, options string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	bin, ok := bytes.CutPrefix(data, []byte(cacheMagic))
+	if !ok || len(bin) <= sha256.Size {
+		return fmt.Errorf("not a kernel cache file")
+	}
+	sum, bin := bin[:sha256.Size], bin[sha256.Size:]
+	if got := sha256.Sum256(bin); !bytes.Equal(got[:], sum) {
+		return fmt.Errorf("checksum mismatch (corrupted file)")
+	}
+	prog, err := d.ctx.CreateProgramWithBinary([]*cl.Device{d.dev}, [][]byte{bin})
+	if err != nil {
+		return err
+	}
+	d.prog = prog
+	if err := prog.BuildProgram(nil, options); err != nil {
+		d.dropProgram()
+		return err
+	}
+	if err := d.createKernels(); err != nil {
+		d.dropProgram()
+		return err
+	}
+	return nil
+}
+
+// dropProgram releases d's program and kernels.
+func (d *Device) dropProgram() {
+	for _, k := range d.kernels {
+		k.Release()
+	}
+	d.kernels = nil
+	d.prog.Release()
+	d.prog = nil
+}
+
+// createKernels creates every kernel of d.prog into d.kernels.
+func (d *Device) createKernels() error {
+	ks, err := d.prog.CreateKernels()
+	if err != nil {
+		return err
+	}
+	d.kernels = make(map[string]*cl.Kernel, len(ks))
+	for _, k := range ks {
+		d.kernels[k.Name()] = k
+	}
+	return nil
+}
+
+// saveCached writes d.prog's binary to path atomically (a temporary file
+// in the same directory, renamed over path).
+func (d *Device) saveCached(path string) error {
+	bins, err := d.prog.Binaries()
+	if err != nil {
+		return err
+	}
+	if len(bins) != 1 || len(bins[0]) == 0 {
+		return fmt.Errorf("the driver returned no program binary")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.clbin")
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(bins[0])
+	_, err = f.Write(slices.Concat([]byte(cacheMagic), sum[:], bins[0]))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
