@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs what alexcl's tests need on a fresh Debian machine, skipping what
 # is already there: the OpenCL ICD loader and POCL (a CPU OpenCL platform, so
-# the OpenCL device is tested without a GPU), and python3-torch (the PyTorch
-# oracle that checks our checkpoints load into the reference module).
+# the OpenCL device is tested without a GPU), OpenBLAS (the CPU device's
+# fast GEMM, loaded at run time), and python3-torch (the PyTorch oracle that
+# checks our checkpoints load into the reference module).
 # Set ALEXCL_SKIP_TORCH=1 to leave python3-torch out.
 set -euo pipefail
 
 need=()
 [ -e /etc/OpenCL/vendors/pocl.icd ] || need+=(pocl-opencl-icd)
 ldconfig -p | grep -q 'libOpenCL.so.1' || need+=(ocl-icd-libopencl1)
+ldconfig -p | grep -q 'libopenblas.so.0' || need+=(libopenblas0-pthread)
 if [ "${ALEXCL_SKIP_TORCH:-0}" != 1 ] && ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   need+=(python3-torch)
 fi

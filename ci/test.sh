@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # alexcl's test command (README): installs the test dependencies when
 # missing, checks formatting and vet, then runs every test with OpenCL
-# required, so a test that finds no OpenCL platform fails instead of skipping.
+# and OpenBLAS required, so a test that finds no OpenCL platform (or no BLAS)
+# fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
@@ -15,4 +16,4 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 CGO_ENABLED=0 go build -o /dev/null ./cmd/alexcl
-ALEXCL_REQUIRE_OPENCL=1 go test -count=1 -timeout 30m "$@" ./...
+ALEXCL_REQUIRE_OPENCL=1 ALEXCL_REQUIRE_BLAS=1 go test -count=1 -timeout 30m "$@" ./...

@@ -69,3 +69,65 @@ func BenchmarkConv2BackwardData(b *testing.B) { benchConv(b, alexConv2, "data") 
 
 // BenchmarkConv2BackwardFilter is AlexNet conv2's filter gradient at batch 8.
 func BenchmarkConv2BackwardFilter(b *testing.B) { benchConv(b, alexConv2, "filter") }
+
+// paperPool1 and paperLRN1 are AlexNet's first pooling and LRN layers at batch 32.
+var (
+	paperPool1 = device.PoolShape{N: 32, C: 96, H: 55, W: 55, Size: 3, Stride: 2}
+	paperLRN1  = device.LRNShape{N: 32, C: 96, H: 55, W: 55, Size: 5, Alpha: 1e-4, Beta: 0.75, K: 2}
+)
+
+// BenchmarkMaxPoolForward is paper AlexNet's first max pooling at batch 32.
+func BenchmarkMaxPoolForward(b *testing.B) {
+	d := testDevice{New(), &testing.T{}}
+	defer d.Close()
+	s := paperPool1
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := d.up(randF32(rng, s.N*s.C*s.H*s.W))
+	y, idx := d.up(make([]float32, s.N*s.C*s.OH()*s.OW())), d.up(make([]float32, s.N*s.C*s.OH()*s.OW()))
+	for b.Loop() {
+		if err := d.MaxPoolForward(x, y, idx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(s.N*s.C*s.H*s.W)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+}
+
+func benchLRN(b *testing.B, backward bool) {
+	d := testDevice{New(), &testing.T{}}
+	defer d.Close()
+	s := paperLRN1
+	n := s.N * s.C * s.H * s.W
+	rng := rand.New(rand.NewPCG(3, 4))
+	x, y, sc, dy, dx := d.up(randF32(rng, n)), d.up(make([]float32, n)), d.up(make([]float32, n)), d.up(randF32(rng, n)), d.up(make([]float32, n))
+	d.must(d.LRNForward(x, y, sc, s))
+	for b.Loop() {
+		var err error
+		if backward {
+			err = d.LRNBackward(x, y, sc, dy, dx, s)
+		} else {
+			err = d.LRNForward(x, y, sc, s)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+}
+
+// BenchmarkLRNForward is paper AlexNet's first LRN at batch 32.
+func BenchmarkLRNForward(b *testing.B) { benchLRN(b, false) }
+
+// BenchmarkLRNBackward is its backward pass.
+func BenchmarkLRNBackward(b *testing.B) { benchLRN(b, true) }
+
+// miniConv2 is the mini net's conv2 (64→192, 5×5, pad 2) at batch 128.
+var miniConv2 = device.ConvShape{N: 128, C: 64, H: 13, W: 13, K: 192, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1}
+
+// BenchmarkMiniConv2Forward is the mini net's conv2 forward pass at batch 128.
+func BenchmarkMiniConv2Forward(b *testing.B) { benchConv(b, miniConv2, "forward") }
+
+// BenchmarkMiniConv2BackwardData is its data gradient.
+func BenchmarkMiniConv2BackwardData(b *testing.B) { benchConv(b, miniConv2, "data") }
+
+// BenchmarkMiniConv2BackwardFilter is its filter gradient.
+func BenchmarkMiniConv2BackwardFilter(b *testing.B) { benchConv(b, miniConv2, "filter") }

@@ -1,12 +1,21 @@
-// Package cpu is alexcl's pure-Go device: every op of device.Device, run
+// Package cpu is alexcl's CPU device: every op of device.Device, run
 // synchronously on the host and parallelised over runtime.GOMAXPROCS cores.
 //
-// Convolutions are im2col followed by a blocked, packed float32 GEMM
-// (gemm.go); the other ops are parallel loops over batch, channel or rows.
+// Convolutions are im2col followed by float32 GEMMs over chunks of samples
+// (conv.go); the GEMMs go through a system BLAS (OpenBLAS) loaded at run
+// time without cgo when one is installed, and through gonum's pure-Go BLAS
+// when not or when ALEXCL_BLAS=off (gemm.go, package blas). The other ops
+// are parallel loops over batch, channel or rows.
+//
 // Every op is judged against the readable reference in device/ref, and every
-// op is deterministic: work is split so that each output element, and each
-// reduction, is computed by exactly one goroutine in a fixed order, so the
-// bits do not depend on scheduling (nor on the number of workers).
+// op is deterministic: work is split into tasks by the shape alone, each
+// output element and each reduction is computed by exactly one task in a
+// fixed order, so the bits do not depend on scheduling, nor on the number of
+// workers (they may differ between the BLAS and the pure-Go path).
+//
+// Scratch memory (im2col columns, partial sums) comes from arenas the device
+// keeps between calls, so a training step allocates no buffers once the
+// arenas have grown to the largest layer.
 package cpu
 
 import (
@@ -22,6 +31,7 @@ import (
 	"unsafe"
 
 	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/cpu/blas"
 )
 
 // Device is the CPU implementation of device.Device. Alloc, Free, Close and
@@ -31,6 +41,10 @@ import (
 type Device struct {
 	workers int
 	info    device.Info
+	lib     *blas.Lib // nil: the pure-Go GEMM
+
+	arenaMu sync.Mutex
+	arenas  []*arena // idle arenas, reused by the next op
 
 	mu     sync.Mutex
 	live   map[*buffer]struct{}
@@ -57,12 +71,41 @@ func (b *buffer) bytes() []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&b.f[0])), len(b.f)*4)[:b.size]
 }
 
-// New returns a CPU device using runtime.GOMAXPROCS(0) workers.
+// New returns a CPU device using runtime.GOMAXPROCS(0) workers and the
+// BLAS library package blas finds (see blas.Load and ALEXCL_BLAS), or the
+// pure-Go GEMM when there is none.
 func New() *Device {
-	w := runtime.GOMAXPROCS(0)
-	d := &Device{workers: w, live: map[*buffer]struct{}{}}
-	d.info = hostInfo(w)
+	lib, err := blas.Load()
+	if err != nil {
+		lib = nil
+	}
+	return newDevice(runtime.GOMAXPROCS(0), lib)
+}
+
+// NewGo returns a CPU device that uses the pure-Go GEMM even when a BLAS
+// library is installed.
+func NewGo() *Device { return newDevice(runtime.GOMAXPROCS(0), nil) }
+
+// newDevice returns a device with the given workers and GEMM library (nil:
+// pure Go). The library is set to one thread: the device runs one GEMM per
+// worker itself.
+func newDevice(workers int, lib *blas.Lib) *Device {
+	d := &Device{workers: workers, lib: lib, live: map[*buffer]struct{}{}}
+	if lib != nil {
+		lib.SetThreads(1)
+	}
+	d.info = hostInfo(workers)
+	d.info.Driver = runtime.Version() + "; gemm " + d.BLAS()
 	return d
+}
+
+// BLAS names the GEMM backend in use: "gonum (pure Go)" or the library and,
+// for OpenBLAS, its version and kernel core.
+func (d *Device) BLAS() string {
+	if d.lib == nil {
+		return "gonum (pure Go)"
+	}
+	return d.lib.Describe()
 }
 
 // hostInfo describes the host from /proc where that is cheap to read.
@@ -159,7 +202,7 @@ func (d *Device) Alloc(size int) (device.Buffer, error) {
 	if closed {
 		return nil, errors.New("cpu: alloc on a closed device")
 	}
-	b := &buffer{dev: d, size: size, f: make([]float32, (size+3)/4)}
+	b := &buffer{dev: d, size: size, f: alignedFloats((size + 3) / 4)}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -334,6 +377,109 @@ func parallelFor(workers, n, grain int, fn func(lo, hi int)) {
 			defer wg.Done()
 			fn(lo, hi)
 		}()
+	}
+	wg.Wait()
+}
+
+// arena is the scratch memory of one op: a float32 region handed out by
+// take, and one worker state per goroutine. An op acquires an arena, takes
+// what it needs and releases it; the region keeps its size, so the next op
+// of the same shape allocates nothing.
+type arena struct {
+	buf     []float32
+	used    int
+	need    int // floats the op asked for, to size buf on release
+	workers []*worker
+}
+
+// acquire returns an idle arena (or a new one) with a worker state for each
+// of the device's workers.
+func (d *Device) acquire() *arena {
+	d.arenaMu.Lock()
+	var a *arena
+	if n := len(d.arenas); n > 0 {
+		a, d.arenas = d.arenas[n-1], d.arenas[:n-1]
+	}
+	d.arenaMu.Unlock()
+	if a == nil {
+		a = &arena{}
+	}
+	for len(a.workers) < d.workers {
+		a.workers = append(a.workers, &worker{idx: len(a.workers)})
+	}
+	a.used, a.need = 0, 0
+	return a
+}
+
+// release returns a to the idle list, growing its region to what the op
+// needed when that did not fit.
+func (d *Device) release(a *arena) {
+	if a.need > len(a.buf) {
+		a.buf = alignedFloats(a.need)
+	}
+	d.arenaMu.Lock()
+	d.arenas = append(d.arenas, a)
+	d.arenaMu.Unlock()
+}
+
+// take returns n floats of scratch (contents undefined), 64-byte aligned.
+func (a *arena) take(n int) []float32 {
+	n16 := round16(n)
+	a.need += n16
+	if a.used+n16 <= len(a.buf) {
+		s := a.buf[a.used : a.used+n : a.used+n]
+		a.used += n16
+		return s
+	}
+	return alignedFloats(n) // first use of this size: release grows buf
+}
+
+// round16 rounds n up to a multiple of 16 floats (64 bytes).
+func round16(n int) int { return (n + 15) &^ 15 }
+
+// alignedFloats returns n zeroed floats starting on a 64-byte boundary.
+//
+// Alignment is part of determinism: gonum's SIMD kernels (the pure-Go GEMM
+// path) peel elements until an operand is 16-byte aligned, so their
+// summation order, and the bits of the result, depend on the address mod
+// 16. Buffers and scratch regions (each a multiple of 64 bytes long) all
+// start 64-byte aligned, so the address of every operand mod 64 is a
+// function of the shape alone, whichever worker or allocation it lands in.
+func alignedFloats(n int) []float32 {
+	s := make([]float32, n+15)
+	off := int((64 - uintptr(unsafe.Pointer(&s[0]))%64) % 64 / 4)
+	return s[off : off+n : off+n]
+}
+
+// worker returns the state of goroutine i.
+func (a *arena) worker(i int) *worker { return a.workers[i] }
+
+// run calls fn(w, t) for every task t in [0, tasks), on up to d.workers
+// goroutines, each with its own worker state w, handing out tasks in order
+// as goroutines become free. fn must compute each task's result
+// independently of which goroutine runs it.
+func (d *Device) run(a *arena, tasks int, fn func(w *worker, t int)) {
+	g := min(d.workers, tasks)
+	if g <= 1 {
+		for t := 0; t < tasks; t++ {
+			fn(a.workers[0], t)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < g; i++ {
+		wg.Add(1)
+		go func(w *worker) {
+			defer wg.Done()
+			for {
+				t := int(next.Add(1) - 1)
+				if t >= tasks {
+					return
+				}
+				fn(w, t)
+			}
+		}(a.workers[i])
 	}
 	wg.Wait()
 }

@@ -1,75 +1,165 @@
 package cpu
 
 import (
-	"sync"
+	"github.com/alexcl/alexcl/device/cpu/blas"
 
-	"gonum.org/v1/gonum/blas"
+	gblas "gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// GEMM goes through gonum's float32 BLAS (gonum.org/v1/gonum/blas/gonum),
-// whose Sgemm uses SIMD assembly for its inner loops. Measured against a
-// packed, register-blocked pure-Go GEMM (4×8 micro-kernel) on 1024³, one
-// thread, in CPU time: gonum 15.0 (NN), 16.1 (NT), 9.9 (TN) GFLOP per
-// CPU-second versus 4.0–4.2 for the pure-Go kernel; gonum's Aᵀ·Bᵀ path is
-// strided and ran at 0.3. So a transposed A is first copied into (M, K)
-// row-major and only the NN and NT kernels are called.
+// GEMM has two paths, side by side, with one contract:
 //
-// Determinism: gonum splits C into fixed 64×64 blocks, each owned by one
-// goroutine that walks K in fixed 64-blocks, and chooses serial or parallel
-// from the shape alone, so the bits depend only on the shape, never on
-// GOMAXPROCS or scheduling.
+//	C = alpha·op(A)·op(B) + beta·C, row-major with leading dimensions;
+//	with beta 0, C is never read (NaN in it must not leak);
+//	the bits of C depend only on the call's shape, transposes, leading
+//	dimensions and data — never on the number of workers or scheduling.
+//
+// The fast path is a system BLAS (OpenBLAS) loaded at run time by package
+// blas, set to one thread: our own goroutines run several single-threaded
+// GEMMs at once (one per worker), on panels and sample chunks whose split
+// is a function of the shape alone. OpenBLAS's single-threaded sgemm blocks
+// K and sums each element in a fixed order for a given shape, so a fixed
+// split gives the same bits run after run; this is what determinism rests
+// on. (Had OpenBLAS threads been used, its split would follow its thread
+// count instead of ours.)
+//
+// The generic path is gonum's float32 BLAS (SIMD assembly inner loops,
+// ≈12–16 GFLOP/s a core here); gonum splits C into fixed 64×64 blocks and
+// walks K in fixed 64-blocks, choosing serial or parallel from the shape
+// alone. Its Aᵀ·B and Aᵀ·Bᵀ kernels are strided and slow (0.3–10 GFLOP/s),
+// so a transposed A is first copied into (M, K).
+//
+// TestGemmPathsCrossCheck runs both paths and device/ref on random shapes
+// around the blocking cut-offs; ALEXCL_BLAS=off forces the generic path.
 
-var blasImpl gonum.Implementation
+var gonumImpl gonum.Implementation
 
-// scratchPool recycles the transposed copies of A.
-var scratchPool sync.Pool
+// worker is the per-goroutine state of one op: its BLAS argument frame and
+// scratch slices carved from the device's arena.
+type worker struct {
+	idx   int // which goroutine of the op: indexes per-worker scratch
+	frame blas.Frame
+	tr    []float32 // the generic path's transposed copy of A
+}
 
-// sgemm computes C = alpha·op(A)·op(B) + beta·C, row-major, with the
-// meaning of device.Device.Gemm. With beta 0, C is not read (gonum zeroes
-// it first). workers bounds the goroutines used for the transposed copy.
+// sgemm runs one GEMM on the calling goroutine (the BLAS library) or on
+// gonum's own goroutines (the generic path).
+//
+//	A is (M, lda ≥ K), or (K, lda ≥ M) when tA
+//	B is (K, ldb ≥ N), or (N, ldb ≥ K) when tB
+//	C is (M, ldc ≥ N)
+func (d *Device) sgemm(w *worker, tA, tB bool, M, N, K int, alpha float32, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
+	if M == 0 || N == 0 {
+		return
+	}
+	if d.lib != nil {
+		// The shapes were checked by the op; an error here is a bug in
+		// this package, not a user error.
+		if err := d.lib.SgemmFrame(&w.frame, blas.Fortran, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); err != nil {
+			panic("cpu: " + err.Error())
+		}
+		return
+	}
+	if tA {
+		// (K, M) with stride lda → (M, K) packed.
+		if cap(w.tr) < M*K {
+			w.tr = alignedFloats(M * K)
+		}
+		t := w.tr[:M*K]
+		transposeStrided(A, lda, t, K, M)
+		A, lda = t, K
+	}
+	tb := gblas.NoTrans
+	if tB {
+		tb = gblas.Trans
+	}
+	if K == 0 {
+		scaleC(C, ldc, M, N, beta)
+		return
+	}
+	gonumImpl.Sgemm(gblas.NoTrans, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+}
+
+// scaleC sets C (M, ldc) to beta·C, writing zeros (never reading) for beta 0.
+func scaleC(C []float32, ldc, M, N int, beta float32) {
+	for i := 0; i < M; i++ {
+		row := C[i*ldc : i*ldc+N]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		for j := range row {
+			row[j] *= beta
+		}
+	}
+}
+
+// transposeStrided writes dst (cols, rows), packed, = srcᵀ for src (rows,
+// cols) with row stride ld, in 32×32 tiles.
+func transposeStrided(src []float32, ld int, dst []float32, rows, cols int) {
+	const tile = 32
+	for i0 := 0; i0 < rows; i0 += tile {
+		for j0 := 0; j0 < cols; j0 += tile {
+			for i := i0; i < min(i0+tile, rows); i++ {
+				row := src[i*ld : i*ld+cols]
+				for j := j0; j < min(j0+tile, cols); j++ {
+					dst[j*rows+i] = row[j]
+				}
+			}
+		}
+	}
+}
+
+// gemmPanels is how many panels a GEMM of this shape is cut into, and
+// whether along N (else along M): a function of the shape alone. Panels are
+// at least 64 wide and carry at least ~8 MFLOP each, at most 16 of them.
+func gemmPanels(M, N, K int) (panels int, alongN bool) {
+	alongN = N >= M
+	dim := M
+	if alongN {
+		dim = N
+	}
+	flops := 2 * float64(M) * float64(N) * float64(K)
+	panels = min(16, max(1, dim/64), max(1, int(flops/8e6)))
+	return panels, alongN
+}
+
+// gemm is the whole-matrix GEMM of Device.Gemm, on all workers.
 //
 //	A is (M, K), or (K, M) when tA
 //	B is (K, N), or (N, K) when tB
 //	C is (M, N)
-func sgemm(workers int, tA, tB bool, M, N, K int, alpha float32, A, B []float32, beta float32, C []float32) {
-	A, B, C = A[:M*K], B[:K*N], C[:M*N]
+func (d *Device) gemm(tA, tB bool, M, N, K int, alpha float32, A, B []float32, beta float32, C []float32) {
+	lda, ldb := K, N
 	if tA {
-		p := getScratch(M * K)
-		defer scratchPool.Put(p)
-		transpose(workers, A, *p, K, M) // (K, M) → (M, K)
-		A = *p
+		lda = M
 	}
-	tb, ldb := blas.NoTrans, N
 	if tB {
-		tb, ldb = blas.Trans, K
+		ldb = K
 	}
-	blasImpl.Sgemm(blas.NoTrans, tb, M, N, K, alpha, A, K, B, ldb, beta, C, N)
-}
-
-func getScratch(n int) *[]float32 {
-	if p, ok := scratchPool.Get().(*[]float32); ok && cap(*p) >= n {
-		*p = (*p)[:n]
-		return p
+	ar := d.acquire()
+	defer d.release(ar)
+	if d.lib == nil {
+		// gonum parallelises by itself.
+		d.sgemm(ar.worker(0), tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, N)
+		return
 	}
-	s := make([]float32, n)
-	return &s
-}
-
-// transpose writes dst (cols, rows) = srcᵀ for src (rows, cols), in 32×32
-// tiles, rows split between workers.
-func transpose(workers int, src, dst []float32, rows, cols int) {
-	const tile = 32
-	parallelFor(workers, (rows+tile-1)/tile, 8, func(lo, hi int) {
-		for i0 := lo * tile; i0 < min(hi*tile, rows); i0 += tile {
-			for j0 := 0; j0 < cols; j0 += tile {
-				for i := i0; i < min(i0+tile, rows); i++ {
-					row := src[i*cols : (i+1)*cols]
-					for j := j0; j < min(j0+tile, cols); j++ {
-						dst[j*rows+i] = row[j]
-					}
-				}
+	panels, alongN := gemmPanels(M, N, K)
+	d.run(ar, panels, func(w *worker, p int) {
+		if alongN {
+			j0, j1 := N*p/panels, N*(p+1)/panels
+			Bp := B[j0:] // columns j0.. of (K, N)
+			if tB {
+				Bp = B[j0*K:] // rows j0.. of (N, K)
 			}
+			d.sgemm(w, tA, tB, M, j1-j0, K, alpha, A, lda, Bp, ldb, beta, C[j0:], N)
+			return
 		}
+		i0, i1 := M*p/panels, M*(p+1)/panels
+		Ap := A[i0*K:] // rows i0.. of (M, K)
+		if tA {
+			Ap = A[i0:] // columns i0.. of (K, M)
+		}
+		d.sgemm(w, tA, tB, i1-i0, N, K, alpha, Ap, lda, B, ldb, beta, C[i0*N:], N)
 	})
 }

@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/alexcl/alexcl/device"
 )
@@ -34,7 +35,7 @@ func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffe
 	if err != nil {
 		return err
 	}
-	sgemm(d.workers, tA, tB, M, N, K, alpha, a, b, beta, c)
+	d.gemm(tA, tB, M, N, K, alpha, a, b, beta, c)
 	return nil
 }
 
@@ -80,8 +81,15 @@ func (d *Device) BiasGrad(dy, db device.Buffer, rows, cols int) error {
 	if err != nil {
 		return err
 	}
-	d.parallelFor(cols, 64, func(lo, hi int) {
-		sum := make([]float32, hi-lo)
+	ar := d.acquire()
+	defer d.release(ar)
+	const tile = 256
+	tasks := (cols + tile - 1) / tile
+	sums := ar.take(min(d.workers, tasks) * tile)
+	d.run(ar, tasks, func(w *worker, t int) {
+		lo, hi := t*tile, min(cols, (t+1)*tile)
+		sum := sums[w.idx*tile : w.idx*tile+hi-lo]
+		clear(sum)
 		for r := 0; r < rows; r++ {
 			row := dys[r*cols+lo : r*cols+hi]
 			for c, v := range row {
@@ -113,20 +121,34 @@ func (d *Device) elementwise(op string, n int, names []string, bufs ...device.Bu
 
 const elemGrain = 1 << 14
 
+// ReLU works on the float bits, without branches (random signs would
+// mispredict half the time): positiveMask(b) is all ones exactly when the
+// float with bits b is > 0 — b in [1, 0x7f800000], +Inf included, NaN,
+// zeros and negatives excluded — matching device/ref's `x > 0`.
+func positiveMask(b uint32) uint32 {
+	return uint32((int64(b-1) - 0x7f800000) >> 63)
+}
+
+// bits views a float32 slice as its uint32 bits.
+func bits(f []float32) []uint32 {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*uint32)(unsafe.Pointer(&f[0])), len(f))
+}
+
 // ReLUForward sets y = max(x, 0); NaN gives 0, as in device/ref.
 func (d *Device) ReLUForward(x, y device.Buffer, n int) error {
 	f, err := d.elementwise("relu_forward", n, []string{"x", "y"}, x, y)
 	if err != nil {
 		return err
 	}
-	xs, ys := f[0], f[1]
+	xs, ys := bits(f[0]), bits(f[1])
 	d.parallelFor(n, elemGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if v := xs[i]; v > 0 {
-				ys[i] = v
-			} else {
-				ys[i] = 0
-			}
+		xo, yo := xs[lo:hi], ys[lo:hi]
+		yo = yo[:len(xo)]
+		for i, b := range xo {
+			yo[i] = b & positiveMask(b)
 		}
 	})
 	return nil
@@ -138,14 +160,12 @@ func (d *Device) ReLUBackward(y, dy, dx device.Buffer, n int) error {
 	if err != nil {
 		return err
 	}
-	ys, dys, dxs := f[0], f[1], f[2]
+	ys, dys, dxs := bits(f[0]), bits(f[1]), bits(f[2])
 	d.parallelFor(n, elemGrain, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			if ys[i] > 0 {
-				dxs[i] = dys[i]
-			} else {
-				dxs[i] = 0
-			}
+		yo, dyo, dxo := ys[lo:hi], dys[lo:hi], dxs[lo:hi]
+		dyo, dxo = dyo[:len(yo)], dxo[:len(yo)]
+		for i, b := range yo {
+			dxo[i] = dyo[i] & positiveMask(b)
 		}
 	})
 	return nil
@@ -161,6 +181,21 @@ func poolSizes(op string, s device.PoolShape) (nx, ny int, err error) {
 	}
 	ny, err = product(op, s.N, s.C, s.OH(), s.OW())
 	return
+}
+
+// poolKey maps float bits to an int32 that orders as device/ref's pooling
+// compares: numbers in float order with −0 equal to +0, and every NaN equal
+// to the largest key, above +Inf (so a NaN beats every number and, being
+// only equal to a later NaN, the first NaN is kept). Branch-free: with
+// random data a compare-and-branch per element mispredicts often, so the
+// window's maximum key is taken with max (conditional moves) and its first
+// position found by a backward scan of equalities.
+func poolKey(b uint32) int32 {
+	k := int32(b)
+	neg := k >> 31                     // −1 for a negative sign, else 0
+	k = (k ^ (neg & 0x7fffffff)) - neg // negatives: −0 → 0, more negative → smaller
+	nan := int32((int64(0x7f800000) - int64(b&0x7fffffff)) >> 63)
+	return k&^nan | nan&0x7fffffff
 }
 
 // MaxPoolForward writes y and idx, the first maximum of each window (a NaN
@@ -184,30 +219,69 @@ func (d *Device) MaxPoolForward(x, y, idx device.Buffer, s device.PoolShape) err
 		return err
 	}
 	OH, OW := s.OH(), s.OW()
-	d.parallelFor(s.N*s.C, max(1, 4096/(s.H*s.W)), func(lo, hi int) {
-		for nc := lo; nc < hi; nc++ {
-			plane := xs[nc*s.H*s.W : (nc+1)*s.H*s.W] // (H, W)
-			yp := ys[nc*OH*OW : (nc+1)*OH*OW]        // (OH, OW)
-			ip := is[nc*OH*OW : (nc+1)*OH*OW]        // (OH, OW)
-			for oh := 0; oh < OH; oh++ {
-				for ow := 0; ow < OW; ow++ {
-					at0 := oh*s.Stride*s.W + ow*s.Stride
-					bestAt, best := at0, plane[at0]
-					for r := 0; r < s.Size; r++ {
-						row := plane[at0+r*s.W : at0+r*s.W+s.Size]
-						for q, v := range row {
-							if v > best || (v != v && best == best) {
-								best, bestAt = v, at0+r*s.W+q
-							}
-						}
-					}
-					yp[oh*OW+ow] = best
-					ip[oh*OW+ow] = int32(bestAt)
+	xb := bits(xs)
+	rows := (OH-1)*s.Stride + s.Size // input rows any window reads
+	ar := d.acquire()
+	defer d.release(ar)
+	per := s.W + 2*rows*OW
+	scratch := int32s(ar.take(min(d.workers, s.N*s.C) * per))
+	d.run(ar, s.N*s.C, func(w *worker, nc int) {
+		sc := scratch[w.idx*per : (w.idx+1)*per]
+		keys, hk, hat := sc[:s.W], sc[s.W:s.W+rows*OW], sc[s.W+rows*OW:]
+		plane := xb[nc*s.H*s.W : (nc+1)*s.H*s.W] // (H, W)
+		// Across each row: hk[h, ow] is the window row's largest key and
+		// hat[h, ow] where it first occurs.
+		for h := 0; h < rows; h++ {
+			row := plane[h*s.W : (h+1)*s.W]
+			for i, b := range row {
+				keys[i] = poolKey(b)
+			}
+			for ow := 0; ow < OW; ow++ {
+				kk := keys[ow*s.Stride : ow*s.Stride+s.Size]
+				m := kk[0]
+				for _, k := range kk[1:] {
+					m = max(m, k)
 				}
+				at := len(kk) - 1
+				for q := len(kk) - 2; q >= 0; q-- {
+					if kk[q] == m {
+						at = q
+					}
+				}
+				hk[h*OW+ow], hat[h*OW+ow] = m, int32(h*s.W+ow*s.Stride+at)
+			}
+		}
+		// Down the window rows: the first row holding the maximum wins,
+		// which is the first maximum in row-major window order.
+		yp := ys[nc*OH*OW : (nc+1)*OH*OW] // (OH, OW)
+		ip := is[nc*OH*OW : (nc+1)*OH*OW] // (OH, OW)
+		for oh := 0; oh < OH; oh++ {
+			h0 := oh * s.Stride
+			for ow := 0; ow < OW; ow++ {
+				m := hk[h0*OW+ow]
+				for r := 1; r < s.Size; r++ {
+					m = max(m, hk[(h0+r)*OW+ow])
+				}
+				at := hat[(h0+s.Size-1)*OW+ow]
+				for r := s.Size - 2; r >= 0; r-- {
+					if hk[(h0+r)*OW+ow] == m {
+						at = hat[(h0+r)*OW+ow]
+					}
+				}
+				yp[oh*OW+ow] = math.Float32frombits(plane[at])
+				ip[oh*OW+ow] = at
 			}
 		}
 	})
 	return nil
+}
+
+// int32s views a float32 scratch slice as int32s.
+func int32s(f []float32) []int32 {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&f[0])), len(f))
 }
 
 // MaxPoolBackward overwrites dx by routing each dy to idx. Every idx must lie
@@ -250,12 +324,14 @@ func (d *Device) MaxPoolBackward(idx, dy, dx device.Buffer, s device.PoolShape) 
 	return nil
 }
 
-// powNegBeta returns s^(−beta) rounded to float32, as device/ref computes it
-// (in float64); beta 0.75, AlexNet's, takes two square roots instead of Pow.
+// powNegBeta returns s^(−beta) for s > 0. For AlexNet's beta 0.75 it is
+// 1/(√s·√√s) in float32 (two square roots, ≈2 ulp: well inside the 1e-5
+// LRN tolerance of device/devicetest, which allows OpenCL's pow); other
+// betas go through math.Pow in float64.
 func powNegBeta(s, beta float32) float32 {
 	if beta == 0.75 {
-		r := math.Sqrt(float64(s))
-		return float32(1 / (r * math.Sqrt(r)))
+		r := float32(math.Sqrt(float64(s))) // compiles to SQRTSS
+		return 1 / (r * float32(math.Sqrt(float64(r))))
 	}
 	return float32(math.Pow(float64(s), -float64(beta)))
 }
@@ -264,16 +340,19 @@ func powNegBeta(s, beta float32) float32 {
 const lrnTile = 256
 
 // lrnTasks splits (N, H·W) into tasks of up to lrnTile pixels and runs fn
-// for each on the workers, with a scratch of C·lrnTile floats per goroutine.
+// for each on the workers, with a scratch of C·lrnTile floats per worker
+// from the device's arena.
 func (d *Device) lrnTasks(s device.LRNShape, fn func(n, p0, pn int, scratch []float32)) {
 	HW := s.H * s.W
 	tilesPer := (HW + lrnTile - 1) / lrnTile
-	d.parallelFor(s.N*tilesPer, 1, func(lo, hi int) {
-		scratch := make([]float32, s.C*lrnTile)
-		for t := lo; t < hi; t++ {
-			n, p0 := t/tilesPer, (t%tilesPer)*lrnTile
-			fn(n, p0, min(lrnTile, HW-p0), scratch)
-		}
+	tasks := s.N * tilesPer
+	ar := d.acquire()
+	defer d.release(ar)
+	per := s.C * lrnTile
+	scratch := ar.take(min(d.workers, tasks) * per)
+	d.run(ar, tasks, func(w *worker, t int) {
+		n, p0 := t/tilesPer, (t%tilesPer)*lrnTile
+		fn(n, p0, min(lrnTile, HW-p0), scratch[w.idx*per:(w.idx+1)*per])
 	})
 }
 
