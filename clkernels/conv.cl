@@ -10,8 +10,8 @@
 //   y  is (N, K, OH, OW)    dy is (N, K, OH, OW)
 // OH = (H + 2*pad - R)/stride + 1, OW likewise; the host passes them.
 //
-// Kernels (direct gather formulations: each work item computes one output
-// element and sums in a fixed order, so nothing needs atomics):
+// Kernels (each output element is written by one work item and summed in a
+// fixed order, so nothing needs atomics):
 //   conv2d_forward(x, w, b, y, ...)
 //       y = conv(x, w) + b as an implicit GEMM per group g:
 //         y_g (Kg, N*OH*OW) = w_g (Kg, Cg*R*S) · patches_g (Cg*R*S, N*OH*OW)
@@ -22,18 +22,37 @@
 //       is summed from the bias in (c, r, s) order, as the Go reference.
 //       NDRange: 3-D (ceil(N*OH*OW/TSN)*RTSN, ceil(Kg/TSM)*RTSM, groups),
 //       local (RTSN, RTSM, 1), RTSM = TSM/WPTM, RTSN = TSN/WPTN (16 x 16).
-//   conv2d_forward_direct(x, w, b, y, ...)
-//       The same result, one work item per element of y, 1-D, rounded up:
-//       the readable version, kept as the check of the tiled one.
-//   conv2d_backward_data(dy, w, dx, ...)
-//       dx overwritten. One work item per element of dx; it gathers dy over
-//       the (k, r, s) whose window covers its pixel, honouring the stride.
-//   conv2d_backward_filter(x, dy, dw, ...)
-//       dw += Σ_{n,oh,ow} dy * x. One work item per element of dw.
+//       The GPU path of Conv2DForward; CPUs take im2col + gemm_vec.
+//   conv_im2col(x, col, n0, nc, ..., transposed)
+//       Unrolls the patches of images n0 .. n0+nc-1 of x into col, zero
+//       outside the image. With Q = Cg*R*S, q = (c*R + r)*S + s and
+//       p = oh*OW + ow:
+//         transposed == 0: col is (nc, groups, Q, OH*OW)   ("im2col")
+//         transposed != 0: col is (nc, groups, OH*OW, Q)   ("im2row")
+//       1-D, one work item per row of col (nc*groups*Q, or nc*groups*OH*OW
+//       when transposed).
+//   conv_col2im(dcol, dx, n0, nc, ...)
+//       The adjoint of im2col: dx (images n0 .. n0+nc-1) overwritten with
+//       the sum, over the taps (r, s) in order, of the dcol entries
+//       (nc, groups, Q, OH*OW) that read this pixel. One work item per row
+//       (image, channel, xh) of dx; it gathers, so no atomics.
+//   conv_sum_images(part, dw, nimg, len)
+//       dw (len) += Σ_{i < nimg} part (nimg, len), in i order: the fixed-order
+//       reduction of per-image filter gradients on GPUs.
+//   conv2d_forward_direct, conv2d_backward_data_direct,
+//   conv2d_backward_filter_direct
+//       Direct gathers, one work item per output element, 1-D, rounded up:
+//       the readable versions, kept as the checks of the GEMM ones
+//       (backward_filter_direct accumulates into dw like the op).
 //   conv2d_backward_bias(dy, db, ...)
 //       db += Σ_{n,oh,ow} dy. One work-group of CONV_BIAS_WG work items per
 //       output channel, tree-reduced in local memory (deterministic).
-//       Launched by Conv2DBackwardFilter after conv2d_backward_filter.
+//       Launched by Conv2DBackwardFilter after the filter gradient.
+//
+// Conv2DBackwardData is dcol_g = w_gᵀ · dy_g (gemm.cl) then conv_col2im;
+// Conv2DBackwardFilter is dw_g += Σ_n dy_g · im2row(x)_g (gemm.cl, the sum
+// over images inside the GEMM on CPUs, per image then conv_sum_images on
+// GPUs). ops.go splits the batch into chunks whose col fits its workspace.
 //
 // Tunables (-D, through Options.Defines; ops.go reads the same values to launch):
 //   CONV_TSM, CONV_TSN, CONV_TSK, CONV_WPTM, CONV_WPTN
@@ -41,10 +60,6 @@
 //                 (defaults 64, 64, 16, 4, 4)
 //   CONV_BIAS_WG  work-group size of conv2d_backward_bias, a power of two
 //                 (default 256)
-//
-// TODO(perf): the backward pair are still direct gathers; both are implicit
-// GEMMs too (data: dy_g^T-like product with w_g, filter: dy_g · patches_g^T
-// reduced over N*OH*OW) and should get conv2d_forward's tiling next.
 
 #ifndef CONV_TSM
 #define CONV_TSM 64
@@ -193,13 +208,13 @@ __kernel void conv2d_forward_direct(__global const float *x, // (N, C, H, W)
     y[i] = sum;
 }
 
-__kernel void conv2d_backward_data(__global const float *dy, // (N, K, OH, OW)
-                                   __global const float *w,  // (K, Cg, R, S)
-                                   __global float *dx,       // (N, C, H, W)
-                                   const int N, const int C, const int H, const int W,
-                                   const int K, const int R, const int S,
-                                   const int stride, const int pad, const int groups,
-                                   const int OH, const int OW)
+__kernel void conv2d_backward_data_direct(__global const float *dy, // (N, K, OH, OW)
+                                          __global const float *w,  // (K, Cg, R, S)
+                                          __global float *dx,       // (N, C, H, W)
+                                          const int N, const int C, const int H, const int W,
+                                          const int K, const int R, const int S,
+                                          const int stride, const int pad, const int groups,
+                                          const int OH, const int OW)
 {
     const int i = get_global_id(0);
     if (i >= N * C * H * W)
@@ -246,13 +261,13 @@ void out_range(int tap, int extent, int stride, int pad, int O, int *lo, int *hi
     *hi = bnd < 0 ? -1 : min(bnd / stride, O - 1);
 }
 
-__kernel void conv2d_backward_filter(__global const float *x,  // (N, C, H, W)
-                                     __global const float *dy, // (N, K, OH, OW)
-                                     __global float *dw,       // (K, Cg, R, S), accumulated
-                                     const int N, const int C, const int H, const int W,
-                                     const int K, const int R, const int S,
-                                     const int stride, const int pad, const int groups,
-                                     const int OH, const int OW)
+__kernel void conv2d_backward_filter_direct(__global const float *x,  // (N, C, H, W)
+                                            __global const float *dy, // (N, K, OH, OW)
+                                            __global float *dw,       // (K, Cg, R, S), accumulated
+                                            const int N, const int C, const int H, const int W,
+                                            const int K, const int R, const int S,
+                                            const int stride, const int pad, const int groups,
+                                            const int OH, const int OW)
 {
     const int Cg = C / groups, Kg = K / groups;
     const int i = get_global_id(0);
@@ -300,4 +315,111 @@ void conv2d_backward_bias(__global const float *dy, // (N, K, OH, OW)
     sum = reduce_sum_local(scratch, sum);
     if (lid == 0)
         db[k] += sum;
+}
+
+__kernel void conv_im2col(__global const float *x, // (N, C, H, W)
+                          __global float *col,     // see the header
+                          const int n0, const int nc,
+                          const int C, const int H, const int W,
+                          const int R, const int S,
+                          const int stride, const int pad, const int groups,
+                          const int OH, const int OW, const int transposed)
+{
+    // One work item per row of col: (image, group, q) when not transposed,
+    // (image, group, p) when transposed. The loops inside are free of
+    // divisions, which CPUs (POCL) run far faster than an element-wise
+    // version.
+    const int Cg = C / groups, RS = R * S, Q = Cg * RS, OHW = OH * OW;
+    const int i = get_global_id(0);
+    if (i >= nc * groups * (transposed ? OHW : Q))
+        return;
+    if (!transposed) {
+        const int q = i % Q, ng = i / Q;
+        const int n = n0 + ng / groups, g = ng % groups;
+        const int c = g * Cg + q / RS, r = (q / S) % R, s = q % S;
+        __global const float *xc = x + (n * C + c) * H * W;
+        __global float *out = col + i * OHW;
+        for (int oh = 0; oh < OH; oh++, out += OW) {
+            const int xh = oh * stride - pad + r;
+            if (xh < 0 || xh >= H) {
+                for (int ow = 0; ow < OW; ow++)
+                    out[ow] = 0.0f;
+                continue;
+            }
+            __global const float *xr = xc + xh * W;
+            for (int ow = 0; ow < OW; ow++) {
+                const int xw = ow * stride - pad + s;
+                out[ow] = (xw >= 0 && xw < W) ? xr[xw] : 0.0f;
+            }
+        }
+        return;
+    }
+    const int p = i % OHW, ng = i / OHW;
+    const int n = n0 + ng / groups, g = ng % groups;
+    const int h0 = (p / OW) * stride - pad, w0 = (p % OW) * stride - pad;
+    __global const float *xg = x + (n * C + g * Cg) * H * W;
+    __global float *out = col + i * Q;
+    for (int c = 0; c < Cg; c++)
+        for (int r = 0; r < R; r++) {
+            const int xh = h0 + r;
+            const bool rowIn = xh >= 0 && xh < H;
+            for (int s = 0; s < S; s++) {
+                const int xw = w0 + s;
+                *out++ = (rowIn && xw >= 0 && xw < W) ? xg[(c * H + xh) * W + xw] : 0.0f;
+            }
+        }
+}
+
+__kernel void conv_col2im(__global const float *dcol, // (nc, groups, Q, OH*OW)
+                          __global float *dx,         // (N, C, H, W)
+                          const int n0, const int nc,
+                          const int C, const int H, const int W,
+                          const int R, const int S,
+                          const int stride, const int pad, const int groups,
+                          const int OH, const int OW)
+{
+    // One work item per row (image, channel, xh) of dx. Each pixel's sum
+    // runs over the taps (r, s) in order; a tap (r, s) reaches pixel
+    // xw = ow*stride - pad + s from output column ow, so the inner loop
+    // walks ow with no division.
+    const int i = get_global_id(0);
+    if (i >= nc * C * H)
+        return;
+    const int xh = i % H, nch = i / H;
+    const int c = nch % C, n = nch / C;
+    const int Cg = C / groups, g = c / Cg, cc = c % Cg;
+    const int Q = Cg * R * S, OHW = OH * OW;
+    __global const float *d = dcol + ((n * groups + g) * Q + cc * R * S) * OHW;
+    __global float *out = dx + (((n0 + n) * C + c) * H + xh) * W;
+    for (int xw = 0; xw < W; xw++)
+        out[xw] = 0.0f;
+    for (int r = 0; r < R; r++) {
+        const int th = xh + pad - r; // = oh*stride
+        if (th < 0)
+            break;
+        if (th % stride != 0 || th / stride >= OH)
+            continue;
+        const int oh = th / stride;
+        for (int s = 0; s < S; s++) {
+            __global const float *drow = d + (r * S + s) * OHW + oh * OW;
+            for (int ow = 0; ow < OW; ow++) {
+                const int xw = ow * stride - pad + s;
+                if (xw >= 0 && xw < W)
+                    out[xw] += drow[ow];
+            }
+        }
+    }
+}
+
+__kernel void conv_sum_images(__global const float *part, // (nimg, len)
+                              __global float *dw,         // (len), accumulated
+                              const int nimg, const int len)
+{
+    const int i = get_global_id(0);
+    if (i >= len)
+        return;
+    float sum = 0.0f;
+    for (int n = 0; n < nimg; n++)
+        sum += part[n * len + i];
+    dw[i] += sum;
 }

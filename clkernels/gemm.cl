@@ -1,21 +1,55 @@
-// gemm.cl: general matrix multiply for Device.Gemm.
+// gemm.cl: batched, strided matrix multiply for Device.Gemm and for the
+// im2col convolutions of conv.cl (Conv2DForward on CPUs, Conv2DBackwardData
+// and Conv2DBackwardFilter everywhere).
 //
-// Kernels:
-//   gemm(ta, tb, M, N, K, alpha, A, B, beta, C)
-//       C = alpha * op(A) * op(B) + beta * C, all row-major.
-//       op(A) is (M, K): A is (M, K), or (K, M) when ta != 0.
-//       op(B) is (K, N): B is (K, N), or (N, K) when tb != 0.
-//       C is (M, N). When beta == 0, C is not read (it may hold NaN), as in BLAS.
+// Every kernel here computes, for each batch entry z of the NDRange's third
+// dimension (z = b1*nb2 + b2, b1 < nb1, b2 < nb2):
 //
-// Tiling: a work-group computes a GEMM_TSM x GEMM_TSN tile of C, walking K in
-// steps of GEMM_TSK through local memory; each work item keeps a
-// GEMM_WPTM x GEMM_WPTN block of C in registers. Work item (tx, ty) owns rows
-// ty + i*RTSM and columns tx + j*RTSN of the tile, so neighbouring work items
-// write neighbouring columns (coalesced). Edge tiles load zeros and skip
-// stores, so any M, N, K >= 0 works (K == 0 gives C = beta * C).
+//   C[z] = alpha * Σ_{t<nt} opA[z,t] · opB[z,t]  +  beta * C[z]  +  bias[z]
 //
-// NDRange: global (ceil(N/TSN)*RTSN, ceil(M/TSM)*RTSM), local (RTSN, RTSM),
-// with RTSM = TSM/WPTM and RTSN = TSN/WPTN (16 x 16 = 256 by default).
+// with opA[z,t] (M, K), opB[z,t] (K, N), C[z] (M, N) addressed by strides
+// in elements (a GEMM view of NCHW tensors needs no copies):
+//
+//   opA[z,t](m, k) = A[aoff + b1*as1 + b2*as2 + t*ast + m*sam + k*sak]
+//   opB[z,t](k, n) = B[boff + b1*bs1 + b2*bs2 + t*bst + k*sbk + n*sbn]
+//   C[z](m, n)     = C[coff + b1*cs1 + b2*cs2 + m*ldc + n]
+//   bias[z](m)     = bias[biasoff + b2*biass2 + m]   (only when hasbias != 0)
+//
+// The sum over t (nt >= 1) is a reduction over a batch inside one launch,
+// in t order (Conv2DBackwardFilter sums its images so). A plain row-major
+// Gemm is nb1 = nb2 = nt = 1, sam = K, sak = 1 (or sam = 1, sak = M when
+// transposed), likewise B. When beta == 0, C is not read (it may hold NaN),
+// as in BLAS. K == 0 gives C = beta*C (+ bias). Sums run in a fixed order,
+// so results are the same bits run after run; no atomics.
+//
+// Kernels (same arguments, GEMM_ARGS below):
+//   gemm      For GPUs: a work-group computes a GEMM_TSM x GEMM_TSN tile of
+//             C[z], walking K in steps of GEMM_TSK through local memory;
+//             each work item keeps a GEMM_WPTM x GEMM_WPTN register block.
+//             Work item (tx, ty) owns rows ty + i*RTSM and columns
+//             tx + j*RTSN of the tile, so neighbouring work items write
+//             neighbouring columns (coalesced); tiles are loaded along
+//             whichever of A's and B's dimensions has stride 1.
+//             NDRange: (ceil(N/TSN)*RTSN, ceil(M/TSM)*RTSM, nb1*nb2), local
+//             (RTSN, RTSM, 1), RTSM = TSM/WPTM, RTSN = TSN/WPTN.
+//   gemm_vec  For CPUs (POCL and the like): no local memory, no barriers;
+//             each work item computes a GEMMV_MR x (2*GEMMV_VW) block of
+//             C[z] with 2*MR vector accumulators of GEMMV_VW floats
+//             (AVX-512 holds 16): per k, two vector loads of a row of opB
+//             and MR scalar broadcasts of opA. Needs sbn == 1. The last
+//             column block is shifted left to stay a full vector block (it
+//             stores only its own columns); N < 2*VW takes a scalar path.
+//             NDRange: (ceil(N/(2*VW)), ceil(M/MR) rounded up to GEMMV_LM,
+//             nb1*nb2), local (1, GEMMV_LM, 1): the LM work items of a
+//             group share one panel of B, which stays in cache.
+//   gemm_dot  For CPUs when opB is B transposed and both operands are
+//             contiguous along k (sak == sbk == 1, as in a linear layer's
+//             forward x·Wᵀ): each work item computes a 4 x 4 block of C as
+//             dot products vectorised along k, GEMMV_VW floats at a time,
+//             reduced in a fixed order. NDRange (ceil(N/4), ceil(M/4)
+//             rounded up to the group height, nb1*nb2), local (1, up to
+//             GEMMV_LM, 1): a group's work items share 4 rows of B, read
+//             from memory about once.
 //
 // Tunables (-D, through Options.Defines; ops.go reads the same values to launch):
 //   GEMM_TSM  tile rows of C            (default 64)
@@ -23,7 +57,10 @@
 //   GEMM_TSK  K step held in local mem  (default 16)
 //   GEMM_WPTM rows per work item        (default 4)
 //   GEMM_WPTN columns per work item     (default 4)
-// TSM*TSK and TSN*TSK must be multiples of the work-group size RTSM*RTSN.
+//   GEMMV_VW  vector width of gemm_vec and gemm_dot: 4, 8 or 16 (default 16)
+//   GEMMV_MR  rows per gemm_vec work item, 1 to 8 (default 6)
+//   GEMMV_LM  gemm_vec work-group height (default 8)
+// TSM must be a multiple of WPTM and TSN of WPTN.
 
 #ifndef GEMM_TSM
 #define GEMM_TSM 64
@@ -40,24 +77,67 @@
 #ifndef GEMM_WPTN
 #define GEMM_WPTN 4
 #endif
+#ifndef GEMMV_VW
+#define GEMMV_VW 16
+#endif
+#ifndef GEMMV_MR
+#define GEMMV_MR 6
+#endif
+#ifndef GEMMV_PF
+#define GEMMV_PF 8
+#endif
 
 #define GEMM_RTSM (GEMM_TSM / GEMM_WPTM)
 #define GEMM_RTSN (GEMM_TSN / GEMM_WPTN)
 #define GEMM_WG (GEMM_RTSM * GEMM_RTSN)
 
+#define GEMM_CAT_(a, b) a##b
+#define GEMM_CAT(a, b) GEMM_CAT_(a, b)
+#define floatv GEMM_CAT(float, GEMMV_VW)
+#define vloadv GEMM_CAT(vload, GEMMV_VW)
+#define vstorev GEMM_CAT(vstore, GEMMV_VW)
+#define GEMMV_NR (2 * GEMMV_VW)
+
+#define GEMM_ARGS                                                           \
+    const int M, const int N, const int K, const float alpha,               \
+    __global const float *A, const int aoff, const int sam, const int sak,  \
+    __global const float *B, const int boff, const int sbk, const int sbn,  \
+    const float beta, __global float *C, const int coff, const int ldc,     \
+    __global const float *bias, const int biasoff, const int hasbias,       \
+    const int nb2, const int as1, const int as2, const int bs1,             \
+    const int bs2, const int cs1, const int cs2, const int biass2,          \
+    const int nt, const int ast, const int bst
+
+// gemm_batch moves A, B, C and bias to batch entry z = get_global_id(2).
+#define GEMM_BATCH()                                                        \
+    const int z_ = get_global_id(2);                                        \
+    const int b1_ = z_ / nb2, b2_ = z_ % nb2;                               \
+    A += aoff + b1_ * as1 + b2_ * as2;                                      \
+    B += boff + b1_ * bs1 + b2_ * bs2;                                      \
+    C += coff + b1_ * cs1 + b2_ * cs2;                                      \
+    if (hasbias)                                                            \
+        bias += biasoff + b2_ * biass2;
+
+// gemm_out is the value stored at C(m, n) for the sum acc.
+inline float gemm_out(float acc, float alpha, float beta, __global const float *C,
+                      int idx, __global const float *bias, int hasbias, int m)
+{
+    float v = alpha * acc;
+    if (beta != 0.0f)
+        v += beta * C[idx];
+    if (hasbias)
+        v += bias[m];
+    return v;
+}
+
 __kernel __attribute__((reqd_work_group_size(GEMM_RTSN, GEMM_RTSM, 1)))
-void gemm(const int ta, const int tb,
-          const int M, const int N, const int K,
-          const float alpha,
-          __global const float *A,   // (M, K), or (K, M) when ta
-          __global const float *B,   // (K, N), or (N, K) when tb
-          const float beta,
-          __global float *C)         // (M, N)
+void gemm(GEMM_ARGS)
 {
     // +1 column of padding keeps transposing stores off a single bank.
-    __local float As[GEMM_TSK][GEMM_TSM + 1]; // As[k][m] = op(A)[m0+m][k0+k]
-    __local float Bs[GEMM_TSK][GEMM_TSN + 1]; // Bs[k][n] = op(B)[k0+k][n0+n]
+    __local float As[GEMM_TSK][GEMM_TSM + 1]; // As[k][m] = opA(m0+m, k0+k)
+    __local float Bs[GEMM_TSK][GEMM_TSN + 1]; // Bs[k][n] = opB(k0+k, n0+n)
 
+    GEMM_BATCH()
     const int tx = get_local_id(0);
     const int ty = get_local_id(1);
     const int tid = ty * GEMM_RTSN + tx;
@@ -69,43 +149,38 @@ void gemm(const int ta, const int tb,
         for (int j = 0; j < GEMM_WPTN; j++)
             acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < K; k0 += GEMM_TSK) {
-        // Load the A tile. The index order is chosen so that consecutive
-        // work items read consecutive addresses of A in both layouts.
-        for (int l = tid; l < GEMM_TSM * GEMM_TSK; l += GEMM_WG) {
-            int mm, kk;
-            if (ta) { kk = l / GEMM_TSM; mm = l % GEMM_TSM; }
-            else    { mm = l / GEMM_TSK; kk = l % GEMM_TSK; }
-            const int m = m0 + mm, k = k0 + kk;
-            float v = 0.0f;
-            if (m < M && k < K)
-                v = ta ? A[k * M + m] : A[m * K + k];
-            As[kk][mm] = v;
-        }
-        // Load the B tile likewise.
-        for (int l = tid; l < GEMM_TSN * GEMM_TSK; l += GEMM_WG) {
-            int nn, kk;
-            if (tb) { nn = l / GEMM_TSK; kk = l % GEMM_TSK; }
-            else    { kk = l / GEMM_TSN; nn = l % GEMM_TSN; }
-            const int n = n0 + nn, k = k0 + kk;
-            float v = 0.0f;
-            if (n < N && k < K)
-                v = tb ? B[n * K + k] : B[k * N + n];
-            Bs[kk][nn] = v;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
+    for (int t = 0; t < nt; t++, A += ast, B += bst) {
+        for (int k0 = 0; k0 < K; k0 += GEMM_TSK) {
+            // Load the tiles so that consecutive work items read
+            // consecutive addresses where a stride is 1.
+            for (int l = tid; l < GEMM_TSM * GEMM_TSK; l += GEMM_WG) {
+                int mm, kk;
+                if (sak == 1) { mm = l / GEMM_TSK; kk = l % GEMM_TSK; }
+                else          { kk = l / GEMM_TSM; mm = l % GEMM_TSM; }
+                const int m = m0 + mm, k = k0 + kk;
+                As[kk][mm] = (m < M && k < K) ? A[m * sam + k * sak] : 0.0f;
+            }
+            for (int l = tid; l < GEMM_TSN * GEMM_TSK; l += GEMM_WG) {
+                int nn, kk;
+                if (sbn == 1) { kk = l / GEMM_TSN; nn = l % GEMM_TSN; }
+                else          { nn = l / GEMM_TSK; kk = l % GEMM_TSK; }
+                const int n = n0 + nn, k = k0 + kk;
+                Bs[kk][nn] = (n < N && k < K) ? B[k * sbk + n * sbn] : 0.0f;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
 
-        for (int kk = 0; kk < GEMM_TSK; kk++) {
-            float a[GEMM_WPTM], b[GEMM_WPTN];
-            for (int i = 0; i < GEMM_WPTM; i++)
-                a[i] = As[kk][ty + i * GEMM_RTSM];
-            for (int j = 0; j < GEMM_WPTN; j++)
-                b[j] = Bs[kk][tx + j * GEMM_RTSN];
-            for (int i = 0; i < GEMM_WPTM; i++)
+            for (int kk = 0; kk < GEMM_TSK; kk++) {
+                float a[GEMM_WPTM], b[GEMM_WPTN];
+                for (int i = 0; i < GEMM_WPTM; i++)
+                    a[i] = As[kk][ty + i * GEMM_RTSM];
                 for (int j = 0; j < GEMM_WPTN; j++)
-                    acc[i][j] += a[i] * b[j];
+                    b[j] = Bs[kk][tx + j * GEMM_RTSN];
+                for (int i = 0; i < GEMM_WPTM; i++)
+                    for (int j = 0; j < GEMM_WPTN; j++)
+                        acc[i][j] = fma(a[i], b[j], acc[i][j]);
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
         }
-        barrier(CLK_LOCAL_MEM_FENCE);
     }
 
     for (int i = 0; i < GEMM_WPTM; i++) {
@@ -116,10 +191,132 @@ void gemm(const int ta, const int tb,
             const int n = n0 + tx + j * GEMM_RTSN;
             if (n >= N)
                 continue;
-            float v = alpha * acc[i][j];
-            if (beta != 0.0f)
-                v += beta * C[m * N + n];
-            C[m * N + n] = v;
+            C[m * ldc + n] = gemm_out(acc[i][j], alpha, beta, C, m * ldc + n, bias, hasbias, m);
         }
     }
+}
+
+__kernel void gemm_vec(GEMM_ARGS)
+{
+    GEMM_BATCH()
+    const int m0 = get_global_id(1) * GEMMV_MR;
+    const int nfirst = get_global_id(0) * GEMMV_NR; // first column stored
+    if (m0 >= M || nfirst >= N)
+        return;
+    // Rows past M repeat row M-1 (computed, never stored).
+    int arow[GEMMV_MR];
+    for (int i = 0; i < GEMMV_MR; i++)
+        arow[i] = min(m0 + i, M - 1) * sam;
+
+    if (N < GEMMV_NR) { // narrower than one vector block: plain loops
+        for (int i = 0; i < GEMMV_MR && m0 + i < M; i++)
+            for (int n = nfirst; n < N; n++) {
+                float s = 0.0f;
+                for (int t = 0; t < nt; t++)
+                    for (int k = 0; k < K; k++)
+                        s = fma(A[t * ast + arow[i] + k * sak], B[t * bst + k * sbk + n], s);
+                const int idx = (m0 + i) * ldc + n;
+                C[idx] = gemm_out(s, alpha, beta, C, idx, bias, hasbias, m0 + i);
+            }
+        return;
+    }
+
+    const int n0 = min(nfirst, N - GEMMV_NR); // the last block overlaps its neighbour
+    floatv acc0[GEMMV_MR], acc1[GEMMV_MR];
+    for (int i = 0; i < GEMMV_MR; i++) {
+        acc0[i] = (floatv)(0.0f);
+        acc1[i] = (floatv)(0.0f);
+    }
+    for (int t = 0; t < nt; t++) {
+        __global const float *At = A + t * ast;
+        __global const float *Bt = B + t * bst + n0;
+        for (int k = 0; k < K; k++) {
+            prefetch(Bt + (k + GEMMV_PF) * sbk, GEMMV_NR);
+            const floatv b0 = vloadv(0, Bt + k * sbk);
+            const floatv b1 = vloadv(1, Bt + k * sbk);
+#pragma unroll
+            for (int i = 0; i < GEMMV_MR; i++) {
+                const floatv a = (floatv)(At[arow[i] + k * sak]);
+                acc0[i] = fma(a, b0, acc0[i]);
+                acc1[i] = fma(a, b1, acc1[i]);
+            }
+        }
+    }
+
+    for (int i = 0; i < GEMMV_MR; i++) {
+        const int m = m0 + i;
+        if (m >= M)
+            break;
+        __global float *c = C + m * ldc + n0;
+        const float bi = hasbias ? bias[m] : 0.0f;
+        if (n0 == nfirst) {
+            floatv v0 = alpha * acc0[i] + bi, v1 = alpha * acc1[i] + bi;
+            if (beta != 0.0f) {
+                v0 += beta * vloadv(0, c);
+                v1 += beta * vloadv(1, c);
+            }
+            vstorev(v0, 0, c);
+            vstorev(v1, 1, c);
+        } else {
+            float out[GEMMV_NR];
+            vstorev(acc0[i], 0, out);
+            vstorev(acc1[i], 1, out);
+            for (int j = nfirst - n0; j < GEMMV_NR; j++)
+                c[j] = gemm_out(out[j], alpha, beta, c, j, bias, hasbias, m);
+        }
+    }
+}
+
+// gemm_hsum adds up the lanes of v in a fixed order.
+inline float gemm_hsum(floatv v)
+{
+    float l[GEMMV_VW];
+    vstorev(v, 0, l);
+    float s = 0.0f;
+    for (int i = 0; i < GEMMV_VW; i++)
+        s += l[i];
+    return s;
+}
+
+__kernel void gemm_dot(GEMM_ARGS)
+{
+    GEMM_BATCH()
+    const int m0 = get_global_id(1) * 4, n0 = get_global_id(0) * 4;
+    if (m0 >= M || n0 >= N)
+        return;
+    int arow[4], bcol[4];
+    for (int i = 0; i < 4; i++) {
+        arow[i] = min(m0 + i, M - 1) * sam;
+        bcol[i] = min(n0 + i, N - 1) * sbn;
+    }
+    floatv acc[4][4];
+    float tail[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            acc[i][j] = (floatv)(0.0f);
+            tail[i][j] = 0.0f;
+        }
+    const int Kv = K / GEMMV_VW * GEMMV_VW;
+    for (int t = 0; t < nt; t++) {
+        __global const float *At = A + t * ast, *Bt = B + t * bst;
+        for (int k = 0; k < Kv; k += GEMMV_VW) {
+            floatv a[4], b[4];
+            for (int i = 0; i < 4; i++) {
+                a[i] = vloadv(0, At + arow[i] + k);
+                b[i] = vloadv(0, Bt + bcol[i] + k);
+            }
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        for (int k = Kv; k < K; k++)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    tail[i][j] = fma(At[arow[i] + k], Bt[bcol[j] + k], tail[i][j]);
+    }
+    for (int i = 0; i < 4 && m0 + i < M; i++)
+        for (int j = 0; j < 4 && n0 + j < N; j++) {
+            const int idx = (m0 + i) * ldc + n0 + j;
+            C[idx] = gemm_out(gemm_hsum(acc[i][j]) + tail[i][j], alpha, beta, C, idx, bias, hasbias, m0 + i);
+        }
 }

@@ -9,11 +9,16 @@
 //                           or equal with a lower class index
 //   dlogits is (N, classes) (softmax - onehot(label)) / N, written only when
 //                           write_grad != 0 (else any buffer may be passed)
+//   status  is (1) int      set to 1 when any label is outside [0, classes);
+//                           never cleared here (the host reads and clears it)
 // A label outside [0, classes) gives loss NaN, rank = classes and dlogits =
-// softmax/N: the kernel cannot report errors, so the result says it.
+// softmax/N, and sets status[0] = 1: the kernel cannot return an error, so
+// the host checks status when it next waits (Device.Sync or Read), instead
+// of reading the labels back before every launch. Several work-groups may
+// store the same 1: a benign race, not a read-modify-write.
 //
 // Kernels:
-//   softmax_cross_entropy(logits, labels, loss, rank, dlogits, n, classes, write_grad)
+//   softmax_cross_entropy(logits, labels, loss, rank, dlogits, status, n, classes, write_grad)
 //       One work-group of LOSS_WG work items per sample: max, Σ exp and the
 //       rank count are strided over the classes and tree-reduced in local
 //       memory in a fixed order (deterministic, stable log-softmax).
@@ -32,6 +37,7 @@ void softmax_cross_entropy(__global const float *logits, // (N, classes)
                            __global float *loss,         // (N)
                            __global int *rank,           // (N)
                            __global float *dlogits,      // (N, classes)
+                           __global int *status,         // (1)
                            const int n, const int classes, const int write_grad)
 {
     __local float fscratch[LOSS_WG];
@@ -79,6 +85,8 @@ void softmax_cross_entropy(__global const float *logits, // (N, classes)
     }
 
     if (lid == 0) {
+        if (!valid)
+            status[0] = 1;
         loss[smp] = valid ? log(sum) - (xl - m) : NAN;
         rank[smp] = valid ? iscratch[0] : classes;
     }

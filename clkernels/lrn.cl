@@ -17,7 +17,16 @@
 //       dx overwritten.
 // One work item per element, 1-D, rounded up; it walks its channel window
 // with stride H*W (neighbouring work items read neighbouring pixels).
+// scale^-beta is computed as exp(-beta * log(scale)) (scale >= k > 0):
+// pow() has no vector form in POCL's library and was most of the time of
+// a training step there; the two differ by a few ulp.
 // Tunables: none.
+
+// lrn_pow_neg returns s^-beta for s > 0.
+inline float lrn_pow_neg(float s, float beta)
+{
+    return exp(-beta * log(s));
+}
 
 __kernel void lrn_forward(__global const float *x, // (N, C, H, W)
                           __global float *y,       // (N, C, H, W)
@@ -41,7 +50,7 @@ __kernel void lrn_forward(__global const float *x, // (N, C, H, W)
     }
     const float sc = k + alpha / (float)size * sum;
     scale[i] = sc;
-    y[i] = x[i] * pow(sc, -beta);
+    y[i] = x[i] * lrn_pow_neg(sc, beta);
 }
 
 __kernel void lrn_backward(__global const float *x,     // (N, C, H, W)
@@ -66,6 +75,111 @@ __kernel void lrn_backward(__global const float *x,     // (N, C, H, W)
         const int j = base + cc * HW;
         acc += dy[j] * y[j] / scale[j];
     }
-    dx[i] = dy[i] * pow(scale[i], -beta)
+    dx[i] = dy[i] * lrn_pow_neg(scale[i], beta)
             - 2.0f * alpha * beta / (float)size * x[i] * acc;
+}
+
+// The CPU forms (Device.LRN* on devices that use gemm_vec): one work item
+// per image and block of LRNV_VW consecutive pixels, walking every channel
+// with explicit vectors (exp and log then run LRNV_VW lanes at a time);
+// the last, partial block of an image runs the same sums pixel by pixel.
+// NDRange: N * ceil(H*W / LRNV_VW), 1-D, rounded up. The sums are the
+// scalar kernels' sums, in the same order.
+//   lrn_forward_vec(x, y, scale, N, C, H, W, size, alpha, beta, k)
+//   lrn_backward_vec(x, y, scale, dy, dx, N, C, H, W, size, alpha, beta, k)
+// Tunable: LRNV_VW vector width, 4, 8 or 16 (default 16).
+
+#ifndef LRNV_VW
+#define LRNV_VW 16
+#endif
+#define LRNV_CAT_(a, b) a##b
+#define LRNV_CAT(a, b) LRNV_CAT_(a, b)
+#define lrnv LRNV_CAT(float, LRNV_VW)
+#define lrnv_load LRNV_CAT(vload, LRNV_VW)
+#define lrnv_store LRNV_CAT(vstore, LRNV_VW)
+
+__kernel void lrn_forward_vec(__global const float *x, // (N, C, H, W)
+                              __global float *y,       // (N, C, H, W)
+                              __global float *scale,   // (N, C, H, W)
+                              const int N, const int C, const int H, const int W,
+                              const int size, const float alpha, const float beta,
+                              const float k)
+{
+    const int HW = H * W, nb = (HW + LRNV_VW - 1) / LRNV_VW;
+    const int i = get_global_id(0);
+    if (i >= N * nb)
+        return;
+    const int n = i / nb, p0 = (i % nb) * LRNV_VW;
+    const int base = n * C * HW + p0;
+    const float as = alpha / (float)size;
+    if (p0 + LRNV_VW <= HW) {
+        for (int c = 0; c < C; c++) {
+            const int lo = max(0, c - size / 2), hi = min(C - 1, c + (size - 1) / 2);
+            lrnv sum = (lrnv)(0.0f);
+            for (int cc = lo; cc <= hi; cc++) {
+                const lrnv v = lrnv_load(0, x + base + cc * HW);
+                sum += v * v;
+            }
+            const lrnv sc = k + as * sum;
+            lrnv_store(sc, 0, scale + base + c * HW);
+            lrnv_store(lrnv_load(0, x + base + c * HW) * exp(-beta * log(sc)), 0, y + base + c * HW);
+        }
+        return;
+    }
+    for (int p = 0; p < HW - p0; p++)
+        for (int c = 0; c < C; c++) {
+            const int lo = max(0, c - size / 2), hi = min(C - 1, c + (size - 1) / 2);
+            float sum = 0.0f;
+            for (int cc = lo; cc <= hi; cc++) {
+                const float v = x[base + cc * HW + p];
+                sum += v * v;
+            }
+            const float sc = k + as * sum;
+            scale[base + c * HW + p] = sc;
+            y[base + c * HW + p] = x[base + c * HW + p] * lrn_pow_neg(sc, beta);
+        }
+}
+
+__kernel void lrn_backward_vec(__global const float *x,     // (N, C, H, W)
+                               __global const float *y,     // (N, C, H, W)
+                               __global const float *scale, // (N, C, H, W)
+                               __global const float *dy,    // (N, C, H, W)
+                               __global float *dx,          // (N, C, H, W)
+                               const int N, const int C, const int H, const int W,
+                               const int size, const float alpha, const float beta,
+                               const float k)
+{
+    const int HW = H * W, nb = (HW + LRNV_VW - 1) / LRNV_VW;
+    const int i = get_global_id(0);
+    if (i >= N * nb)
+        return;
+    const int n = i / nb, p0 = (i % nb) * LRNV_VW;
+    const int base = n * C * HW + p0;
+    const float coef = 2.0f * alpha * beta / (float)size;
+    if (p0 + LRNV_VW <= HW) {
+        for (int c = 0; c < C; c++) {
+            const int lo = max(0, c - (size - 1) / 2), hi = min(C - 1, c + size / 2);
+            lrnv acc = (lrnv)(0.0f);
+            for (int cc = lo; cc <= hi; cc++) {
+                const int j = base + cc * HW;
+                acc += lrnv_load(0, dy + j) * lrnv_load(0, y + j) / lrnv_load(0, scale + j);
+            }
+            const int j = base + c * HW;
+            const lrnv d = lrnv_load(0, dy + j) * exp(-beta * log(lrnv_load(0, scale + j)))
+                           - coef * lrnv_load(0, x + j) * acc;
+            lrnv_store(d, 0, dx + j);
+        }
+        return;
+    }
+    for (int p = 0; p < HW - p0; p++)
+        for (int c = 0; c < C; c++) {
+            const int lo = max(0, c - (size - 1) / 2), hi = min(C - 1, c + size / 2);
+            float acc = 0.0f;
+            for (int cc = lo; cc <= hi; cc++) {
+                const int j = base + cc * HW + p;
+                acc += dy[j] * y[j] / scale[j];
+            }
+            const int j = base + c * HW + p;
+            dx[j] = dy[j] * lrn_pow_neg(scale[j], beta) - coef * x[j] * acc;
+        }
 }

@@ -82,3 +82,67 @@ __kernel void max_pool_backward(__global const int *idx,  // (N, C, OH, OW)
                 sum += dp[oh * OW + ow];
     dx[i] = sum;
 }
+
+// The CPU forms (on devices that use gemm_vec): one work item per plane
+// (image, channel), looping over the plane with no division per element.
+//   max_pool_forward_plane(x, y, idx, ...)
+//       The same windows, scan order and NaN rule as max_pool_forward.
+//   max_pool_backward_plane(idx, dy, dx, ...)
+//       Zeroes the plane of dx, then adds each dy to dx[idx] in (oh, ow)
+//       order: the same sums, in the same order, as max_pool_backward's
+//       gather; one work item owns the plane, so no atomics.
+// NDRange: N*C, 1-D, rounded up.
+
+__kernel void max_pool_forward_plane(__global const float *x, // (N, C, H, W)
+                                     __global float *y,       // (N, C, OH, OW)
+                                     __global int *idx,       // (N, C, OH, OW)
+                                     const int N, const int C, const int H, const int W,
+                                     const int size, const int stride,
+                                     const int OH, const int OW)
+{
+    const int plane = get_global_id(0);
+    if (plane >= N * C)
+        return;
+    __global const float *xp = x + plane * H * W;
+    __global float *yp = y + plane * OH * OW;
+    __global int *ip = idx + plane * OH * OW;
+    for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+            const int h0 = oh * stride, w0 = ow * stride;
+            int best = h0 * W + w0;
+            float m = xp[best];
+            for (int r = 0; r < size; r++)
+                for (int s = 0; s < size; s++) {
+                    const int p = (h0 + r) * W + w0 + s;
+                    const float v = xp[p];
+                    if (v > m || (isnan(v) && !isnan(m))) {
+                        m = v;
+                        best = p;
+                    }
+                }
+            yp[oh * OW + ow] = m;
+            ip[oh * OW + ow] = best;
+        }
+}
+
+__kernel void max_pool_backward_plane(__global const int *idx,  // (N, C, OH, OW)
+                                      __global const float *dy, // (N, C, OH, OW)
+                                      __global float *dx,       // (N, C, H, W)
+                                      const int N, const int C, const int H, const int W,
+                                      const int size, const int stride,
+                                      const int OH, const int OW)
+{
+    const int plane = get_global_id(0);
+    if (plane >= N * C)
+        return;
+    __global float *dp = dx + plane * H * W;
+    __global const int *ip = idx + plane * OH * OW;
+    __global const float *gp = dy + plane * OH * OW;
+    for (int p = 0; p < H * W; p++)
+        dp[p] = 0.0f;
+    for (int o = 0; o < OH * OW; o++) {
+        const int p = ip[o];
+        if (p >= 0 && p < H * W) // idx from elsewhere than the forward pass must not write out of the plane
+            dp[p] += gp[o];
+    }
+}

@@ -28,6 +28,10 @@
 // in the order it was queued. Write returns once src may be reused. Read and
 // Sync wait for all earlier work. An error raised while queued work runs (an
 // out-of-resources on the GPU, say) is reported by the next Read or Sync.
+// A label outside [0, classes) given to SoftmaxCrossEntropy is such an
+// error: the CPU device returns it from the op; the OpenCL device does not
+// read labels back, so it writes a NaN loss for that sample and reports the
+// error, once, from the next Read or Sync.
 //
 // Gradients. Ops that produce gradients of parameters (Conv2DBackwardFilter's
 // dw and db, BiasGrad's db) accumulate: they add to what the buffer holds,

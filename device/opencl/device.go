@@ -69,6 +69,12 @@ type Device struct {
 	statsMu sync.Mutex
 	live    map[*buffer]struct{}
 	stats   device.MemStats
+
+	// Owned by ops.go and profile.go: the conv workspace, the label
+	// status flag of SoftmaxCrossEntropy, and kernel profiling.
+	ws     workspace
+	labels labelStatus
+	prof   profiler
 }
 
 // buffer is a device.Buffer of this package.
@@ -206,6 +212,7 @@ func (d *Device) Info() device.Info { return d.info }
 
 // release frees the OpenCL objects of a device that is closing or failed to open.
 func (d *Device) release() {
+	d.releaseOpsState()
 	for _, k := range d.kernels {
 		k.Release()
 	}
@@ -360,14 +367,14 @@ func (d *Device) Read(src device.Buffer, off int, dst []byte) error {
 		if err := d.queue.Finish(); err != nil {
 			return fmt.Errorf("read from %s: %w", d.info.ID, err)
 		}
-		return nil
+		return d.takeLabelError("read")
 	}
 	ev, err := d.queue.EnqueueReadBuffer(buf.mem, true, off, len(dst), unsafe.Pointer(&dst[0]), nil)
 	if err != nil {
 		return fmt.Errorf("read %d bytes from %s: %w", len(dst), d.info.ID, err)
 	}
 	ev.Release()
-	return nil
+	return d.takeLabelError("read")
 }
 
 // Copy queues a copy of n bytes from src at srcOff to dst at dstOff.
@@ -424,7 +431,7 @@ func (d *Device) Sync() error {
 	if err := d.queue.Finish(); err != nil {
 		return fmt.Errorf("sync %s: %w", d.info.ID, err)
 	}
-	return nil
+	return d.takeLabelError("sync")
 }
 
 // MemStats reports allocation accounting.

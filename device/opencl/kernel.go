@@ -70,6 +70,6 @@ func (d *Device) launch(name string, global, local []int, args ...any) error {
 	if err != nil {
 		return fmt.Errorf("%s: launch %s global %v local %v: %w", d.info.ID, name, global, local, err)
 	}
-	ev.Release()
+	d.prof.keep(name, ev) // releases ev unless profiling (profile.go)
 	return nil
 }

@@ -2,9 +2,25 @@ package opencl
 
 // This file holds the op methods of device.Device: each validates its shape
 // and every buffer's size (errors name the op, before anything is queued),
-// then queues one or two kernels of clkernels through d.launch. Zero-size
-// work is a no-op. The kernels, their buffer shapes and their tunables are
-// described in the header comment of each clkernels/*.cl file.
+// then queues kernels of clkernels through d.launch. Zero-size work is a
+// no-op. The kernels, their buffer shapes and their tunables are described
+// in the header comment of each clkernels/*.cl file.
+//
+// Two kernel families. GPUs (and any device whose type is not CPU) use
+// local-memory tiled kernels with one work item per output element or
+// register block: gemm, the implicit-GEMM conv2d_forward, the element-wise
+// LRN and pooling kernels. CPU devices (POCL, Intel's CPU runtime) use
+// kernels written for vector registers and caches, with no barriers and
+// no division per element: gemm_vec and gemm_dot, im2col + gemm_vec for
+// the forward convolution, lrn_*_vec, max_pool_*_plane. gemm.go picks the
+// family (Options.Defines["GEMM_KIND"] = "tiled" or "vector" overrides it).
+// Both families compute the same sums in a fixed order; the tests run both
+// on POCL. The backward convolutions are GEMMs over im2col workspaces on
+// both (workspace.go), in chunks of images.
+//
+// Nothing here waits for the device: no op reads back or calls Finish
+// (SoftmaxCrossEntropy's label check included: see there), and nothing
+// allocates per call once the workspace has grown to the largest layer.
 //
 // Work-group sizes. Elementwise and gather kernels use 1-D groups of
 // elemWG work items with the global size rounded up (the kernels guard
@@ -111,7 +127,7 @@ func checkBufs(op string, bufs ...any) error {
 	return nil
 }
 
-// Gemm computes C = alpha·op(A)·op(B) + beta·C (gemm.cl).
+// Gemm computes C = alpha·op(A)·op(B) + beta·C (gemm.cl, through d.gemm).
 func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffer, beta float32, C device.Buffer) error {
 	const op = "Gemm"
 	if err := checkElems(op, "M", M, "N", N, "K", K,
@@ -130,16 +146,15 @@ func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffe
 	} else if err := checkBufs(op, "A", A, M*K, "B", B, K*N); err != nil {
 		return err
 	}
-	global, local := d.tilingOf("GEMM").ndrange(M, N)
-	return d.launch("gemm", global, local,
-		b2i(tA), b2i(tB), M, N, K, alpha, A, B, beta, C)
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
+	g := gemmCall{M: M, N: N, K: K, alpha: alpha, beta: beta, A: A, B: B, C: C, ldc: N,
+		sam: K, sak: 1, sbk: N, sbn: 1}
+	if tA { // A is (K, M)
+		g.sam, g.sak = 1, M
 	}
-	return 0
+	if tB { // B is (N, K)
+		g.sbk, g.sbn = 1, K
+	}
+	return d.gemm(g)
 }
 
 // AddBias adds b (cols) to every row of y (rows, cols) (bias.cl).
@@ -188,7 +203,9 @@ func convArgs(s device.ConvShape) []any {
 	return []any{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW()}
 }
 
-// Conv2DForward computes y = conv(x, w) + b (conv.cl).
+// Conv2DForward computes y = conv(x, w) + b: on GPUs the implicit GEMM
+// conv2d_forward (conv.cl), on CPUs conv_im2col then gemm_vec per chunk of
+// images (y_g = w_g · col_g + b for each image and group).
 func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) error {
 	const op = "Conv2DForward"
 	nx, nw, ny, err := convSizes(op, s)
@@ -198,13 +215,29 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 	if err := checkBufs(op, "x", x, nx, "w", w, nw, "b", b, s.K, "y", y, ny); err != nil {
 		return err
 	}
-	// Implicit GEMM per group: rows Kg output channels, columns N*OH*OW.
-	global, local := d.tilingOf("CONV").ndrange(s.K/s.Groups, s.N*s.OH()*s.OW())
-	global, local = append(global, s.Groups), append(local, 1)
-	return d.launch("conv2d_forward", global, local, append([]any{x, w, b, y}, convArgs(s)...)...)
+	if !d.vector() {
+		// Implicit GEMM per group: rows Kg output channels, columns N*OH*OW.
+		global, local := d.tilingOf("CONV").ndrange(s.K/s.Groups, s.N*s.OH()*s.OW())
+		global, local = append(global, s.Groups), append(local, 1)
+		return d.launch("conv2d_forward", global, local, append([]any{x, w, b, y}, convArgs(s)...)...)
+	}
+	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
+	return d.convChunks(op, s, 0, func(n0, nc int, col, _ *buffer) error {
+		if err := d.im2col(x, col, n0, nc, s, false); err != nil {
+			return err
+		}
+		// Batch (b1, b2) = (image, group): y (Kg, OHW) = w_g (Kg, Q) · col (Q, OHW) + b_g.
+		return d.gemm(gemmCall{M: Kg, N: OHW, K: Q, alpha: 1,
+			A: w, sam: Q, sak: 1, as2: Kg * Q,
+			B: col, sbk: OHW, sbn: 1, bs1: G * Q * OHW, bs2: Q * OHW,
+			C: y, coff: n0 * s.K * OHW, ldc: OHW, cs1: s.K * OHW, cs2: Kg * OHW,
+			bias: b, biass2: Kg, nb1: nc, nb2: G})
+	})
 }
 
-// Conv2DBackwardData overwrites dx (N, C, H, W) with ∂L/∂x (conv.cl).
+// Conv2DBackwardData overwrites dx (N, C, H, W) with ∂L/∂x: per chunk of
+// images dcol_g (Q, OHW) = w_gᵀ (Q, Kg) · dy_g (Kg, OHW) (gemm.cl), then
+// conv_col2im gathers dcol into dx (conv.cl).
 func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape) error {
 	const op = "Conv2DBackwardData"
 	nx, nw, ny, err := convSizes(op, s)
@@ -214,11 +247,27 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 	if err := checkBufs(op, "dy", dy, ny, "w", w, nw, "dx", dx, nx); err != nil {
 		return err
 	}
-	return d.launch1D("conv2d_backward_data", nx, append([]any{dy, w, dx}, convArgs(s)...)...)
+	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
+	return d.convChunks(op, s, 0, func(n0, nc int, col, _ *buffer) error {
+		err := d.gemm(gemmCall{M: Q, N: OHW, K: Kg, alpha: 1,
+			A: w, sam: 1, sak: Q, as2: Kg * Q,
+			B: dy, boff: n0 * s.K * OHW, sbk: OHW, sbn: 1, bs1: s.K * OHW, bs2: Kg * OHW,
+			C: col, ldc: OHW, cs1: G * Q * OHW, cs2: Q * OHW,
+			nb1: nc, nb2: G})
+		if err != nil {
+			return err
+		}
+		return d.launch1D("conv_col2im", nc*s.C*s.H, col, dx, n0, nc,
+			s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW())
+	})
 }
 
-// Conv2DBackwardFilter accumulates dw += ∂L/∂w and db += ∂L/∂b (conv.cl:
-// conv2d_backward_filter, then conv2d_backward_bias).
+// Conv2DBackwardFilter accumulates dw += ∂L/∂w and db += ∂L/∂b. Per chunk
+// of images conv_im2col unrolls x transposed (OHW, Q); then on CPUs one
+// gemm_vec sums dy_g (Kg, OHW) · col (OHW, Q) over the chunk's images into
+// dw, and on GPUs gemm writes one product per image, which
+// conv_sum_images adds to dw in image order (the parallelism a GPU needs,
+// without atomics). conv2d_backward_bias adds db.
 func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.ConvShape) error {
 	const op = "Conv2DBackwardFilter"
 	nx, nw, ny, err := convSizes(op, s)
@@ -228,12 +277,88 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	if err := checkBufs(op, "x", x, nx, "dy", dy, ny, "dw", dw, nw, "db", db, s.K); err != nil {
 		return err
 	}
-	if err := d.launch1D("conv2d_backward_filter", nw, append([]any{x, dy, dw}, convArgs(s)...)...); err != nil {
+	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
+	perImage := 0 // per-image gradients (GPU)
+	if !d.vector() {
+		perImage = nw
+	}
+	// Narrow filters (Q below gemm_vec's vector block, like a 5x5 conv of
+	// one channel) take the dot-product form on im2col's (Q, OHW) layout.
+	dot := d.vector() && Q < 2*d.tunable("GEMMV_VW", 16)
+	err = d.convChunks(op, s, perImage, func(n0, nc int, col, part *buffer) error {
+		if err := d.im2col(x, col, n0, nc, s, !dot); err != nil {
+			return err
+		}
+		g := gemmCall{M: Kg, N: Q, K: OHW, alpha: 1,
+			A: dy, aoff: n0 * s.K * OHW, sam: OHW, sak: 1, as2: Kg * OHW,
+			B: col, sbk: Q, sbn: 1, bs2: OHW * Q,
+			ldc: Q, cs2: Kg * Q, nb2: G}
+		if dot { // col is (Q, OHW): opB(p, q) = col[q][p]
+			g.sbk, g.sbn = 1, OHW
+		}
+		if part == nil {
+			// Σ over the chunk's images inside the GEMM, in image order.
+			g.C, g.beta = dw, 1
+			g.nt, g.ast, g.bst = nc, s.K*OHW, G*OHW*Q
+			return d.gemm(g)
+		}
+		g.C, g.beta = part, 0
+		g.nb1, g.as1, g.bs1, g.cs1 = nc, s.K*OHW, G*OHW*Q, nw
+		if err := d.gemm(g); err != nil {
+			return err
+		}
+		return d.launch1D("conv_sum_images", nw, part, dw, nc, nw)
+	})
+	if err != nil {
 		return err
 	}
 	wg := d.tunable("CONV_BIAS_WG", 256)
 	return d.launch("conv2d_backward_bias", []int{s.K * wg}, []int{wg},
 		dy, db, s.N, s.K, s.OH(), s.OW())
+}
+
+// convChunks runs f over the batch of s in chunks of nc images, holding
+// the workspace: col has room for the chunk's unrolled patches (nc *
+// C*R*S*OH*OW floats) and, when perImage > 0, part for perImage floats per
+// image (nil otherwise). Errors are prefixed with op.
+func (d *Device) convChunks(op string, s device.ConvShape, perImage int, f func(n0, nc int, col, part *buffer) error) error {
+	colPer := s.C * s.R * s.S * s.OH() * s.OW()
+	if err := checkElems(op, "unrolled patches of one image", colPer, "gradient per image", perImage); err != nil {
+		return err
+	}
+	nc := d.chunkImages(s.N, colPer+perImage)
+	if err := checkElems(op, "unrolled patches of a chunk", mulSat(nc, colPer), "gradients of a chunk", mulSat(nc, perImage)); err != nil {
+		return err
+	}
+	d.ws.mu.Lock()
+	defer d.ws.mu.Unlock()
+	col, err := d.slot(0, nc*colPer)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var part *buffer
+	if perImage > 0 {
+		if part, err = d.slot(1, nc*perImage); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	for n0 := 0; n0 < s.N; n0 += nc {
+		if err := f(n0, min(nc, s.N-n0), col, part); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	return nil
+}
+
+// im2col queues conv_im2col of images n0 .. n0+nc-1 of x into col, laid
+// out (nc, groups, Q, OHW), or (nc, groups, OHW, Q) when transposed.
+func (d *Device) im2col(x device.Buffer, col *buffer, n0, nc int, s device.ConvShape, transposed bool) error {
+	t, rows := 0, nc*s.C*s.R*s.S // (image, group, q) rows of OHW
+	if transposed {
+		t, rows = 1, nc*s.Groups*s.OH()*s.OW() // (image, group, p) rows of Q
+	}
+	return d.launch1D("conv_im2col", rows, x, col, n0, nc,
+		s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW(), t)
 }
 
 // ReLUForward sets y = max(x, 0) over n elements (relu.cl).
@@ -270,7 +395,8 @@ func poolSizes(op string, s device.PoolShape) (nx, ny int, err error) {
 	return nx, ny, checkElems(op, "x", nx, "y", ny)
 }
 
-// MaxPoolForward writes y and the first-maximum positions idx (pool.cl).
+// MaxPoolForward writes y and the first-maximum positions idx (pool.cl:
+// max_pool_forward, or max_pool_forward_plane on CPU devices).
 func (d *Device) MaxPoolForward(x, y, idx device.Buffer, s device.PoolShape) error {
 	const op = "MaxPoolForward"
 	nx, ny, err := poolSizes(op, s)
@@ -280,11 +406,16 @@ func (d *Device) MaxPoolForward(x, y, idx device.Buffer, s device.PoolShape) err
 	if err := checkBufs(op, "x", x, nx, "y", y, ny, "idx", idx, ny); err != nil {
 		return err
 	}
+	if d.vector() {
+		return d.launch1D("max_pool_forward_plane", s.N*s.C, x, y, idx,
+			s.N, s.C, s.H, s.W, s.Size, s.Stride, s.OH(), s.OW())
+	}
 	return d.launch1D("max_pool_forward", ny, x, y, idx,
 		s.N, s.C, s.H, s.W, s.Size, s.Stride, s.OH(), s.OW())
 }
 
-// MaxPoolBackward overwrites dx by routing each dy to its idx (pool.cl).
+// MaxPoolBackward overwrites dx by routing each dy to its idx (pool.cl:
+// max_pool_backward, or max_pool_backward_plane on CPU devices).
 func (d *Device) MaxPoolBackward(idx, dy, dx device.Buffer, s device.PoolShape) error {
 	const op = "MaxPoolBackward"
 	nx, ny, err := poolSizes(op, s)
@@ -293,6 +424,10 @@ func (d *Device) MaxPoolBackward(idx, dy, dx device.Buffer, s device.PoolShape) 
 	}
 	if err := checkBufs(op, "idx", idx, ny, "dy", dy, ny, "dx", dx, nx); err != nil {
 		return err
+	}
+	if d.vector() {
+		return d.launch1D("max_pool_backward_plane", s.N*s.C, idx, dy, dx,
+			s.N, s.C, s.H, s.W, s.Size, s.Stride, s.OH(), s.OW())
 	}
 	return d.launch1D("max_pool_backward", nx, idx, dy, dx,
 		s.N, s.C, s.H, s.W, s.Size, s.Stride, s.OH(), s.OW())
@@ -307,7 +442,8 @@ func lrnSize(op string, s device.LRNShape) (int, error) {
 	return n, checkElems(op, "x", n)
 }
 
-// LRNForward writes y and scale (lrn.cl).
+// LRNForward writes y and scale (lrn.cl: lrn_forward, or lrn_forward_vec on
+// CPU devices).
 func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error {
 	const op = "LRNForward"
 	n, err := lrnSize(op, s)
@@ -317,11 +453,17 @@ func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error 
 	if err := checkBufs(op, "x", x, n, "y", y, n, "scale", scale, n); err != nil {
 		return err
 	}
+	if d.vector() {
+		vw := d.tunable("LRNV_VW", 16)
+		return d.launch1D("lrn_forward_vec", s.N*ceilMul(s.H*s.W, vw)/vw, x, y, scale,
+			s.N, s.C, s.H, s.W, s.Size, s.Alpha, s.Beta, s.K)
+	}
 	return d.launch1D("lrn_forward", n, x, y, scale,
 		s.N, s.C, s.H, s.W, s.Size, s.Alpha, s.Beta, s.K)
 }
 
-// LRNBackward overwrites dx with ∂L/∂x (lrn.cl).
+// LRNBackward overwrites dx with ∂L/∂x (lrn.cl: lrn_backward, or
+// lrn_backward_vec on CPU devices).
 func (d *Device) LRNBackward(x, y, scale, dy, dx device.Buffer, s device.LRNShape) error {
 	const op = "LRNBackward"
 	n, err := lrnSize(op, s)
@@ -330,6 +472,11 @@ func (d *Device) LRNBackward(x, y, scale, dy, dx device.Buffer, s device.LRNShap
 	}
 	if err := checkBufs(op, "x", x, n, "y", y, n, "scale", scale, n, "dy", dy, n, "dx", dx, n); err != nil {
 		return err
+	}
+	if d.vector() {
+		vw := d.tunable("LRNV_VW", 16)
+		return d.launch1D("lrn_backward_vec", s.N*ceilMul(s.H*s.W, vw)/vw, x, y, scale, dy, dx,
+			s.N, s.C, s.H, s.W, s.Size, s.Alpha, s.Beta, s.K)
 	}
 	return d.launch1D("lrn_backward", n, x, y, scale, dy, dx,
 		s.N, s.C, s.H, s.W, s.Size, s.Alpha, s.Beta, s.K)
@@ -377,6 +524,13 @@ func (d *Device) DropoutBackward(dy, dx device.Buffer, n int, p float32, key dev
 
 // SoftmaxCrossEntropy writes per-sample loss and rank and, unless dlogits
 // is nil, the gradient of the mean loss (loss.cl).
+//
+// Labels are not read back: a label outside [0, classes) makes the kernel
+// write NaN loss (and rank = classes) for that sample and set the device's
+// label status flag, which the next Sync or Read reports as an error, once
+// (workspace.go). So a bad label is an error raised by the queued work, as
+// device/doc.go's Asynchrony rule describes, and no training step waits
+// for the host between its upload and its loss read-back.
 func (d *Device) SoftmaxCrossEntropy(logits, labels, loss, rank, dlogits device.Buffer, n, classes int) error {
 	const op = "SoftmaxCrossEntropy"
 	if err := checkElems(op, "n", n, "classes", classes, "logits", mulSat(n, classes)); err != nil {
@@ -392,9 +546,6 @@ func (d *Device) SoftmaxCrossEntropy(logits, labels, loss, rank, dlogits device.
 		"loss", loss, n, "rank", rank, n); err != nil {
 		return err
 	}
-	if err := d.checkLabels(op, labels, n, classes); err != nil {
-		return err
-	}
 	writeGrad := 0
 	if dlogits != nil {
 		if err := device.CheckBuf(op, "dlogits", dlogits, n*classes); err != nil {
@@ -404,9 +555,18 @@ func (d *Device) SoftmaxCrossEntropy(logits, labels, loss, rank, dlogits device.
 	} else {
 		dlogits = loss // not written: write_grad is 0
 	}
+	status, err := d.labelStatusBuffer()
+	if err != nil {
+		return err
+	}
 	wg := d.tunable("LOSS_WG", 64)
-	return d.launch("softmax_cross_entropy", []int{n * wg}, []int{wg},
-		logits, labels, loss, rank, dlogits, n, classes, writeGrad)
+	if err := d.launch("softmax_cross_entropy", []int{n * wg}, []int{wg},
+		logits, labels, loss, rank, dlogits, status, n, classes, writeGrad); err != nil {
+		return err
+	}
+	d.labels.classes.Store(int64(classes))
+	d.labels.pending.Store(true)
+	return nil
 }
 
 // SGDUpdate applies one momentum SGD step with weight decay to w (sgd.cl).
@@ -419,22 +579,4 @@ func (d *Device) SGDUpdate(w, g, v device.Buffer, n int, p device.SGDParams) err
 		return err
 	}
 	return d.launch1D("sgd_update", n, w, g, v, n, p.LR, p.Momentum, p.WeightDecay)
-}
-
-// checkLabels reads the n labels back and returns an error naming the first
-// sample whose label is outside [0, classes). A kernel cannot return an
-// error, and a bad label would otherwise surface only as a NaN loss (what
-// softmax_cross_entropy writes for one). The read waits for queued work; the
-// labels are n int32s, and a training step reads its loss back anyway.
-func (d *Device) checkLabels(op string, labels device.Buffer, n, classes int) error {
-	got := make([]int32, n)
-	if err := d.Read(labels, 0, device.Int32Bytes(got)); err != nil {
-		return fmt.Errorf("%s: reading labels: %w", op, err)
-	}
-	for i, l := range got {
-		if l < 0 || int(l) >= classes {
-			return fmt.Errorf("%s: label %d of sample %d is outside [0, %d)", op, l, i, classes)
-		}
-	}
-	return nil
 }

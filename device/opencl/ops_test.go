@@ -151,17 +151,51 @@ func TestGemm(t *testing.T) {
 }
 
 // TestRetuned rebuilds the program with other tile and work-group sizes
-// (as a user's Options.Defines may) and reruns the tiled kernels' checks:
-// the Go side must launch with the sizes the kernels were built with.
+// (as a user's Options.Defines may) and the GPU kernel family (tiled gemm,
+// implicit-GEMM conv2d_forward, per-image filter gradients), and reruns
+// the checks: the Go side must launch with the sizes the kernels were
+// built with.
 func TestRetuned(t *testing.T) {
 	d := openTestDevice(t, Options{Version: "test", NoCache: true, Defines: map[string]string{
-		"GEMM_TSM": "32", "GEMM_TSN": "16", "GEMM_TSK": "8", "GEMM_WPTM": "2", "GEMM_WPTN": "2",
+		"GEMM_KIND": "tiled",
+		"GEMM_TSM":  "32", "GEMM_TSN": "16", "GEMM_TSK": "8", "GEMM_WPTM": "2", "GEMM_WPTN": "2",
 		"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "4", "CONV_WPTM": "1", "CONV_WPTN": "4",
 		"CONV_BIAS_WG": "32", "LOSS_WG": "16",
 	}})
 	testGemm(t, d)
 	testConv(t, d, convShapes[:len(convShapes)-1])
 	testSoftmaxCrossEntropy(t, d)
+	testLRN(t, d) // the element-wise GPU kernels
+	testMaxPool(t, d)
+}
+
+// TestGPUDefaults runs the tiled family with the tiles a GPU gets by
+// default and with 128 x 128 tiles of 8 x 8 register blocks.
+func TestGPUDefaults(t *testing.T) {
+	for _, defs := range []map[string]string{
+		{"GEMM_KIND": "tiled"},
+		{"GEMM_KIND": "tiled", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_WPTM": "8", "GEMM_WPTN": "8"},
+	} {
+		t.Run(fmt.Sprint(defs), func(t *testing.T) {
+			d := openTestDevice(t, Options{Version: "test", Defines: defs})
+			testGemm(t, d)
+			testConv(t, d, convShapes[:len(convShapes)-1])
+		})
+	}
+}
+
+// TestVectorRetuned runs the CPU family (gemm_vec, gemm_dot, im2col) with
+// narrower vectors and blocks, and with a workspace so small that every
+// convolution takes one image per chunk.
+func TestVectorRetuned(t *testing.T) {
+	old := workspaceCap
+	workspaceCap = 1
+	defer func() { workspaceCap = old }()
+	d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{
+		"GEMM_KIND": "vector", "GEMMV_VW": "4", "GEMMV_MR": "3", "GEMMV_LM": "2",
+	}})
+	testGemm(t, d)
+	testConv(t, d, convShapes)
 }
 
 func testGemm(t *testing.T, d *Device) {
@@ -284,6 +318,11 @@ func testConv(t *testing.T, d *Device, shapes []device.ConvShape) {
 			dx := make([]float32, nx)
 			ref.Conv2DBackwardData(dy, w, dx, s)
 			compare(t, me, "Conv2DBackwardData", shape, down(t, d, bdx, nx), dx, 1e-6*float64(s.K*s.R*s.S), 1e-5)
+			if err := d.launch("conv2d_backward_data_direct", []int{ceilMul(nx, elemWG)}, []int{elemWG},
+				append([]any{bdy, bw, bdx}, convArgs(s)...)...); err != nil {
+				t.Fatal(err)
+			}
+			compare(t, me, "conv2d_backward_data_direct", shape, down(t, d, bdx, nx), dx, 1e-6*float64(s.K*s.R*s.S), 1e-5)
 
 			dw, db := randF32(rng, nw, -1, 1), randF32(rng, s.K, -1, 1) // accumulated into
 			bdw, bdb := up(t, d, dw), up(t, d, db)
@@ -294,6 +333,13 @@ func testConv(t *testing.T, d *Device, shapes []device.ConvShape) {
 			reduce := float64(s.N * s.OH() * s.OW())
 			compare(t, me, "Conv2DBackwardFilter dw", shape, down(t, d, bdw, nw), dw, 1e-6*reduce, 1e-5)
 			compare(t, me, "Conv2DBackwardFilter db", shape, down(t, d, bdb, s.K), db, 1e-6*reduce, 1e-5)
+			// The direct kernel accumulates the same gradient once more.
+			if err := d.launch("conv2d_backward_filter_direct", []int{ceilMul(nw, elemWG)}, []int{elemWG},
+				append([]any{bx, bdy, bdw}, convArgs(s)...)...); err != nil {
+				t.Fatal(err)
+			}
+			ref.Conv2DBackwardFilter(x, dy, dw, make([]float32, s.K), s)
+			compare(t, me, "conv2d_backward_filter_direct", shape, down(t, d, bdw, nw), dw, 2e-6*reduce, 1e-5)
 			for _, buf := range []device.Buffer{bx, bw, bb, by, bdy, bdx, bdw, bdb} {
 				d.Free(buf)
 			}
@@ -339,7 +385,10 @@ func TestReLU(t *testing.T) {
 }
 
 func TestMaxPool(t *testing.T) {
-	d := openTestDevice(t)
+	testMaxPool(t, openTestDevice(t))
+}
+
+func testMaxPool(t *testing.T, d *Device) {
 	rng := rand.New(rand.NewPCG(5, 1))
 	shapes := []device.PoolShape{
 		{N: 1, C: 1, H: 1, W: 1, Size: 1, Stride: 1},
@@ -391,7 +440,10 @@ func TestMaxPool(t *testing.T) {
 }
 
 func TestLRN(t *testing.T) {
-	d := openTestDevice(t)
+	testLRN(t, openTestDevice(t))
+}
+
+func testLRN(t *testing.T, d *Device) {
 	rng := rand.New(rand.NewPCG(6, 1))
 	me := maxErr{}
 	shapes := []device.LRNShape{
@@ -626,7 +678,6 @@ func TestOpErrors(t *testing.T) {
 		{"lrn k", d.LRNForward(big, big, big, device.LRNShape{N: 1, C: 1, H: 1, W: 1, Size: 1}), "LRNForward"},
 		{"dropout p", d.DropoutForward(big, big, 10, 1, device.DropoutKey{}), "DropoutForward"},
 		{"sce nil rank", d.SoftmaxCrossEntropy(big, labels, big, nil, nil, 2, 10), "SoftmaxCrossEntropy: rank"},
-		{"sce bad label", d.SoftmaxCrossEntropy(big, labels, big, big, nil, 2, 5), "SoftmaxCrossEntropy: label 5"},
 		{"sgd short", d.SGDUpdate(big, big, small, 5, device.SGDParams{}), "SGDUpdate: v"},
 	}
 	for _, c := range cases {
@@ -639,6 +690,24 @@ func TestOpErrors(t *testing.T) {
 	}
 	if err := d.Sync(); err != nil {
 		t.Fatalf("sync after refused ops: %v", err)
+	}
+
+	// A bad label is not read back before the launch: the kernel flags it
+	// and the next Sync (or Read) reports it, once.
+	if err := d.SoftmaxCrossEntropy(big, labels, big, big, nil, 2, 5); err != nil {
+		t.Fatalf("sce bad label: the op itself must not wait for the labels, got %v", err)
+	}
+	if err := d.Sync(); err == nil || !strings.Contains(err.Error(), "SoftmaxCrossEntropy: a label is outside [0, 5)") {
+		t.Errorf("sce bad label: Sync error %v, want one naming the label range", err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Errorf("sce bad label: second Sync %v, want the error reported once", err)
+	}
+	if err := d.SoftmaxCrossEntropy(big, labels, big, big, nil, 2, 6); err != nil {
+		t.Fatal(err)
+	}
+	if got := downInt(t, d, labels, 2); got[1] != 5 {
+		t.Fatalf("labels changed: %v", got)
 	}
 }
 

@@ -1,0 +1,93 @@
+package opencl
+
+import (
+	"strings"
+
+	"github.com/alexcl/alexcl/device"
+)
+
+// gemmCall is one launch of a gemm.cl kernel: C[z] = alpha·Σ_t opA·opB +
+// beta·C[z] + bias over batch entries z = b1*nb2 + b2. The fields are the
+// kernel arguments of the same names (gemm.cl's header says how each
+// addresses its matrix); zero counts nb1, nb2, nt mean 1 and a nil bias
+// means none. All offsets and strides are in float32 elements.
+type gemmCall struct {
+	M, N, K     int
+	alpha, beta float32
+
+	A              device.Buffer
+	aoff, sam, sak int
+	B              device.Buffer
+	boff, sbk, sbn int
+	C              device.Buffer
+	coff, ldc      int
+	bias           device.Buffer
+	biasoff        int
+
+	nb1, nb2                     int
+	as1, as2, bs1, bs2, cs1, cs2 int
+	biass2                       int
+	nt, ast, bst                 int
+}
+
+// Kernel families for the matrix products, chosen per device (see vector).
+const (
+	gemmTiled  = "tiled"  // gemm: local-memory tiles, for GPUs
+	gemmVector = "vector" // gemm_vec / gemm_dot: vector registers, for CPUs
+)
+
+// gemmKind returns which kernel family the device's matrix products use:
+// Options.Defines["GEMM_KIND"] when it is "tiled" or "vector", else
+// "vector" on devices of type CPU (POCL, Intel's CPU runtime) and "tiled"
+// on GPUs and accelerators.
+func (d *Device) gemmKind() string {
+	switch k := d.opts.Defines["GEMM_KIND"]; k {
+	case gemmTiled, gemmVector:
+		return k
+	}
+	if strings.Contains(d.info.Type, "CPU") {
+		return gemmVector
+	}
+	return gemmTiled
+}
+
+// vector reports whether the device uses the CPU kernel family.
+func (d *Device) vector() bool { return d.gemmKind() == gemmVector }
+
+// gemm queues g on the kernel that suits the device and g's strides:
+// gemm_vec where B is contiguous along n and gemm_dot where both operands
+// are contiguous along k (vector devices), else the tiled gemm.
+func (d *Device) gemm(g gemmCall) error {
+	nb1, nb2, nt := max(g.nb1, 1), max(g.nb2, 1), max(g.nt, 1)
+	hasBias := 0
+	bias := g.bias
+	if bias != nil {
+		hasBias = 1
+	} else {
+		bias = g.C // not read: hasbias is 0
+	}
+	args := []any{g.M, g.N, g.K, g.alpha,
+		g.A, g.aoff, g.sam, g.sak,
+		g.B, g.boff, g.sbk, g.sbn,
+		g.beta, g.C, g.coff, g.ldc,
+		bias, g.biasoff, hasBias,
+		nb2, g.as1, g.as2, g.bs1, g.bs2, g.cs1, g.cs2, g.biass2,
+		nt, g.ast, g.bst}
+	nb := nb1 * nb2
+	if d.vector() {
+		switch {
+		case g.sbn == 1:
+			vw := d.tunable("GEMMV_VW", 16)
+			mr := d.tunable("GEMMV_MR", 6)
+			lm := d.tunable("GEMMV_LM", 8)
+			rows := ceilMul(ceilMul(g.M, mr)/mr, lm)
+			return d.launch("gemm_vec", []int{ceilMul(g.N, 2*vw) / (2 * vw), rows, nb}, []int{1, lm, 1}, args...)
+		case g.sak == 1 && g.sbk == 1:
+			lm := min(d.tunable("GEMMV_LM", 8), ceilMul(g.M, 4)/4)
+			rows := ceilMul(ceilMul(g.M, 4)/4, lm)
+			return d.launch("gemm_dot", []int{ceilMul(g.N, 4) / 4, rows, nb}, []int{1, lm, 1}, args...)
+		}
+	}
+	global, local := d.tilingOf("GEMM").ndrange(g.M, g.N)
+	return d.launch("gemm", append(global, nb), append(local, 1), args...)
+}

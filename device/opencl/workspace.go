@@ -1,0 +1,169 @@
+package opencl
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/alexcl/alexcl/device/opencl/cl"
+)
+
+// workspaceCap (a variable for tests) bounds the bytes of one workspace slot a convolution asks
+// for: the batch is split into chunks of images whose unrolled patches fit
+// (one image per chunk at least).
+var workspaceCap = 256 << 20
+
+// workspace is the device scratch memory of the im2col convolutions: slot
+// 0 holds unrolled patches (col), slot 1 per-image filter gradients. Each
+// slot grows to the largest size asked for and is then reused, so a
+// training step allocates nothing after its first one. Workspace buffers
+// are not counted in MemStats (they are the device's, not the caller's);
+// WorkspaceBytes reports them. mu is held for a whole convolution op, so
+// ops of several goroutines never share a slot's contents.
+type workspace struct {
+	mu    sync.Mutex
+	slots [2]*buffer
+	bytes atomic.Int64
+}
+
+// slot returns workspace slot i of at least elems float32s. The caller
+// holds d.ws.mu. Releasing an outgrown buffer is safe while queued work
+// still uses it: OpenCL frees it once that work is done.
+func (d *Device) slot(i, elems int) (*buffer, error) {
+	size := 4 * elems
+	if b := d.ws.slots[i]; b != nil && b.size >= size {
+		return b, nil
+	}
+	if int64(size) > d.maxAlloc {
+		return nil, fmt.Errorf("convolution workspace of %s is more than the %s a buffer may hold on %s: use a smaller batch or image",
+			human(int64(size)), human(d.maxAlloc), d.info.ID)
+	}
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	if d.closed {
+		return nil, fmt.Errorf("workspace on %s: %w", d.info.ID, errClosed)
+	}
+	mem, err := d.ctx.CreateEmptyBuffer(cl.MemReadWrite, size)
+	if err != nil {
+		return nil, fmt.Errorf("allocating a %s convolution workspace on %s: %w", human(int64(size)), d.info.ID, err)
+	}
+	if old := d.ws.slots[i]; old != nil {
+		d.ws.bytes.Add(-int64(old.size))
+		old.freed = true
+		old.mem.Release()
+	}
+	d.ws.slots[i] = &buffer{mem: mem, size: size, dev: d}
+	d.ws.bytes.Add(int64(size))
+	return d.ws.slots[i], nil
+}
+
+// chunkImages returns how many of n images a chunk holds when each needs
+// perImage float32s of workspace.
+func (d *Device) chunkImages(n, perImage int) int {
+	limit := min(int64(workspaceCap), d.maxAlloc) / 4
+	return max(1, min(n, int(limit/int64(max(perImage, 1)))))
+}
+
+// WorkspaceBytes is the device memory the convolutions' workspace holds
+// now, on top of MemStats.InUse.
+func (d *Device) WorkspaceBytes() int64 { return d.ws.bytes.Load() }
+
+// labelStatus is SoftmaxCrossEntropy's error path. The kernel sets a flag
+// in status when a label is outside [0, classes) (and writes NaN loss for
+// that sample); instead of reading the labels back before every launch,
+// which would stall the queue each step, Sync and Read, which wait anyway,
+// read the flag after their wait when a launch may have set it, report it
+// once as an error, and clear it.
+type labelStatus struct {
+	mu      sync.Mutex
+	status  *buffer // (1) int32, created by the first SoftmaxCrossEntropy
+	pending atomic.Bool
+	classes atomic.Int64 // the class count of the last launch, for the message
+}
+
+// labelStatusBuffer returns the flag buffer, creating and zeroing it on
+// first use.
+func (d *Device) labelStatusBuffer() (*buffer, error) {
+	// Lock order: useMu before labels.mu, as in Sync and Read.
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	d.labels.mu.Lock()
+	defer d.labels.mu.Unlock()
+	if d.labels.status != nil {
+		return d.labels.status, nil
+	}
+	if d.closed {
+		return nil, fmt.Errorf("SoftmaxCrossEntropy on %s: %w", d.info.ID, errClosed)
+	}
+	mem, err := d.ctx.CreateEmptyBuffer(cl.MemReadWrite, 4)
+	if err != nil {
+		return nil, fmt.Errorf("SoftmaxCrossEntropy: label status buffer on %s: %w", d.info.ID, err)
+	}
+	var zero int32
+	ev, err := d.queue.EnqueueWriteBuffer(mem, true, 0, 4, unsafe.Pointer(&zero), nil)
+	if err != nil {
+		mem.Release()
+		return nil, fmt.Errorf("SoftmaxCrossEntropy: clearing the label status on %s: %w", d.info.ID, err)
+	}
+	ev.Release()
+	d.labels.status = &buffer{mem: mem, size: 4, dev: d}
+	return d.labels.status, nil
+}
+
+// takeLabelError is called by Sync and Read after they waited (with useMu
+// held for reading). When a SoftmaxCrossEntropy was queued since the last
+// check it reads the flag, and if a label was bad clears it and returns the
+// error. Otherwise it costs nothing.
+func (d *Device) takeLabelError(op string) error {
+	if !d.labels.pending.Swap(false) {
+		return nil
+	}
+	d.labels.mu.Lock()
+	defer d.labels.mu.Unlock()
+	st := d.labels.status
+	if st == nil || d.closed {
+		return nil
+	}
+	var v int32
+	ev, err := d.queue.EnqueueReadBuffer(st.mem, true, 0, 4, unsafe.Pointer(&v), nil)
+	if err != nil {
+		return fmt.Errorf("%s %s: reading the label status: %w", op, d.info.ID, err)
+	}
+	ev.Release()
+	if v == 0 {
+		return nil
+	}
+	var zero int32
+	if ev, err = d.queue.EnqueueWriteBuffer(st.mem, true, 0, 4, unsafe.Pointer(&zero), nil); err != nil {
+		return fmt.Errorf("%s %s: clearing the label status: %w", op, d.info.ID, err)
+	}
+	ev.Release()
+	return fmt.Errorf("%s %s: SoftmaxCrossEntropy: a label is outside [0, %d) (that sample's loss is NaN): check the dataset's labels and the network's class count",
+		op, d.info.ID, d.labels.classes.Load())
+}
+
+// releaseOpsState releases what ops.go and profile.go hold: the
+// workspace, the label status buffer and profiled events. Called by
+// release, for a closing device or one that failed to open, with useMu
+// held for writing. It does not take ws.mu (an op holds ws.mu while it
+// waits for useMu); an op still running on another goroutine finds the
+// device closed at its next launch.
+func (d *Device) releaseOpsState() {
+	for i, b := range d.ws.slots {
+		if b != nil {
+			b.freed = true
+			b.mem.Release()
+			d.ws.slots[i] = nil
+		}
+	}
+	d.ws.bytes.Store(0)
+	d.labels.mu.Lock()
+	if b := d.labels.status; b != nil {
+		b.freed = true
+		b.mem.Release()
+		d.labels.status = nil
+	}
+	d.labels.mu.Unlock()
+	d.prof.drop()
+}
