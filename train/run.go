@@ -1,0 +1,612 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alexcl/alexcl/data"
+	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/opencl"
+	"github.com/alexcl/alexcl/model"
+)
+
+// RunOptions are the parts of a run that are not training settings.
+type RunOptions struct {
+	// Resume continues the run whose state is in Config.Out.
+	Resume bool
+	// Device, when set, is used instead of opening Config.Device; Run does
+	// not close it.
+	Device device.Device
+	// OpenCL configures an OpenCL device opened for Config.Device.
+	OpenCL opencl.Options
+	// Log receives progress and summaries; nil: os.Stderr.
+	Log io.Writer
+	// ProgressEvery is the interval between progress lines; 0: redrawn
+	// 5 times a second on a terminal, a line every 10 s otherwise.
+	ProgressEvery time.Duration
+	// Verbose prints the network's layer table and the device.
+	Verbose bool
+	// EvalLimit evaluates only the first EvalLimit test samples (0: all),
+	// for quick checks and tests.
+	EvalLimit int
+	// OnStep, when set, is called after every optimizer step with the
+	// number of steps done (tests use it to cancel at a chosen step).
+	OnStep func(step int64)
+	// ResumeCommand is the command a user types to resume, for messages;
+	// "": alexcl train --resume --out DIR.
+	ResumeCommand string
+}
+
+// Result summarises a finished (or stopped) run.
+type Result struct {
+	OutDir    string
+	Steps     int64      // optimizer steps done in all, across resumes
+	Epochs    float64    // epochs done, fractional
+	TrainLoss float64    // mean training loss of the last epoch (or part of one)
+	Test      EvalResult // the last evaluation
+	BestTop1  float64    // best test top-1 of any evaluation
+	BestStep  int64      // step of the best evaluation
+	ImagesPS  float64    // training images per second in this process, evaluation excluded
+	Elapsed   time.Duration
+	Finished  bool // the run reached its last step
+}
+
+// ErrInterrupted is returned (wrapped) when ctx is cancelled: the run has
+// saved a checkpoint and can be resumed.
+var ErrInterrupted = errors.New("training interrupted")
+
+// ErrDiverged is returned (wrapped) when the loss becomes NaN or infinite.
+var ErrDiverged = errors.New("training diverged")
+
+// run is the state of one Run call.
+type run struct {
+	cfg  Config
+	opts RunOptions
+	prog *progress
+	net  *model.Net
+	d    device.Device
+	test data.Dataset
+	ckpt *checkpointer
+	met  *metricsLog
+	st   State
+
+	total    int64 // last step of the run
+	perEpoch int
+	start    time.Time
+	trainDur time.Duration // time in training steps in this process
+	trainImg int64
+	lastCkpt string // weights file of the latest checkpoint, "" before the first
+}
+
+// Run trains the network cfg describes, writing checkpoints, metrics and
+// curves into cfg.Out, and evaluating on the test split after every epoch.
+// Cancelling ctx finishes the current step, writes a checkpoint and
+// returns an error wrapping ErrInterrupted; a NaN or infinite loss returns
+// one wrapping ErrDiverged. With opts.Resume it continues exactly from the
+// state saved in cfg.Out: on the CPU device the weights are bit for bit
+// those of an uninterrupted run.
+func Run(ctx context.Context, cfg Config, opts RunOptions) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, fmt.Errorf("training config: %w", err)
+	}
+	if opts.Log == nil {
+		opts.Log = os.Stderr
+	}
+	if opts.ResumeCommand == "" {
+		opts.ResumeCommand = "alexcl train --resume --out " + shellQuote(cfg.Out)
+	}
+	r := &run{cfg: cfg, opts: opts, start: time.Now()}
+	res, err := r.run(ctx)
+	if r.met != nil {
+		r.met.close()
+	}
+	if r.net != nil {
+		r.net.Close()
+	}
+	if r.d != nil && opts.Device == nil {
+		r.d.Close()
+	}
+	return res, err
+}
+
+func (r *run) run(ctx context.Context) (Result, error) {
+	cfg := r.cfg
+	mc, err := cfg.Network()
+	if err != nil {
+		return Result{}, fmt.Errorf("network: %w", err)
+	}
+	spec, err := data.ParseSpec(cfg.Data)
+	if err != nil {
+		return Result{}, err
+	}
+
+	// The output directory: a fresh run refuses to overwrite another's state.
+	statePath := filepath.Join(cfg.Out, StateFile)
+	if r.opts.Resume {
+		if r.st, err = ReadState(cfg.Out); err != nil {
+			return Result{}, err
+		}
+		if err := r.checkResumable(); err != nil {
+			return Result{}, err
+		}
+		r.updateSchedule()
+	} else {
+		if _, err := os.Stat(statePath); err == nil {
+			return Result{}, fmt.Errorf("%s already holds a training run (%s): continue it with --resume --out %s, pick another --out, or delete the directory",
+				cfg.Out, StateFile, cfg.Out)
+		}
+		r.st = State{Version: stateVersion, Seed: cfg.Seed, Data: cfg.Data, BatchLen: cfg.Batch,
+			Shuffle: cfg.Shuffle, Augment: cfg.Augment, BestTop1: -1}
+		if r.st.Schedule, err = newSchedule(cfg); err != nil {
+			return Result{}, err
+		}
+	}
+	// Data, shaped as the network wants it.
+	in := data.Options{Channels: mc.Input.Channels, Height: mc.Input.Height, Width: mc.Input.Width, Workers: cfg.Workers}
+	trainOpts := in
+	trainOpts.Augment = cfg.Augment
+	trainDS, err := data.Open(spec, "train", trainOpts)
+	if err != nil {
+		return Result{}, fmt.Errorf("training data: %w", err)
+	}
+	if r.test, err = data.Open(spec, "test", in); err != nil {
+		return Result{}, fmt.Errorf("test data: %w", err)
+	}
+	if mc.Classes != trainDS.Classes() {
+		if cfg.Model != nil || cfg.ModelConfig != "" {
+			return Result{}, fmt.Errorf("the network has %d classes but %s has %d: set classes = %d in the network config",
+				mc.Classes, spec, trainDS.Classes(), trainDS.Classes())
+		}
+		fmt.Fprintf(r.opts.Log, "note: preset %s set to %d classes, as %s has\n", cfg.Preset, trainDS.Classes(), spec)
+		mc = mc.WithClasses(trainDS.Classes())
+	}
+	if cfg.Batch > trainDS.Len() {
+		return Result{}, fmt.Errorf("batch %d is larger than the training split of %s (%d samples): use --batch %d or less",
+			cfg.Batch, spec, trainDS.Len(), trainDS.Len())
+	}
+
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return Result{}, fmt.Errorf("output directory: %w", err)
+	}
+	// The resolved config, so the directory alone describes (and resumes) the run.
+	resolved := cfg
+	resolved.Model, resolved.Preset, resolved.ModelConfig = &mc, "", ""
+	text, err := resolved.TOML()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := writeFileAtomic(filepath.Join(cfg.Out, ConfigFile), []byte(text)); err != nil {
+		return Result{}, fmt.Errorf("write resolved config: %w", err)
+	}
+
+	// Device and network.
+	r.d = r.opts.Device
+	if r.d == nil {
+		if r.d, err = OpenDevice(cfg.Device, r.opts.OpenCL); err != nil {
+			return Result{}, err
+		}
+	}
+	if r.net, err = model.New(r.d, mc, cfg.Batch); err != nil {
+		return Result{}, err
+	}
+	switch {
+	case r.opts.Resume:
+		if err := r.net.Load(filepath.Join(cfg.Out, r.st.Weights)); err != nil {
+			return Result{}, fmt.Errorf("resume: %w", err)
+		}
+		if err := r.net.LoadVelocity(filepath.Join(cfg.Out, r.st.Velocity)); err != nil {
+			return Result{}, fmt.Errorf("resume: %w", err)
+		}
+		r.net.SetSeed(cfg.Seed)
+		r.lastCkpt = filepath.Join(cfg.Out, r.st.Weights)
+	case cfg.Init != "":
+		if err := r.net.Load(cfg.Init); err != nil {
+			return Result{}, fmt.Errorf("--init: %w", err)
+		}
+		r.net.SetSeed(cfg.Seed)
+	default:
+		if err := r.net.Init(cfg.Seed); err != nil {
+			return Result{}, err
+		}
+	}
+	names, _ := json.Marshal(trainDS.ClassNames())
+	r.ckpt = &checkpointer{dir: cfg.Out, net: r.net, meta: map[string]string{MetaClasses: string(names), MetaData: cfg.Data}}
+	if r.opts.Resume {
+		r.ckpt.prev = []string{filepath.Join(cfg.Out, r.st.Weights), filepath.Join(cfg.Out, r.st.Velocity)}
+	}
+
+	metricsSize := int64(-1)
+	if r.opts.Resume {
+		metricsSize = r.st.MetricsBytes
+	}
+	if r.met, err = openMetrics(filepath.Join(cfg.Out, MetricsFile), metricsSize); err != nil {
+		return Result{}, err
+	}
+
+	loader, err := data.NewLoader(trainDS, cfg.Batch, cfg.Shuffle, true, cfg.Seed, r.st.Epoch, r.st.Batch)
+	if err != nil {
+		return Result{}, fmt.Errorf("training data: %w", err)
+	}
+	defer loader.Close()
+	r.perEpoch = loader.BatchesPerEpoch()
+	r.total = int64(cfg.Epochs) * int64(r.perEpoch)
+	if cfg.MaxSteps > 0 && (r.total == 0 || cfg.MaxSteps < r.total) {
+		r.total = cfg.MaxSteps
+	}
+
+	r.prog = newProgress(r.opts.Log, r.opts.ProgressEvery, r.total, r.perEpoch, r.st.Step)
+	r.printHeader(mc, trainDS, spec)
+	if r.st.Step >= r.total {
+		r.prog.line("nothing to do: the run in %s is at step %d of %d; raise --epochs or --max-steps to train on", cfg.Out, r.st.Step, r.total)
+		return r.result(EvalResult{}, math.NaN()), nil
+	}
+	return r.loop(ctx, loader)
+}
+
+// checkResumable refuses settings that would make a resumed run differ
+// from the one it continues.
+func (r *run) checkResumable() error {
+	st, cfg := r.st, r.cfg
+	var diffs []string
+	if st.Data != cfg.Data {
+		diffs = append(diffs, fmt.Sprintf("data %q (was %q)", cfg.Data, st.Data))
+	}
+	if st.BatchLen != cfg.Batch {
+		diffs = append(diffs, fmt.Sprintf("batch %d (was %d)", cfg.Batch, st.BatchLen))
+	}
+	if st.Seed != cfg.Seed {
+		diffs = append(diffs, fmt.Sprintf("seed %d (was %d)", cfg.Seed, st.Seed))
+	}
+	if st.Shuffle != cfg.Shuffle || st.Augment != cfg.Augment {
+		diffs = append(diffs, fmt.Sprintf("shuffle/augment %v/%v (was %v/%v)", cfg.Shuffle, cfg.Augment, st.Shuffle, st.Augment))
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("cannot resume %s with different settings: %s; drop those flags to resume, or start a new run in another --out",
+			cfg.Out, strings.Join(diffs, ", "))
+	}
+	return nil
+}
+
+// updateSchedule applies schedule settings changed since the checkpoint
+// (--lr, --schedule, --step-epochs, --patience) to the restored schedule,
+// keeping the number of ÷10 steps already taken.
+func (r *run) updateSchedule() {
+	s, cfg := &r.st.Schedule, r.cfg
+	if s.BaseLR != cfg.LR {
+		fmt.Fprintf(r.opts.Log, "note: learning rate changed from %g to %g at resume\n", s.BaseLR, cfg.LR)
+	}
+	s.Kind, s.StepEpochs, s.Patience = cfg.Schedule, cfg.StepEpochs, cfg.Patience
+	if s.BaseLR != cfg.LR {
+		s.BaseLR, s.MinLR = cfg.LR, cfg.LR*1e-3
+		s.LR = cfg.LR * math.Pow(0.1, float64(s.Drops))
+	}
+}
+
+func (r *run) printHeader(mc model.Config, trainDS data.Dataset, spec data.Spec) {
+	cfg, log := r.cfg, r.opts.Log
+	layers, _ := mc.Layers()
+	params, _ := model.Totals(layers)
+	info := r.d.Info()
+	if r.opts.Verbose {
+		mc.Summary(log)
+		fmt.Fprintf(log, "device %s: %s (%s, %s)\n", info.ID, info.Name, info.Vendor, info.Platform)
+	}
+	what := "training"
+	if r.opts.Resume {
+		what = fmt.Sprintf("resuming at step %d (epoch %d, batch %d);", r.st.Step, r.st.Epoch+1, r.st.Batch)
+	}
+	fmt.Fprintf(log, "%s %s (%.2fM parameters) on %s (%s); %s: %d train / %d test images; batch %d, %d steps/epoch, %d steps\n",
+		what, mc.Name, float64(params)/1e6, info.ID, info.Name, spec, trainDS.Len(), r.test.Len(), cfg.Batch, r.perEpoch, r.total)
+	fmt.Fprintf(log, "writing %s: %s, %s, %s, %s, %s\n", cfg.Out, LastFile, BestFile, MetricsFile, CurvesFile, ConfigFile)
+}
+
+// loop runs the training steps from r.st to r.total.
+func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
+	cfg, d, net := r.cfg, r.d, r.net
+	x, err := device.AllocFloat32(d, cfg.Batch*net.InputLen())
+	if err != nil {
+		return Result{}, fmt.Errorf("input buffer: %w", err)
+	}
+	defer d.Free(x)
+	labels, err := d.Alloc(4 * cfg.Batch)
+	if err != nil {
+		return Result{}, fmt.Errorf("label buffer: %w", err)
+	}
+	defer d.Free(labels)
+
+	var (
+		// The window since the last metrics row, and the epoch so far.
+		winLoss, epochLoss        float64
+		winTop1, winImgs, winStep int64
+		winDur                    time.Duration // time in steps, evaluation excluded
+		epochN                    int64
+		last                      EvalResult
+		lastEpochLoss             = math.NaN()
+	)
+	epochEnd := func(full bool) error {
+		if epochN > 0 {
+			lastEpochLoss = epochLoss / float64(epochN)
+		}
+		if err := r.evaluate(ctx, full, lastEpochLoss, &last); err != nil {
+			return err
+		}
+		epochLoss, epochN = 0, 0
+		r.prog.resetLoss()
+		return nil
+	}
+
+	for r.st.Step < r.total {
+		if r.st.Batch == r.perEpoch { // resumed right at an epoch's end
+			if _, err := loader.Next(); err != io.EOF {
+				return Result{}, fmt.Errorf("training data: expected the end of epoch %d, got %v", r.st.Epoch+1, err)
+			}
+			if err := epochEnd(true); err != nil {
+				return r.result(last, lastEpochLoss), err
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return r.result(last, lastEpochLoss), r.interrupt()
+		}
+		stepStart := time.Now()
+		b, err := loader.Next()
+		if err != nil {
+			return r.result(last, lastEpochLoss), fmt.Errorf("training data at epoch %d batch %d: %w", r.st.Epoch+1, r.st.Batch, err)
+		}
+		n := b.N
+		if err := d.Write(x, 0, device.Float32Bytes(b.X)); err != nil {
+			return Result{}, fmt.Errorf("step %d: upload batch: %w", r.st.Step, err)
+		}
+		if err := d.Write(labels, 0, device.Int32Bytes(b.Y)); err != nil {
+			return Result{}, fmt.Errorf("step %d: upload labels: %w", r.st.Step, err)
+		}
+		if _, err := net.Forward(x, n, true, uint64(r.st.Step)); err != nil {
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+		}
+		if err := net.Loss(labels, n); err != nil {
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+		}
+		if err := net.Backward(n); err != nil {
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+		}
+		sgd := device.SGDParams{LR: float32(r.st.Schedule.LR), Momentum: float32(cfg.Momentum), WeightDecay: float32(cfg.WeightDecay)}
+		if err := net.Step(sgd); err != nil {
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+		}
+		lossSum, top1, _, err := net.ReadLoss(n)
+		if err != nil {
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+		}
+		loss := lossSum / float64(n)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return r.result(last, lastEpochLoss), r.diverged(fmt.Sprintf("the loss of step %d is %v", r.st.Step+1, loss))
+		}
+		dt := time.Since(stepStart)
+		r.trainDur += dt
+		winDur += dt
+		winStep++
+		r.trainImg += int64(n)
+		r.st.Step++
+		r.st.Batch++
+		winLoss += loss
+		winTop1 += int64(top1)
+		winImgs += int64(n)
+		epochLoss += loss
+		epochN++
+		r.prog.step(r.st.Step, r.st.Epoch, n, loss, r.st.Schedule.LR)
+		if r.opts.OnStep != nil {
+			r.opts.OnStep(r.st.Step)
+		}
+
+		if cfg.LogEvery > 0 && r.st.Step%cfg.LogEvery == 0 {
+			row := r.row()
+			row.TrainLoss = winLoss / float64(winStep)
+			row.TrainTop1 = float64(winTop1) / float64(winImgs)
+			row.ImagesPS = float64(winImgs) / winDur.Seconds()
+			if err := r.met.add(row); err != nil {
+				return r.result(last, lastEpochLoss), err
+			}
+			winLoss, winTop1, winImgs, winStep, winDur = 0, 0, 0, 0, 0
+		}
+		saved := false
+		if r.st.Batch == r.perEpoch {
+			if _, err := loader.Next(); err != io.EOF {
+				return r.result(last, lastEpochLoss), fmt.Errorf("training data: expected the end of epoch %d, got %v", r.st.Epoch+1, err)
+			}
+			if err := epochEnd(true); err != nil {
+				return r.result(last, lastEpochLoss), err
+			}
+			saved = true
+		} else if r.st.Step == r.total { // max_steps reached inside an epoch
+			if err := epochEnd(false); err != nil {
+				return r.result(last, lastEpochLoss), err
+			}
+			saved = true
+		}
+		if !saved && cfg.CheckpointEvery > 0 && r.st.Step%cfg.CheckpointEvery == 0 {
+			if _, err := r.checkpoint(); err != nil {
+				return r.result(last, lastEpochLoss), err
+			}
+		}
+	}
+	res := r.result(last, lastEpochLoss)
+	fmt.Fprintf(r.opts.Log, "done: %d steps, test top-1 %.2f%% (best %.2f%% at step %d), %.1f img/s; weights in %s and %s\n",
+		r.st.Step, 100*last.Top1, 100*r.st.BestTop1, r.st.BestStep, res.ImagesPS,
+		filepath.Join(r.cfg.Out, LastFile), filepath.Join(r.cfg.Out, BestFile))
+	return res, nil
+}
+
+// evaluate tests the net at the end of an epoch (full) or of a run that
+// stops inside one, logs and records the result, updates the schedule and
+// writes a checkpoint, best.safetensors and the curves.
+func (r *run) evaluate(ctx context.Context, full bool, trainLoss float64, last *EvalResult) error {
+	t0 := time.Now()
+	ev, err := Evaluate(ctx, r.net, r.test, EvalOptions{Limit: r.opts.EvalLimit})
+	if err != nil {
+		if ctx.Err() != nil {
+			return r.interrupt()
+		}
+		return fmt.Errorf("evaluation at step %d: %w", r.st.Step, err)
+	}
+	*last = ev
+	evalDur := time.Since(t0)
+	lr := r.st.Schedule.LR
+	row := r.row()
+	row.TrainLoss, row.TestLoss, row.TestTop1, row.TestTop5 = trainLoss, ev.Loss, ev.Top1, ev.Top5
+	row.ImagesPS = math.NaN()
+	if err := r.met.add(row); err != nil {
+		return err
+	}
+	label := fmt.Sprintf("epoch %d", r.st.Epoch+1)
+	if !full {
+		label = fmt.Sprintf("step %d (epoch %d, %d/%d)", r.st.Step, r.st.Epoch+1, r.st.Batch, r.perEpoch)
+	}
+	r.prog.line("%s: train loss %.4f  test loss %.4f  top-1 %.2f%%  top-5 %.2f%%  lr %.3g  time %s (eval %s)",
+		label, trainLoss, ev.Loss, 100*ev.Top1, 100*ev.Top5, lr,
+		fmtDuration(time.Duration(r.wallS()*float64(time.Second))), fmtDuration(evalDur))
+	r.st.Evals++
+	improved := ev.Top1 > r.st.BestTop1
+	if improved {
+		r.st.BestTop1, r.st.BestStep = ev.Top1, r.st.Step
+	}
+	if full {
+		if r.st.Schedule.EpochEnd(r.st.Epoch, 1-ev.Top1) {
+			r.prog.line("learning rate %.3g -> %.3g", lr, r.st.Schedule.LR)
+		}
+		r.st.Epoch++
+		r.st.Batch = 0
+	}
+	w, err := r.checkpoint()
+	if err != nil {
+		return err
+	}
+	if improved {
+		if err := linkOrCopy(w, filepath.Join(r.cfg.Out, BestFile)); err != nil {
+			return fmt.Errorf("best checkpoint: %w", err)
+		}
+	}
+	return r.plot()
+}
+
+// row starts a metrics row at the current position.
+func (r *run) row() Metric {
+	nan := math.NaN()
+	return Metric{Step: r.st.Step, Epoch: float64(r.st.Epoch) + float64(r.st.Batch)/float64(r.perEpoch),
+		TrainLoss: nan, TrainTop1: nan, TestLoss: nan, TestTop1: nan, TestTop5: nan,
+		LR: r.st.Schedule.LR, ImagesPS: nan, WallS: r.wallS()}
+}
+
+// wallS is the training time across resumes.
+func (r *run) wallS() float64 { return r.st.WallS + time.Since(r.start).Seconds() }
+
+// checkpoint saves the current state; it returns the weights path.
+func (r *run) checkpoint() (string, error) {
+	// A checkpoint must never hold a diverged model: the loss of the last
+	// step was finite, but its update may not have been.
+	if err := r.checkFinite(); err != nil {
+		return "", err
+	}
+	st := r.st
+	st.WallS = r.wallS()
+	st.Finished = st.Step >= r.total
+	var err error
+	if st.MetricsBytes, err = r.met.size(); err != nil {
+		return "", err
+	}
+	w, err := r.ckpt.save(&st)
+	if err != nil {
+		return "", err
+	}
+	r.lastCkpt = w
+	return w, nil
+}
+
+// checkFinite reads the weights back and returns an ErrDiverged error
+// naming the first parameter holding a NaN or Inf.
+func (r *run) checkFinite() error {
+	var host []float32
+	for _, p := range r.net.Params() {
+		if cap(host) < p.N {
+			host = make([]float32, p.N)
+		}
+		h := host[:p.N]
+		if err := r.d.Read(p.W, 0, device.Float32Bytes(h)); err != nil {
+			return fmt.Errorf("checkpoint at step %d: read %s: %w", r.st.Step, p.Name, err)
+		}
+		for i, v := range h {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return r.diverged(fmt.Sprintf("the update of step %d left %v in %s[%d]", r.st.Step, v, p.Name, i))
+			}
+		}
+	}
+	return nil
+}
+
+func (r *run) plot() error {
+	png, err := renderCurves(r.met.rows)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(r.cfg.Out, CurvesFile), png)
+}
+
+// interrupt saves a checkpoint after a cancelled context and explains how
+// to resume.
+func (r *run) interrupt() error {
+	w, err := r.checkpoint()
+	if err != nil {
+		return fmt.Errorf("%w at step %d, and the checkpoint failed: %v", ErrInterrupted, r.st.Step, err)
+	}
+	r.plot()
+	r.prog.line("interrupted at step %d (epoch %d, batch %d/%d); checkpoint saved: %s and %s (weights %s)", r.st.Step, r.st.Epoch+1, r.st.Batch, r.perEpoch,
+		filepath.Join(r.cfg.Out, LastFile), filepath.Join(r.cfg.Out, StateFile), w)
+	r.prog.line("resume with: %s", r.opts.ResumeCommand)
+	return fmt.Errorf("%w at step %d: resume with `%s`", ErrInterrupted, r.st.Step, r.opts.ResumeCommand)
+}
+
+// diverged reports a NaN or infinite loss or weight (what); nothing is
+// saved, so the last checkpoint stays the last good one.
+func (r *run) diverged(what string) error {
+	r.plot()
+	good := "no checkpoint was written yet"
+	if r.lastCkpt != "" {
+		if st, err := ReadState(r.cfg.Out); err == nil {
+			good = fmt.Sprintf("the last good checkpoint is %s (step %d, also in %s; resume from it with `%s --lr SMALLER`)",
+				filepath.Join(r.cfg.Out, LastFile), st.Step, r.lastCkpt, r.opts.ResumeCommand)
+		} else {
+			good = "the last good checkpoint is " + r.lastCkpt
+		}
+	}
+	return fmt.Errorf("%w: %s; stopped without saving; %s. Lower the learning rate (now %g) or check the data",
+		ErrDiverged, what, good, r.st.Schedule.LR)
+}
+
+func (r *run) result(last EvalResult, trainLoss float64) Result {
+	res := Result{OutDir: r.cfg.Out, Steps: r.st.Step, Test: last, BestTop1: r.st.BestTop1, BestStep: r.st.BestStep,
+		TrainLoss: trainLoss, Elapsed: time.Since(r.start), Finished: r.st.Step >= r.total}
+	if r.perEpoch > 0 {
+		res.Epochs = float64(r.st.Epoch) + float64(r.st.Batch)/float64(r.perEpoch)
+	}
+	if s := r.trainDur.Seconds(); s > 0 {
+		res.ImagesPS = float64(r.trainImg) / s
+	}
+	return res
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(c rune) bool {
+		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./=:,+@%", c))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
