@@ -5,6 +5,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"sort"
@@ -47,7 +48,12 @@ type Config struct {
 	Hidden int `toml:"hidden,omitzero"`
 	// Dropout, when set, overrides the p of every dropout layer.
 	Dropout *float64 `toml:"dropout,omitempty"`
-	// WeightStd is the standard deviation of the initial weights (0: 0.01).
+	// Init names how weights start: "normal" (the paper's: N(0, WeightStd²),
+	// the default) or "he" (N(0, 2/fan_in), He et al. 2015, where fan_in is
+	// a weight's inputs: C/Groups·R·S for conv, the input width for linear).
+	// Biases start at each layer's bias_init either way.
+	Init string `toml:"init,omitempty"`
+	// WeightStd is the standard deviation of "normal" weights (0: 0.01).
 	WeightStd  float64 `toml:"weight_std,omitzero"`
 	Features   []Layer `toml:"features"`
 	Classifier []Layer `toml:"classifier"`
@@ -250,8 +256,18 @@ func (c Config) dropoutP(l Layer) float64 {
 	return l.P
 }
 
-// weightStd is the standard deviation of the initial weights.
-func (c Config) weightStd() float64 {
+// Weight initialisations Config.Init accepts.
+const (
+	InitNormal = "normal"
+	InitHe     = "he"
+)
+
+// weightStd is the standard deviation of the initial weights of a layer
+// whose weight has fanIn inputs per output.
+func (c Config) weightStd(fanIn int) float64 {
+	if c.Init == InitHe {
+		return math.Sqrt(2 / float64(fanIn))
+	}
 	if c.WeightStd == 0 {
 		return DefaultWeightStd
 	}

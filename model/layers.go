@@ -85,6 +85,9 @@ func (c Config) Layers() ([]LayerInfo, error) {
 	if c.Dropout != nil && (*c.Dropout < 0 || *c.Dropout >= 1) {
 		return nil, fmt.Errorf("dropout = %g: must be in [0, 1)", *c.Dropout)
 	}
+	if c.Init != "" && c.Init != InitNormal && c.Init != InitHe {
+		return nil, fmt.Errorf("init = %q: want %q (the paper's N(0, weight_std²)) or %q (N(0, 2/fan_in))", c.Init, InitNormal, InitHe)
+	}
 	if c.WeightStd < 0 {
 		return nil, fmt.Errorf("weight_std = %g: must be >= 0", c.WeightStd)
 	}

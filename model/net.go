@@ -320,7 +320,8 @@ func (n *Net) check(op string, nSamples int) error {
 	return nil
 }
 
-// Init sets the weights from N(0, weight_std²) and each layer's biases to
+// Init sets the weights from N(0, std²), std = weight_std or, with init =
+// "he", sqrt(2/fan_in), and each layer's biases to
 // its bias_init, and zeroes gradients and velocities. The values are a
 // function of seed alone (Philox4x32-10 keyed by seed, counter by
 // parameter and element), the same on every device. seed also becomes the
@@ -330,7 +331,6 @@ func (n *Net) Init(seed uint64) error {
 		return fmt.Errorf("network %s: init: the net is closed", n.cfg.Name)
 	}
 	n.seed = seed
-	std := n.cfg.weightStd()
 	var host []float32
 	pi := 0
 	for _, l := range n.layers {
@@ -343,7 +343,7 @@ func (n *Net) Init(seed uint64) error {
 			}
 			h := host[:p.N]
 			if p == l.w {
-				gaussian(h, seed, uint32(pi), std)
+				gaussian(h, seed, uint32(pi), n.cfg.weightStd(p.N/p.Shape[0]))
 			} else {
 				for i := range h {
 					h[i] = float32(l.Layer.BiasInit)
