@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # alexcl's test command (README): installs the test dependencies when
 # missing, checks formatting and vet, then runs every test with OpenCL
-# and OpenBLAS required, so a test that finds no OpenCL platform (or no BLAS)
+# and OpenBLAS required (after a bounded run of every fuzz target), so a test that finds no OpenCL platform (or no BLAS)
 # fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +16,5 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 CGO_ENABLED=0 go build -o /dev/null ./cmd/alexcl
+bash ci/fuzz.sh    # each fuzz target, bounded (about a minute)
 ALEXCL_REQUIRE_OPENCL=1 ALEXCL_REQUIRE_BLAS=1 go test -count=1 -timeout 30m "$@" ./...

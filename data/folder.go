@@ -38,6 +38,18 @@ func isImageName(name string) bool {
 	return false
 }
 
+// isOtherImageName reports whether a file name has the extension of an
+// image format the loader does not decode; such files are unreadable
+// images (skipped and counted, or an error with Strict), not silently
+// ignored like other files.
+func isOtherImageName(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".gif", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".jp2", ".ppm", ".pgm", ".pnm", ".jxl":
+		return true
+	}
+	return false
+}
+
 // classFolders lists the sub-folders of dir, sorted, ignoring hidden ones.
 func classFolders(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
@@ -57,7 +69,8 @@ func classFolders(dir string) ([]string, error) {
 	return names, nil
 }
 
-// imageFiles lists the image files under dir, recursively, in sorted path order.
+// imageFiles lists the image files under dir, recursively, in sorted path
+// order: JPEG and PNG, and images in formats checkImageFile rejects.
 func imageFiles(dir string) ([]string, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -70,7 +83,7 @@ func imageFiles(dir string) ([]string, error) {
 			}
 			return nil
 		}
-		if !d.IsDir() && isImageName(d.Name()) {
+		if !d.IsDir() && (isImageName(d.Name()) || isOtherImageName(d.Name())) {
 			files = append(files, p)
 		}
 		return nil
@@ -92,6 +105,9 @@ func checkImageFile(path string) error {
 	}
 	if st.Size() == 0 {
 		return errors.New("zero-byte file")
+	}
+	if isOtherImageName(path) {
+		return fmt.Errorf("unsupported format %s: alexcl reads JPEG and PNG; convert it", strings.ToLower(filepath.Ext(path)))
 	}
 	cfg, _, err := image.DecodeConfig(f)
 	if err != nil {
@@ -140,7 +156,7 @@ func openFolder(dir string, train bool, o Options) (*folderDataset, error) {
 			return nil, fmt.Errorf("folder:%s: %w", dir, err)
 		}
 		if len(files) == 0 {
-			return nil, fmt.Errorf("folder:%s: class folder %s has no images (.jpg, .jpeg, .png)", dir, filepath.Join(splitDir, c))
+			return nil, fmt.Errorf("folder:%s: class folder %s has no images (.jpg, .jpeg, .png): add some or remove the folder", dir, filepath.Join(splitDir, c))
 		}
 		d.paths = append(d.paths, files...)
 		for range files {
@@ -168,7 +184,7 @@ func openFolder(dir string, train bool, o Options) (*folderDataset, error) {
 	for i, err := range bad {
 		if err != nil {
 			if o.Strict {
-				return nil, fmt.Errorf("folder:%s: %s: %w (Strict is set; unset it to skip corrupt images)", dir, d.paths[i], err)
+				return nil, fmt.Errorf("folder:%s: %s: %w (strict mode, --strict: without it corrupt images are skipped and counted)", dir, d.paths[i], err)
 			}
 			d.skipped++
 			skippedPerClass[classOf[i]]++
@@ -182,7 +198,7 @@ func openFolder(dir string, train bool, o Options) (*folderDataset, error) {
 	for _, c := range splitClasses {
 		label, _ := slices.BinarySearch(classes, c)
 		if perClass[int32(label)] == 0 {
-			return nil, fmt.Errorf("folder:%s: class folder %s has no readable images (%d corrupt or empty files skipped)", dir, filepath.Join(splitDir, c), skippedPerClass[int32(label)])
+			return nil, fmt.Errorf("folder:%s: class folder %s has no readable images (%d corrupt, empty or unsupported files skipped)", dir, filepath.Join(splitDir, c), skippedPerClass[int32(label)])
 		}
 	}
 	return d, nil

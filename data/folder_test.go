@@ -137,7 +137,7 @@ func TestFolder(t *testing.T) {
 	}
 
 	_, err = Open(spec, "train", Options{Strict: true})
-	if err == nil || !strings.Contains(err.Error(), "d_zero.jpg: zero-byte file") || !strings.Contains(err.Error(), "Strict") {
+	if err == nil || !strings.Contains(err.Error(), "d_zero.jpg: zero-byte file") || !strings.Contains(err.Error(), "--strict") {
 		t.Fatalf("Strict: %v", err)
 	}
 	os.Remove(filepath.Join(dir, "train/cat/d_zero.jpg"))
@@ -154,12 +154,14 @@ func TestFolderErrors(t *testing.T) {
 		want        string
 	}{
 		{"empty class", "train", func(d string) { os.MkdirAll(filepath.Join(d, "train/emu"), 0o755) }, "train/emu has no images (.jpg, .jpeg, .png)"},
-		{"all corrupt", "train", func(d string) { writeFile(t, filepath.Join(d, "train/emu/a.jpg"), nil) }, "train/emu has no readable images (1 corrupt or empty files skipped)"},
+		{"all corrupt", "train", func(d string) { writeFile(t, filepath.Join(d, "train/emu/a.jpg"), nil) }, "train/emu has no readable images (1 corrupt, empty or unsupported files skipped)"},
 		{"val class", "test", func(d string) { writeFile(t, filepath.Join(d, "val/emu/a.png"), encodePNG(t, gradient(4, 4))) }, `class "emu" of ` + "%DIR%/val is not a class of %DIR%/train"},
 		{"no val", "val", func(d string) { os.RemoveAll(filepath.Join(d, "val")) }, "/val: no such file or directory"},
 		{"no train", "train", func(d string) { os.RemoveAll(filepath.Join(d, "train")) }, "/train: no such file or directory (want"},
 		{"resize", "train", func(string) {}, "Resize 3 is smaller than the 4x4 input: raise Resize to at least 4"},
 		{"empty val", "val", func(d string) { os.RemoveAll(filepath.Join(d, "val/dog")) }, "no class folders in %DIR%/val"},
+		{"only gifs", "train", func(d string) { writeFile(t, filepath.Join(d, "train/emu/a.gif"), []byte("GIF89a")) }, "train/emu has no readable images (1 corrupt, empty or unsupported files skipped)"},
+		{"only text", "train", func(d string) { writeFile(t, filepath.Join(d, "train/emu/notes.txt"), []byte("hi")) }, "train/emu has no images (.jpg, .jpeg, .png): add some or remove the folder"},
 	} {
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "train/cat/a.png"), encodePNG(t, gradient(4, 4)))

@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -24,6 +25,9 @@ type planes struct {
 // decodeImage decodes a JPEG or PNG held in b into c channels (1 or 3).
 func decodeImage(b []byte, c int) (planes, error) {
 	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	if errors.Is(err, image.ErrFormat) {
+		return planes{}, fmt.Errorf("%w: not a JPEG or PNG, the formats alexcl reads; convert it", err)
+	}
 	if err != nil {
 		return planes{}, err
 	}

@@ -1,7 +1,9 @@
 package model
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"slices"
 	"strconv"
@@ -82,7 +84,12 @@ func (n *Net) load(path, kind string, resetState bool, buf func(*Param) device.B
 	}
 	f, err := safetensors.Read(path)
 	if err != nil {
-		return fmt.Errorf("network %s: load %s: %w", n.cfg.Name, path, err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("network %s: load %s: %w", n.cfg.Name, path, err)
+		}
+		return fmt.Errorf("network %s: load %s: not a readable safetensors file: %w; "+
+			"pass a .safetensors file written by alexcl or by safetensors.torch.save_file (a torch.save .pt/.pth pickle is not one)",
+			n.cfg.Name, path, err)
 	}
 	if k, ok := f.Meta[MetaKind]; ok && k != kind {
 		return fmt.Errorf("network %s: load %s: the file holds %s, not %s", n.cfg.Name, path, k, kind)
@@ -110,7 +117,8 @@ func (n *Net) load(path, kind string, resetState bool, buf func(*Param) device.B
 		problems = append(problems, fmt.Sprintf("unexpected %s %v", name, byName[name].Shape))
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("network %s: load %s: the file does not match the network (%d problems): %s",
+		return fmt.Errorf("network %s: load %s: the file does not match the network (%d problems): %s; "+
+			"was it saved from another network? Pass the --config or --preset it was trained with",
 			n.cfg.Name, path, len(problems), strings.Join(problems, "; "))
 	}
 	for _, p := range n.params {

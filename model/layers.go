@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 )
 
@@ -69,6 +70,37 @@ func (li LayerInfo) Desc() string {
 	return l.Type
 }
 
+// Limits on the sizes a Config may ask for. They are far above any network
+// a device can hold, and they keep every count Layers and DeviceBytes work
+// out well inside int64, so a config file can never make alexcl allocate
+// without bound or overflow a size.
+const (
+	// MaxDim bounds every integer field: input sizes, classes, hidden,
+	// and each layer's out, kernel, stride, pad, groups and size.
+	MaxDim = 1 << 24
+	// MaxTensor bounds the elements of one tensor: one sample's
+	// activation of a layer, or a layer's weight (2^34 float32 = 64 GiB).
+	MaxTensor = 1 << 34
+	// MaxFLOPs bounds the forward FLOPs of one layer for one sample.
+	MaxFLOPs = 1 << 50
+)
+
+// within reports whether the product of xs (each >= 1) is at most limit
+// (> 0), without overflowing.
+func within(limit int64, xs ...int) bool {
+	p := int64(1)
+	for _, x := range xs {
+		if x < 1 || p > limit/int64(x) {
+			return false
+		}
+		p *= int64(x)
+	}
+	return true
+}
+
+// finite reports whether v is neither NaN nor infinite.
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
 // Layers resolves c into per-layer shapes, parameter counts and FLOPs. It
 // reports the first layer that cannot be built, naming it and its shapes.
 func (c Config) Layers() ([]LayerInfo, error) {
@@ -76,20 +108,26 @@ func (c Config) Layers() ([]LayerInfo, error) {
 	if in.Channels < 1 || in.Height < 1 || in.Width < 1 {
 		return nil, fmt.Errorf("input %dx%dx%d (height x width x channels): every size must be positive", in.Height, in.Width, in.Channels)
 	}
-	if c.Classes < 1 {
-		return nil, fmt.Errorf("classes = %d: must be positive", c.Classes)
+	if in.Channels > MaxDim || in.Height > MaxDim || in.Width > MaxDim {
+		return nil, fmt.Errorf("input %dx%dx%d (height x width x channels): every size must be at most %d", in.Height, in.Width, in.Channels, MaxDim)
 	}
-	if c.Hidden < 0 {
-		return nil, fmt.Errorf("hidden = %d: must be positive", c.Hidden)
+	if !within(MaxTensor, in.Channels, in.Height, in.Width) {
+		return nil, fmt.Errorf("input %dx%dx%d (height x width x channels): more than %d elements per image", in.Height, in.Width, in.Channels, int64(MaxTensor))
 	}
-	if c.Dropout != nil && (*c.Dropout < 0 || *c.Dropout >= 1) {
+	if c.Classes < 1 || c.Classes > MaxDim {
+		return nil, fmt.Errorf("classes = %d: must be in [1, %d]", c.Classes, MaxDim)
+	}
+	if c.Hidden < 0 || c.Hidden > MaxDim {
+		return nil, fmt.Errorf("hidden = %d: must be in [1, %d] (or left out)", c.Hidden, MaxDim)
+	}
+	if c.Dropout != nil && !(*c.Dropout >= 0 && *c.Dropout < 1) {
 		return nil, fmt.Errorf("dropout = %g: must be in [0, 1)", *c.Dropout)
 	}
 	if c.Init != "" && c.Init != InitNormal && c.Init != InitHe {
 		return nil, fmt.Errorf("init = %q: want %q (the paper's N(0, weight_std²)) or %q (N(0, 2/fan_in))", c.Init, InitNormal, InitHe)
 	}
-	if c.WeightStd < 0 {
-		return nil, fmt.Errorf("weight_std = %g: must be >= 0", c.WeightStd)
+	if !(c.WeightStd >= 0) || !finite(c.WeightStd) {
+		return nil, fmt.Errorf("weight_std = %g: must be a finite number >= 0", c.WeightStd)
 	}
 	if len(c.Classifier) == 0 || c.Classifier[len(c.Classifier)-1].Type != Linear {
 		return nil, fmt.Errorf("classifier: the last layer must be linear (it produces the %d logits)", c.Classes)
@@ -142,6 +180,22 @@ func (c Config) resolve(li *LayerInfo, l Layer, lastLinear bool) error {
 			return fmt.Errorf("key %q does not apply to a %s layer (it takes: %s)", f, l.Type, orNone(allowed))
 		}
 	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"out", l.Out}, {"kernel", l.Kernel}, {"stride", l.Stride}, {"pad", l.Pad}, {"groups", l.Groups}, {"size", l.Size}} {
+		if f.v > MaxDim {
+			return fmt.Errorf("%s = %d: must be at most %d", f.name, f.v, MaxDim)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"alpha", l.Alpha}, {"beta", l.Beta}, {"k", l.K}, {"p", l.P}, {"bias_init", l.BiasInit}} {
+		if !finite(f.v) {
+			return fmt.Errorf("%s = %g: must be a finite number", f.name, f.v)
+		}
+	}
 	if li.Section == "features" && l.Type == Linear {
 		return fmt.Errorf("linear layers belong in the classifier (the flatten comes between the lists)")
 	}
@@ -171,6 +225,9 @@ func (c Config) resolve(li *LayerInfo, l Layer, lastLinear bool) error {
 		li.Out = Shape{C: l.Out, H: outSize(in.H, l.Kernel, l.Stride, l.Pad), W: outSize(in.W, l.Kernel, l.Stride, l.Pad)}
 		li.WeightShape = []int{l.Out, in.C / l.Groups, l.Kernel, l.Kernel}
 		li.BiasShape = []int{l.Out}
+		if err := checkSizes(in, li.Out, li.WeightShape); err != nil {
+			return err
+		}
 		li.Params = l.Out*in.C/l.Groups*l.Kernel*l.Kernel + l.Out
 		li.FLOPs = 2 * int64(li.Out.Len()) * int64(in.C/l.Groups*l.Kernel*l.Kernel)
 	case ReLU:
@@ -226,10 +283,28 @@ func (c Config) resolve(li *LayerInfo, l Layer, lastLinear bool) error {
 		li.Out = Shape{C: l.Out, H: 1, W: 1}
 		li.WeightShape = []int{l.Out, in.C}
 		li.BiasShape = []int{l.Out}
+		if err := checkSizes(in, li.Out, li.WeightShape); err != nil {
+			return err
+		}
 		li.Params = l.Out*in.C + l.Out
 		li.FLOPs = 2 * int64(l.Out) * int64(in.C)
 	}
 	li.Layer = l
+	return nil
+}
+
+// checkSizes reports a layer whose output or weight is over MaxTensor
+// elements, or whose forward pass is over MaxFLOPs per sample.
+func checkSizes(in, out Shape, weight []int) error {
+	if !within(MaxTensor, out.C, out.H, out.W) {
+		return fmt.Errorf("input %s -> output %s: the output has more than %d elements per image", in, out, int64(MaxTensor))
+	}
+	if !within(MaxTensor, weight...) {
+		return fmt.Errorf("input %s -> output %s: the weight %v has more than %d elements", in, out, weight, int64(MaxTensor))
+	}
+	if !within(MaxFLOPs/2, append([]int{out.C, out.H, out.W}, weight[1:]...)...) {
+		return fmt.Errorf("input %s -> output %s: more than %d multiply-adds per image", in, out, int64(MaxFLOPs/2))
+	}
 	return nil
 }
 

@@ -119,9 +119,32 @@ func (c Config) DeviceBytes(batch int) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if batch < 0 {
+		return 0, fmt.Errorf("batch %d must not be negative", batch)
+	}
+	fixed, perImage := memoryOf(layers)
+	need, ok := memoryNeed(fixed, perImage, batch)
+	if !ok {
+		return 0, fmt.Errorf("batch %d needs more than %d bytes of device memory (%d bytes per image)", batch, int64(math.MaxInt64), perImage)
+	}
+	return need, nil
+}
+
+// memoryOf is the device memory of a Net of layers in bytes: fixed
+// (parameters, gradients and velocities) and perImage (activations and
+// scratch per sample of the batch).
+func memoryOf(layers []LayerInfo) (fixed, perImage int64) {
 	params, _ := Totals(layers)
 	_, per := plan(layers)
-	return 4 * (3*int64(params) + int64(batch)*int64(per)), nil
+	return 4 * 3 * int64(params), 4 * int64(per)
+}
+
+// memoryNeed is fixed + batch·perImage, and false if that overflows int64.
+func memoryNeed(fixed, perImage int64, batch int) (int64, bool) {
+	if perImage > 0 && int64(batch) > (math.MaxInt64-fixed)/perImage {
+		return 0, false
+	}
+	return fixed + int64(batch)*perImage, true
 }
 
 // New builds c on d for batches of up to batch samples. It checks first
@@ -192,11 +215,12 @@ func New(d device.Device, c Config, batch int) (*Net, error) {
 // checkMemory says plainly when the net does not fit the device.
 func checkMemory(d device.Device, c Config, infos []LayerInfo, batch int) error {
 	info := d.Info()
-	params, _ := Totals(infos)
-	_, per := plan(infos)
-	fixed := 4 * 3 * int64(params)
-	perImage := 4 * int64(per)
-	need := fixed + int64(batch)*perImage
+	fixed, perImage := memoryOf(infos)
+	need, ok := memoryNeed(fixed, perImage, batch)
+	if !ok {
+		return fmt.Errorf("network %s at batch %d: the memory it needs overflows a 64-bit count (%.2f MiB per image): use a smaller batch",
+			c.Name, batch, float64(perImage)/(1<<20))
+	}
 	if info.GlobalMem > 0 && need > info.GlobalMem {
 		fit := (info.GlobalMem - fixed) / perImage
 		hint := fmt.Sprintf("use a batch of at most %d", fit)

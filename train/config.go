@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 
@@ -54,8 +55,12 @@ type Config struct {
 	Init            string `toml:"init,omitempty"`   // initial weights (safetensors), e.g. from PyTorch
 	Out             string `toml:"out"`              // output directory
 	CheckpointEvery int64  `toml:"checkpoint_every"` // steps between checkpoints (0: only at epoch ends)
+	Keep            int    `toml:"keep"`             // step-numbered checkpoints kept in ckpt/ (0: all)
 	LogEvery        int64  `toml:"log_every"`        // steps between training rows of metrics.csv
 	Workers         int    `toml:"workers"`          // data loader goroutines (0: one per core)
+	// Strict makes a corrupt, truncated or zero-byte image an error
+	// instead of being skipped and counted (folder datasets).
+	Strict bool `toml:"strict"`
 }
 
 // DefaultConfig is the run `alexcl train` does with no flags: the mini
@@ -80,6 +85,7 @@ func DefaultConfig() Config {
 		Patience:        2,
 		Out:             "runs/mini",
 		CheckpointEvery: 500,
+		Keep:            3,
 		LogEvery:        50,
 	}
 }
@@ -113,6 +119,20 @@ func ParseConfig(b []byte, source string) (Config, error) {
 		}
 		return Config{}, fmt.Errorf("%s: unknown key %s (training keys: %s)", source, strings.Join(keys, ", "), strings.Join(configKeys(), ", "))
 	}
+	// The TOML decoder matches keys case-insensitively, so look for any spelling.
+	presetSet := false
+	for _, k := range md.Keys() {
+		presetSet = presetSet || len(k) == 1 && strings.EqualFold(k[0], "preset")
+	}
+	if !presetSet && (c.Model != nil || c.ModelConfig != "") {
+		c.Preset = "" // the default preset does not apply beside another network
+	}
+	if presetSet && c.Preset == "" && c.Model == nil && c.ModelConfig == "" {
+		return Config{}, fmt.Errorf("%s: preset is empty: name a preset (%s), or set model_config or a [model] table", source, strings.Join(model.PresetNames(), ", "))
+	}
+	if err := c.checkSeed(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", source, err)
+	}
 	if c.Model != nil {
 		if err := c.Model.Validate(); err != nil {
 			return Config{}, fmt.Errorf("%s: [model]: %w", source, err)
@@ -144,7 +164,7 @@ func IsTrainingConfig(b []byte) bool {
 func configKeys() []string {
 	return []string{"preset", "model_config", "model", "data", "device", "epochs", "max_steps", "batch",
 		"lr", "momentum", "weight_decay", "dropout", "seed", "shuffle", "augment", "schedule",
-		"step_epochs", "patience", "init", "out", "checkpoint_every", "log_every", "workers"}
+		"step_epochs", "patience", "init", "out", "checkpoint_every", "keep", "log_every", "workers", "strict"}
 }
 
 // TOML encodes c in the format LoadConfig reads.
@@ -183,30 +203,51 @@ func (c Config) Network() (model.Config, error) {
 	return mc, nil
 }
 
+// checkSeed rejects seeds a TOML file cannot hold (config.toml must be
+// read back to resume).
+func (c Config) checkSeed() error {
+	if c.Seed > math.MaxInt64 {
+		return fmt.Errorf("seed = %d: must be in [0, %d] (a negative seed wraps around)", c.Seed, int64(math.MaxInt64))
+	}
+	return nil
+}
+
+// maxEpochs bounds Config.Epochs, so the step count cannot overflow.
+const maxEpochs = 1 << 30
+
 // Validate reports the first setting that cannot work, and how to fix it.
 func (c Config) Validate() error {
 	if _, err := data.ParseSpec(c.Data); err != nil {
 		return err
 	}
 	switch {
-	case c.Epochs < 1 && c.MaxSteps < 1:
-		return fmt.Errorf("epochs = %d and max_steps = %d: give at least one epoch or step", c.Epochs, c.MaxSteps)
 	case c.Epochs < 0 || c.MaxSteps < 0:
 		return fmt.Errorf("epochs = %d, max_steps = %d: must not be negative", c.Epochs, c.MaxSteps)
+	case c.Epochs < 1 && c.MaxSteps < 1:
+		return fmt.Errorf("epochs = %d and max_steps = %d: give at least one epoch or step", c.Epochs, c.MaxSteps)
+	case c.Epochs > maxEpochs:
+		return fmt.Errorf("epochs = %d: must be at most %d", c.Epochs, maxEpochs)
 	case c.Batch < 1:
 		return fmt.Errorf("batch = %d: must be at least 1", c.Batch)
-	case !(c.LR > 0):
-		return fmt.Errorf("lr = %g: must be > 0", c.LR)
-	case c.Momentum < 0 || c.Momentum >= 1:
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return fmt.Errorf("lr = %g: must be a finite number > 0", c.LR)
+	case !(c.Momentum >= 0 && c.Momentum < 1):
 		return fmt.Errorf("momentum = %g: must be in [0, 1)", c.Momentum)
-	case c.WeightDecay < 0:
-		return fmt.Errorf("weight_decay = %g: must be >= 0", c.WeightDecay)
-	case c.Dropout != nil && (*c.Dropout < 0 || *c.Dropout >= 1):
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return fmt.Errorf("weight_decay = %g: must be a finite number >= 0", c.WeightDecay)
+	case c.Dropout != nil && !(*c.Dropout >= 0 && *c.Dropout < 1):
 		return fmt.Errorf("dropout = %g: must be in [0, 1)", *c.Dropout)
 	case c.Out == "":
 		return errors.New("out is empty: name an output directory")
 	case c.CheckpointEvery < 0 || c.LogEvery < 0:
 		return fmt.Errorf("checkpoint_every = %d, log_every = %d: must not be negative", c.CheckpointEvery, c.LogEvery)
+	case c.Keep < 0:
+		return fmt.Errorf("keep = %d: must be >= 1 (checkpoints kept), or 0 to keep every checkpoint", c.Keep)
+	case c.Workers < 0:
+		return fmt.Errorf("workers = %d: must not be negative (0: one per core)", c.Workers)
+	}
+	if err := c.checkSeed(); err != nil {
+		return err
 	}
 	if _, err := newSchedule(c); err != nil {
 		return err

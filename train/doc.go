@@ -16,14 +16,16 @@
 //	last.safetensors   weights at the latest checkpoint (PyTorch names and layouts)
 //	best.safetensors   weights of the evaluation with the best test top-1
 //	state.json         resume state: step, epoch, batch, seed, schedule, files
-//	ckpt/              step-numbered weights and SGD velocities state.json names
+//	ckpt/              step-numbered weights and SGD velocities; the newest keep (3) sets
 //	metrics.csv        training rows every log_every steps, one row per evaluation
 //	curves.png         loss and accuracy against the step
 //
 // Checkpoints are crash-safe: every file is written to a temporary name,
 // synced and renamed; the weights and velocities go to step-numbered files
 // first and state.json, written last, is the commit point. A crash at any
-// instant leaves the previous checkpoint complete.
+// instant leaves the previous checkpoint complete. A checkpoint that fails
+// removes the files it wrote; a run that starts (or resumes) removes the
+// temporary files and uncommitted checkpoint files a crash left behind.
 //
 // # Exact resume
 //
@@ -38,4 +40,12 @@
 // [ErrInterrupted] that carries the command to resume. A NaN or infinite
 // loss, or non-finite weights at a checkpoint, stop the run with
 // [ErrDiverged], naming the step and the last good checkpoint.
+//
+// # Failures
+//
+// A run that cannot start (bad data, network, device or initial weights)
+// writes nothing. A device error during training (a lost GPU, a driver
+// failure) stops the run with the step, the last checkpoint and the resume
+// command; running out of device memory ([ErrOutOfMemory]) also says what
+// the network asked for, what the device has and which batch would fit.
 package train

@@ -15,6 +15,7 @@ import (
 	"github.com/alexcl/alexcl/data"
 	"github.com/alexcl/alexcl/device"
 	"github.com/alexcl/alexcl/device/opencl"
+	"github.com/alexcl/alexcl/device/opencl/cl"
 	"github.com/alexcl/alexcl/model"
 )
 
@@ -66,17 +67,25 @@ var ErrInterrupted = errors.New("training interrupted")
 // ErrDiverged is returned (wrapped) when the loss becomes NaN or infinite.
 var ErrDiverged = errors.New("training diverged")
 
+// ErrOutOfMemory is returned (wrapped, beside the device's own error) when
+// the device runs out of memory or resources (CL_MEM_OBJECT_ALLOCATION_FAILURE,
+// CL_OUT_OF_RESOURCES, CL_OUT_OF_HOST_MEMORY); the message says what the
+// network asked for, what the device has and which batch would fit.
+var ErrOutOfMemory = errors.New("device out of memory")
+
 // run is the state of one Run call.
 type run struct {
-	cfg  Config
-	opts RunOptions
-	prog *progress
-	net  *model.Net
-	d    device.Device
-	test data.Dataset
-	ckpt *checkpointer
-	met  *metricsLog
-	st   State
+	cfg   Config
+	opts  RunOptions
+	prog  *progress
+	mc    model.Config // the network, resolved
+	net   *model.Net
+	d     device.Device
+	train data.Dataset
+	test  data.Dataset
+	ckpt  *checkpointer
+	met   *metricsLog
+	st    State
 
 	total    int64 // last step of the run
 	perEpoch int
@@ -84,15 +93,25 @@ type run struct {
 	trainDur time.Duration // time in training steps in this process
 	trainImg int64
 	lastCkpt string // weights file of the latest checkpoint, "" before the first
+	stepping bool   // the training loop has started
+	skipped  int    // unreadable training images reported so far
 }
 
 // Run trains the network cfg describes, writing checkpoints, metrics and
 // curves into cfg.Out, and evaluating on the test split after every epoch.
 // Cancelling ctx finishes the current step, writes a checkpoint and
-// returns an error wrapping ErrInterrupted; a NaN or infinite loss returns
-// one wrapping ErrDiverged. With opts.Resume it continues exactly from the
-// state saved in cfg.Out: on the CPU device the weights are bit for bit
-// those of an uninterrupted run.
+// returns an error wrapping ErrInterrupted; a NaN or infinite loss (or
+// weight, checked at every checkpoint) returns one wrapping ErrDiverged.
+// With opts.Resume it continues exactly from the state saved in cfg.Out:
+// on the CPU device the weights are bit for bit those of an uninterrupted
+// run.
+//
+// Whatever stops a run, cfg.Out keeps its last complete checkpoint: every
+// file is written atomically, a failed checkpoint removes what it wrote,
+// and a run that fails before training starts (bad data, network, device
+// or weights) writes nothing at all. An error from the device during
+// training (lost GPU, out of memory) names the step, the last checkpoint
+// and the command that resumes from it; ErrOutOfMemory marks the latter.
 func Run(ctx context.Context, cfg Config, opts RunOptions) (Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return Result{}, fmt.Errorf("training config: %w", err)
@@ -105,6 +124,9 @@ func Run(ctx context.Context, cfg Config, opts RunOptions) (Result, error) {
 	}
 	r := &run{cfg: cfg, opts: opts, start: time.Now()}
 	res, err := r.run(ctx)
+	if err != nil {
+		err = r.explain(err)
+	}
 	if r.met != nil {
 		r.met.close()
 	}
@@ -151,6 +173,7 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	}
 	// Data, shaped as the network wants it.
 	in := data.Options{Channels: mc.Input.Channels, Height: mc.Input.Height, Width: mc.Input.Width, Workers: cfg.Workers}
+	in.Strict = cfg.Strict
 	trainOpts := in
 	trainOpts.Augment = cfg.Augment
 	trainDS, err := data.Open(spec, "train", trainOpts)
@@ -172,22 +195,12 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		return Result{}, fmt.Errorf("batch %d is larger than the training split of %s (%d samples): use --batch %d or less",
 			cfg.Batch, spec, trainDS.Len(), trainDS.Len())
 	}
+	r.train, r.mc = trainDS, mc
+	r.noteSkipped("training", trainDS)
+	r.noteSkipped("test", r.test)
 
-	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-		return Result{}, fmt.Errorf("output directory: %w", err)
-	}
-	// The resolved config, so the directory alone describes (and resumes) the run.
-	resolved := cfg
-	resolved.Model, resolved.Preset, resolved.ModelConfig = &mc, "", ""
-	text, err := resolved.TOML()
-	if err != nil {
-		return Result{}, err
-	}
-	if err := writeFileAtomic(filepath.Join(cfg.Out, ConfigFile), []byte(text)); err != nil {
-		return Result{}, fmt.Errorf("write resolved config: %w", err)
-	}
-
-	// Device and network.
+	// Device and network, before anything is written: a run that cannot
+	// start leaves the output directory as it was.
 	r.d = r.opts.Device
 	if r.d == nil {
 		if r.d, err = OpenDevice(cfg.Device, r.opts.OpenCL); err != nil {
@@ -217,11 +230,30 @@ func (r *run) run(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 	}
-	names, _ := json.Marshal(trainDS.ClassNames())
-	r.ckpt = &checkpointer{dir: cfg.Out, net: r.net, meta: map[string]string{MetaClasses: string(names), MetaData: cfg.Data}}
-	if r.opts.Resume {
-		r.ckpt.prev = []string{filepath.Join(cfg.Out, r.st.Weights), filepath.Join(cfg.Out, r.st.Velocity)}
+
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return Result{}, fmt.Errorf("output directory: %w", err)
 	}
+	// The resolved config, so the directory alone describes (and resumes) the run.
+	resolved := cfg
+	resolved.Model, resolved.Preset, resolved.ModelConfig = &mc, "", ""
+	text, err := resolved.TOML()
+	if err != nil {
+		return Result{}, err
+	}
+	if err := writeFileAtomic(filepath.Join(cfg.Out, ConfigFile), []byte(text)); err != nil {
+		return Result{}, fmt.Errorf("write resolved config: %w", err)
+	}
+	names, _ := json.Marshal(trainDS.ClassNames())
+	r.ckpt = &checkpointer{dir: cfg.Out, net: r.net, keep: cfg.Keep, committed: -1,
+		meta: map[string]string{MetaClasses: string(names), MetaData: cfg.Data}}
+	if r.opts.Resume {
+		r.ckpt.committed = r.st.Step
+	}
+	// What a crash (SIGKILL, power loss) can leave behind: temporary files
+	// of atomic writes, and checkpoint files newer than state.json.
+	removeTemps(cfg.Out)
+	r.ckpt.prune()
 
 	metricsSize := int64(-1)
 	if r.opts.Resume {
@@ -311,6 +343,7 @@ func (r *run) printHeader(mc model.Config, trainDS data.Dataset, spec data.Spec)
 // loop runs the training steps from r.st to r.total.
 func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 	cfg, d, net := r.cfg, r.d, r.net
+	r.stepping = true
 	x, err := device.AllocFloat32(d, cfg.Batch*net.InputLen())
 	if err != nil {
 		return Result{}, fmt.Errorf("input buffer: %w", err)
@@ -363,27 +396,27 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		}
 		n := b.N
 		if err := d.Write(x, 0, device.Float32Bytes(b.X)); err != nil {
-			return Result{}, fmt.Errorf("step %d: upload batch: %w", r.st.Step, err)
+			return Result{}, fmt.Errorf("step %d: upload batch: %w", r.st.Step+1, err)
 		}
 		if err := d.Write(labels, 0, device.Int32Bytes(b.Y)); err != nil {
-			return Result{}, fmt.Errorf("step %d: upload labels: %w", r.st.Step, err)
+			return Result{}, fmt.Errorf("step %d: upload labels: %w", r.st.Step+1, err)
 		}
 		if _, err := net.Forward(x, n, true, uint64(r.st.Step)); err != nil {
-			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
 		if err := net.Loss(labels, n); err != nil {
-			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
 		if err := net.Backward(n); err != nil {
-			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
 		sgd := device.SGDParams{LR: float32(r.st.Schedule.LR), Momentum: float32(cfg.Momentum), WeightDecay: float32(cfg.WeightDecay)}
 		if err := net.Step(sgd); err != nil {
-			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
 		lossSum, top1, _, err := net.ReadLoss(n)
 		if err != nil {
-			return Result{}, fmt.Errorf("step %d: %w", r.st.Step, err)
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
 		loss := lossSum / float64(n)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
@@ -472,6 +505,10 @@ func (r *run) evaluate(ctx context.Context, full bool, trainLoss float64, last *
 	r.prog.line("%s: train loss %.4f  test loss %.4f  top-1 %.2f%%  top-5 %.2f%%  lr %.3g  time %s (eval %s)",
 		label, trainLoss, ev.Loss, 100*ev.Top1, 100*ev.Top5, lr,
 		fmtDuration(time.Duration(r.wallS()*float64(time.Second))), fmtDuration(evalDur))
+	if n := r.train.Skipped(); n > r.skipped {
+		r.prog.line("note: %d unreadable training image%s so far (skipped, or replaced by a blank image when found mid-epoch); --strict stops at the first one instead", n, plural(n))
+		r.skipped = n
+	}
 	r.st.Evals++
 	improved := ev.Top1 > r.st.BestTop1
 	if improved {
@@ -609,4 +646,138 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// noteSkipped tells the user about images the dataset skipped at Open.
+func (r *run) noteSkipped(split string, ds data.Dataset) {
+	if n := ds.Skipped(); n > 0 {
+		fmt.Fprintf(r.opts.Log, "note: skipped %d unreadable image%s of the %s split (zero-byte, truncated, or not JPEG/PNG); --strict (strict = true) stops at the first one instead\n",
+			n, plural(n), split)
+		if split == "training" {
+			r.skipped = n
+		}
+	}
+}
+
+// explain adds to an error that stopped the run what the user needs next:
+// for a device out of memory, the sizes and a batch that would fit; for
+// any other failure once training started (a lost GPU, a driver error, a
+// full disk), the step, the last checkpoint and the command that resumes.
+// Interruptions and divergence already say so.
+func (r *run) explain(err error) error {
+	if errors.Is(err, ErrInterrupted) || errors.Is(err, ErrDiverged) {
+		return err
+	}
+	if isOutOfMemory(err) {
+		return r.outOfMemory(err)
+	}
+	if !r.stepping {
+		return err
+	}
+	return fmt.Errorf("%w\ntraining stopped during step %d (epoch %d, batch %d/%d); %s",
+		err, r.st.Step+1, r.st.Epoch+1, r.st.Batch+1, r.perEpoch, r.resumeHint())
+}
+
+// resumeHint says where the last checkpoint is and how to continue from it.
+func (r *run) resumeHint() string {
+	if r.lastCkpt == "" {
+		return fmt.Sprintf("no checkpoint was written yet, so %s holds nothing to resume: start the run again", r.cfg.Out)
+	}
+	step := r.st.Step
+	if st, err := ReadState(r.cfg.Out); err == nil {
+		step = st.Step
+	}
+	return fmt.Sprintf("the output directory is intact: its last checkpoint is step %d (%s, named by %s); "+
+		"once the cause is fixed, resume with `%s` (add --device ID to go on on another device: alexcl list-devices)",
+		step, filepath.Join(r.cfg.Out, LastFile), filepath.Join(r.cfg.Out, StateFile), r.opts.ResumeCommand)
+}
+
+// isOutOfMemory reports whether err is a device running out of memory or
+// resources.
+func isOutOfMemory(err error) bool {
+	return errors.Is(err, ErrOutOfMemory) || errors.Is(err, cl.MemObjectAllocationFailure) ||
+		errors.Is(err, cl.OutOfResources) || errors.Is(err, cl.OutOfHostMemory)
+}
+
+// outOfMemory explains an out-of-memory error: what the network asked for
+// at this batch (model's estimate), what the device has, and a batch that
+// would fit.
+func (r *run) outOfMemory(err error) error {
+	what := "out of memory or resources"
+	var st cl.Status
+	if errors.As(err, &st) {
+		what = st.String()
+	}
+	cfg := r.cfg
+	when := "while building the network"
+	if r.stepping {
+		when = fmt.Sprintf("during step %d", r.st.Step+1)
+	}
+	devName := cfg.Device
+	var info device.Info
+	if r.d != nil {
+		info = r.d.Info()
+		devName = fmt.Sprintf("%s (%s)", info.ID, info.Name)
+	}
+	msg := fmt.Sprintf("device %s ran out of memory (%s) %s", devName, what, when)
+	if errors.Is(err, cl.OutOfResources) {
+		msg = fmt.Sprintf("device %s ran out of memory or resources (%s) %s", devName, what, when)
+	}
+	fixed, err0 := r.mc.DeviceBytes(0)
+	one, err1 := r.mc.DeviceBytes(1)
+	need, err2 := r.mc.DeviceBytes(cfg.Batch)
+	if err0 != nil || err1 != nil || err2 != nil || r.mc.Name == "" && len(r.mc.Features) == 0 {
+		return fmt.Errorf("%w: %s: use a smaller --batch or another --device: %w", ErrOutOfMemory, msg, err)
+	}
+	perImage := one - fixed
+	msg += fmt.Sprintf(": network %s at batch %d asks for about %s (%s of parameters, gradients and momentum + %s per image, before the driver's own overhead)",
+		r.mc.Name, cfg.Batch, human(need), human(fixed), human(perImage))
+	if info.GlobalMem > 0 {
+		msg += fmt.Sprintf(", the device has %s", human(info.GlobalMem))
+		if info.MaxAlloc > 0 {
+			msg += fmt.Sprintf(" (at most %s in one buffer)", human(info.MaxAlloc))
+		}
+	}
+	// The estimate fit (model.New checks it), so the driver needs more than
+	// it says: aim at 80% of the device and at most half this batch.
+	fit := cfg.Batch / 2
+	if info.GlobalMem > 0 && perImage > 0 {
+		fit = int(min(int64(fit), (info.GlobalMem*8/10-fixed)/perImage))
+	}
+	switch {
+	case fit < 1:
+		msg += "; the network does not fit even at batch 1: use a narrower network (fewer channels, smaller hidden) or another --device (alexcl list-devices)"
+	case r.opts.Resume || r.stepping && r.lastCkpt != "":
+		step := r.st.Step
+		if st, err := ReadState(cfg.Out); err == nil {
+			step = st.Step
+		}
+		msg += fmt.Sprintf("; the last checkpoint (step %d, %s) is intact. A resumed run keeps its batch: free memory on the device (other programs using it) and resume with `%s`, "+
+			"or start a new run in another --out with --batch %d --init %s to go on from these weights",
+			step, filepath.Join(cfg.Out, LastFile), r.opts.ResumeCommand, fit, filepath.Join(cfg.Out, LastFile))
+	default:
+		msg += fmt.Sprintf("; try --batch %d", fit)
+	}
+	return fmt.Errorf("%w: %s\ndevice error: %w", ErrOutOfMemory, msg, err)
+}
+
+// human formats a byte count with a binary unit.
+func human(b int64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
+}
+
+// plural returns "s" unless n is 1.
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

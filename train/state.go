@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/alexcl/alexcl/model"
@@ -91,13 +94,28 @@ type checkpointer struct {
 	dir  string
 	net  *model.Net
 	meta map[string]string // class names and data spec, for every weights file
-	prev []string          // files of the previous checkpoint, removed after the next one commits
+	// keep is how many step-numbered checkpoints stay in CkptDir (0: all).
+	keep int
+	// committed is the step of the checkpoint state.json names, -1 if none.
+	committed int64
+}
+
+// ckptFile matches the step-numbered files of CkptDir.
+var ckptFile = regexp.MustCompile(`^step-([0-9]+)\.(weights|velocity)\.safetensors$`)
+
+// ckptPaths are the weights and velocity files of the checkpoint at step,
+// relative to the output directory.
+func ckptPaths(step int64) (weights, velocity string) {
+	return filepath.Join(CkptDir, fmt.Sprintf("step-%09d.weights.safetensors", step)),
+		filepath.Join(CkptDir, fmt.Sprintf("step-%09d.velocity.safetensors", step))
 }
 
 // save writes weights and velocities under step-numbered names, then the
 // state naming them (the commit point), then points last.safetensors at
-// the weights; it returns the weights path.
-func (c *checkpointer) save(st *State) (string, error) {
+// the weights, then prunes old checkpoints; it returns the weights path.
+// If it fails before the commit, the files it wrote are removed and the
+// previous checkpoint is untouched.
+func (c *checkpointer) save(st *State) (_ string, err error) {
 	if err := os.MkdirAll(filepath.Join(c.dir, CkptDir), 0o755); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
@@ -105,9 +123,17 @@ func (c *checkpointer) save(st *State) (string, error) {
 	for k, v := range c.meta {
 		meta[k] = v
 	}
-	wRel := filepath.Join(CkptDir, fmt.Sprintf("step-%09d.weights.safetensors", st.Step))
-	vRel := filepath.Join(CkptDir, fmt.Sprintf("step-%09d.velocity.safetensors", st.Step))
+	wRel, vRel := ckptPaths(st.Step)
 	wPath, vPath := filepath.Join(c.dir, wRel), filepath.Join(c.dir, vRel)
+	committed := false
+	defer func() {
+		// A checkpoint at the committed step rewrites the committed files
+		// (atomically, with the same contents): never remove those.
+		if err != nil && !committed && st.Step != c.committed {
+			os.Remove(wPath)
+			os.Remove(vPath)
+		}
+	}()
 	if err := c.net.Save(wPath, meta); err != nil {
 		return "", fmt.Errorf("checkpoint at step %d: %w", st.Step, err)
 	}
@@ -122,16 +148,84 @@ func (c *checkpointer) save(st *State) (string, error) {
 	if err := writeFileAtomic(filepath.Join(c.dir, StateFile), append(b, '\n')); err != nil {
 		return "", fmt.Errorf("checkpoint at step %d: %w", st.Step, err)
 	}
+	committed = true
+	c.committed = st.Step
 	if err := linkOrCopy(wPath, filepath.Join(c.dir, LastFile)); err != nil {
 		return "", fmt.Errorf("checkpoint at step %d: %w", st.Step, err)
 	}
-	for _, f := range c.prev {
-		if f != wPath && f != vPath {
+	c.prune()
+	return wPath, nil
+}
+
+// prune removes from CkptDir the checkpoints beyond the newest keep, and
+// any newer than the committed one (written by a run that crashed before
+// its state.json named them). The committed checkpoint, which state.json
+// names, is never removed; last.safetensors and best.safetensors are
+// files of their own (hard links or copies), so pruning leaves them whole.
+func (c *checkpointer) prune() {
+	ents, err := os.ReadDir(filepath.Join(c.dir, CkptDir))
+	if err != nil {
+		return
+	}
+	var steps []int64
+	files := map[int64][]string{}
+	for _, e := range ents {
+		m := ckptFile.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		step, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		if _, ok := files[step]; !ok {
+			steps = append(steps, step)
+		}
+		files[step] = append(files[step], filepath.Join(c.dir, CkptDir, e.Name()))
+	}
+	slices.Sort(steps)
+	kept := 0
+	for i := len(steps) - 1; i >= 0; i-- {
+		step := steps[i]
+		switch {
+		case step == c.committed:
+			kept++
+			continue
+		case step < c.committed && (c.keep == 0 || kept < c.keep):
+			kept++
+			continue
+		}
+		for _, f := range files[step] {
 			os.Remove(f)
 		}
 	}
-	c.prev = []string{wPath, vPath}
-	return wPath, nil
+}
+
+// removeTemps deletes the temporary files an interrupted atomic write of
+// this package or of model can leave in dir (".state.json.tmp-*",
+// "last.safetensors.tmp-link", ...) and in its CkptDir (".step-*.tmp-*").
+// Other files are left alone, whatever their names.
+func removeTemps(dir string) {
+	var prefixes []string
+	for _, f := range []string{StateFile, ConfigFile, LastFile, BestFile, MetricsFile, CurvesFile} {
+		prefixes = append(prefixes, "."+f+".tmp-", f+".tmp-link")
+	}
+	for _, d := range []string{dir, filepath.Join(dir, CkptDir)} {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			n := e.Name()
+			temp := d != dir && strings.HasPrefix(n, ".step-") && strings.Contains(n, ".tmp-")
+			for _, p := range prefixes {
+				temp = temp || d == dir && strings.HasPrefix(n, p)
+			}
+			if temp && e.Type().IsRegular() {
+				os.Remove(filepath.Join(d, n))
+			}
+		}
+	}
 }
 
 // linkOrCopy atomically makes dst a copy of src: a hard link where the

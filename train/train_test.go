@@ -212,10 +212,15 @@ func TestResumeBitExact(t *testing.T) {
 			t.Errorf("metrics.csv row %d (step %d) after step %d", i+1, rows[i].Step, rows[i-1].Step)
 		}
 	}
-	// Old checkpoint files are removed; only the latest set remains.
+	// Old checkpoint files are removed: the default keeps the newest 3
+	// (steps 44, 45 and 40), weights and velocity each.
 	ents, _ := os.ReadDir(filepath.Join(a.Out, CkptDir))
-	if len(ents) != 2 {
-		t.Errorf("%s holds %d files, want the latest weights and velocity", CkptDir, len(ents))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if len(ents) != 6 || !strings.Contains(strings.Join(names, " "), "step-000000040.weights") {
+		t.Errorf("%s holds %v, want the newest 3 checkpoints (40, 44, 45)", CkptDir, names)
 	}
 
 	// Resuming a finished run does nothing and says so.

@@ -98,7 +98,7 @@ func benchAction(ctx *cli.Context) error {
 	case warmup < 0 || ctx.Int("profile-steps") < 0:
 		return fmt.Errorf("bench: --warmup and --profile-steps must not be negative")
 	}
-	d, err := lookup.Open(ctx.String("device"), opencl.Options{Version: version})
+	d, err := lookup.Open(ctx.String("device"), openCLOptions())
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/alexcl/alexcl/data"
 	"github.com/alexcl/alexcl/device"
@@ -32,7 +33,21 @@ var (
 )
 
 // openCLOptions are the OpenCL settings every command uses.
-func openCLOptions() opencl.Options { return opencl.Options{Version: version} }
+//
+// Kernel tunables are autotuned on a device's first use (10-20 s, then
+// cached beside the kernel binaries; ALEXCL_TUNE=off uses vendor defaults),
+// and the tuner's progress lines go to stderr so that wait is explained.
+func openCLOptions() opencl.Options {
+	return opencl.Options{
+		Version: version,
+		Tune:    true,
+		Logf: func(format string, args ...any) {
+			if strings.HasPrefix(format, "tun") && !strings.HasPrefix(format, "tuning record hit") {
+				fmt.Fprintf(os.Stderr, "alexcl: "+format+"\n", args...)
+			}
+		},
+	}
+}
 
 // openDevice opens the device --device names.
 func openDevice(ctx *cli.Context) (device.Device, error) {

@@ -9,7 +9,6 @@ import (
 	"github.com/alexcl/alexcl/device"
 	"github.com/alexcl/alexcl/device/devicetest"
 	"github.com/alexcl/alexcl/device/lookup"
-	"github.com/alexcl/alexcl/device/opencl"
 	"github.com/urfave/cli/v2"
 )
 
@@ -57,7 +56,7 @@ func selftest(ctx *cli.Context) error {
 	if len(cases) == 0 {
 		return cli.Exit("selftest: no case matches --run", 2)
 	}
-	d, err := lookup.Open(ctx.String("device"), opencl.Options{Version: version})
+	d, err := lookup.Open(ctx.String("device"), openCLOptions())
 	if err != nil {
 		return fmt.Errorf("selftest: %w", err)
 	}

@@ -25,8 +25,9 @@ func init() {
 			"config.toml (the resolved settings) and the resume state (state.json, ckpt/).\n" +
 			"Checkpoints load in PyTorch (shared/reference/alexnet_torch.py).\n\n" +
 			"--config reads a training config TOML (as the config.toml a run writes) or a\n" +
-			"network TOML; flags override it. Ctrl-C finishes the current step, saves a\n" +
-			"checkpoint and prints the command that resumes it (`--resume --out DIR`).",
+			"network TOML; flags override it. Ctrl-C (or SIGTERM) finishes the current step,\n" +
+			"saves a checkpoint and prints the command that resumes it (`--resume --out DIR`);\n" +
+			"after a crash or SIGKILL the same command continues from the last checkpoint.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: def.Preset, Usage: "built-in network `NAME`: mini or paper"},
 			&cli.StringFlag{Name: "config", Usage: "training config or network TOML `FILE`"},
@@ -46,6 +47,8 @@ func init() {
 			&cli.IntFlag{Name: "step-epochs", Value: def.StepEpochs, Usage: "step schedule: epochs between ÷10"},
 			&cli.IntFlag{Name: "patience", Value: def.Patience, Usage: "plateau schedule: evaluations without improvement before ÷10"},
 			&cli.Int64Flag{Name: "checkpoint-every", Value: def.CheckpointEvery, Usage: "steps between checkpoints, beside every epoch end (0: epoch ends only)"},
+			&cli.IntFlag{Name: "keep", Value: def.Keep, Usage: "step-numbered checkpoints kept in DIR/ckpt (0: all); last and best are kept apart"},
+			&cli.BoolFlag{Name: "strict", DisableDefaultText: true, Usage: "stop at the first corrupt, truncated or zero-byte image instead of skipping and counting it"},
 			&cli.StringFlag{Name: "init", Usage: "initial weights `FILE.safetensors` (alexcl's or PyTorch's state_dict)"},
 			&cli.StringFlag{Name: "out", Usage: "output `DIR` (default runs/NETWORK, e.g. runs/mini)"},
 			&cli.BoolFlag{Name: "resume", DisableDefaultText: true, Usage: "continue the run in --out exactly where it stopped (reads DIR/config.toml)"},
@@ -112,6 +115,8 @@ func trainConfig(ctx *cli.Context) (train.Config, error) {
 	set("step-epochs", func() { cfg.StepEpochs = ctx.Int("step-epochs") })
 	set("patience", func() { cfg.Patience = ctx.Int("patience") })
 	set("checkpoint-every", func() { cfg.CheckpointEvery = ctx.Int64("checkpoint-every") })
+	set("keep", func() { cfg.Keep = ctx.Int("keep") })
+	set("strict", func() { cfg.Strict = ctx.Bool("strict") })
 	set("init", func() { cfg.Init = ctx.String("init") })
 	set("out", func() { cfg.Out = ctx.String("out") })
 	if cfg.Out == "" {

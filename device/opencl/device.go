@@ -32,6 +32,13 @@ type Options struct {
 	// BuildOptions are more compiler options, e.g. "-cl-mad-enable",
 	// appended after the defines.
 	BuildOptions []string
+	// Tune lets Open choose the GEMM and convolution tunables of this
+	// device by timing a few candidates on first use (about 10 s on a GPU,
+	// 20 s under POCL), stored beside the kernel binaries and read on later
+	// Opens (tune.go). False keeps the vendor defaults. ALEXCL_TUNE=off,
+	// on or force (re-tune) overrides it; Defines that set a tuned name
+	// (GEMM_KIND, GEMM_*, GEMMV_*, CONV_*) turn tuning off.
+	Tune bool
 
 	// extraSources are appended to clkernels.Sources(); tests use them to
 	// build kernels of their own.
@@ -190,6 +197,7 @@ func Open(index int, opts Options) (*Device, error) {
 	if d.queue, err = d.ctx.CreateCommandQueue(cd.dev, cl.CommandQueueProfilingEnable); err != nil {
 		return fail(err)
 	}
+	d.applyTuning(cd.platform) // tune.go; logs, never fails
 	if err := d.buildProgram(cd.platform); err != nil {
 		return fail(err)
 	}

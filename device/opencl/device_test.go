@@ -324,7 +324,8 @@ func TestBuildErrors(t *testing.T) {
 	o := testOptions(t.TempDir(), nil)
 	o.extraSources = []string{"__kernel void alexcl_test_broken(__global float *x) { x[0] = no_such_identifier; }"}
 	_, err := Open(0, o)
-	if !errors.Is(err, cl.BuildProgramFailure) || !strings.Contains(err.Error(), "no_such_identifier") {
+	if !errors.Is(err, cl.BuildProgramFailure) || !strings.Contains(err.Error(), "no_such_identifier") ||
+		!strings.Contains(err.Error(), "rejected alexcl's kernels") || !strings.Contains(err.Error(), "build log:") {
 		t.Errorf("broken kernel: %v", err)
 	}
 	o = testOptions(t.TempDir(), nil)

@@ -13,5 +13,18 @@
 // build options, the platform, device and driver, and alexcl's version.
 // ALEXCL_KERNEL_CACHE=off disables the cache; ALEXCL_KERNEL_CACHE_DIR moves it.
 //
+// With Options.Tune (or ALEXCL_TUNE=on), the first Open of a device
+// autotunes its -D tunables before building the program: it times a few
+// candidate GEMM kernel families and tiles (and, where the tiled GPU
+// family wins, conv2d_forward's tiles) on AlexNet-like shapes with
+// profiling events, checks every candidate's results against device/ref,
+// and keeps the fastest, within about 10 s on a GPU and 20 s under POCL.
+// The choice is saved as tune-<key>.json beside the kernel binaries (same
+// key ingredients) and read by later Opens; a corrupt or stale record is
+// re-tuned. ALEXCL_TUNE=off keeps the vendor defaults (the kernel family
+// chosen by device type, the .cl files' default tiles), ALEXCL_TUNE=force
+// re-tunes, and Options.Defines that set a tuned name turn tuning off.
+// Tunables reports what the program was built with.
+//
 // Devices are numbered over all platforms in order: cl0, cl1, ... (List).
 package opencl

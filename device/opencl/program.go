@@ -139,7 +139,8 @@ func (d *Device) buildProgram(platform *cl.Platform) error {
 	}
 	d.prog = prog
 	if err := prog.BuildProgram(nil, options); err != nil {
-		return fmt.Errorf("building the kernels with options %q: %w", options, err)
+		return fmt.Errorf("the driver's OpenCL compiler rejected alexcl's kernels (options %q); update the driver, "+
+			"or use another --device (alexcl list-devices; cpu always works), and report it with the build log below: %w", options, err)
 	}
 	if err := d.createKernels(); err != nil {
 		return err

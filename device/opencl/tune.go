@@ -1,0 +1,1179 @@
+package opencl
+
+// The autotuner. On the first Open of a device with tuning on, before the
+// program is built, it tries a handful of tunable sets ("candidates") for
+// the matrix products (the kernel family, tiled or vector, and its tiles)
+// and, when the tiled family wins, for conv2d_forward's tiles; it times
+// each on a few AlexNet-like shapes with OpenCL profiling events, checks
+// each candidate's results against device/ref (whole outputs on small
+// awkward shapes, sampled entries in float64 on the timed ones) so that a
+// miscompiled variant is never chosen, and keeps the fastest. The choice
+// is stored as JSON beside the kernel binaries (tune-<key>.json, written
+// atomically), keyed as a binary is (the sources, the platform, device and
+// driver, alexcl's version), so later Opens read it and build the program
+// with its -D values through the kernel cache.
+//
+// Candidates are built as small programs of their own (common.cl with
+// gemm.cl or conv.cl), all at once on the host's cores, and run on a
+// scratch Device that shares the opened device's context and queue,
+// through the very ops (Gemm, Conv2DForward) the program will serve, so
+// the Go side launches them as it will later. Timed runs go in rounds
+// over all candidates (see pick), and a time budget bounds the whole.
+// A candidate that cannot fit the device (work-group size, work-item
+// sizes, local memory) is dropped before it is built; one whose compiled
+// kernel allows fewer work items than it needs (registers), whose build or
+// launch fails, or whose results are wrong is dropped with the reason in
+// the log and the record. Tuning never fails Open: when no candidate
+// passes, the device keeps the vendor defaults and nothing is saved.
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alexcl/alexcl/clkernels"
+	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/opencl/cl"
+	"github.com/alexcl/alexcl/device/ref"
+)
+
+// tuneFormat names the tuning record's format; it is also part of the
+// record's key. A record of another format is ignored and re-tuned.
+const tuneFormat = "alexcl-tune-v1"
+
+// tunedNames are the -D tunables the tuner chooses. When Options.Defines
+// sets any of them the user has chosen, and Open does not tune.
+var tunedNames = []string{
+	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
+	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
+	"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN",
+}
+
+// tuneMode says what Open does about tuning.
+type tuneMode int
+
+const (
+	tuneOff   tuneMode = iota // vendor defaults (gemmKind's choice by device type)
+	tuneOn                    // the stored record, or tune when there is none
+	tuneForce                 // tune, replacing the record
+)
+
+// tuneModeOf returns the mode of o: ALEXCL_TUNE (off, on or force) when
+// set, else on when o.Tune and off otherwise.
+func tuneModeOf(o *Options) tuneMode {
+	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("ALEXCL_TUNE"))); v {
+	case "off", "0", "false", "no":
+		return tuneOff
+	case "on", "1", "true", "yes":
+		return tuneOn
+	case "force":
+		return tuneForce
+	case "":
+	default:
+		o.logf("ALEXCL_TUNE=%q ignored: use off, on or force", v)
+	}
+	if o.Tune {
+		return tuneOn
+	}
+	return tuneOff
+}
+
+// candidate is one set of tunables. Kind is gemmTiled or gemmVector; the
+// tiled kernels (gemm, conv2d_forward) read TSM .. WPTN, the vector ones
+// (gemm_vec, gemm_dot) VW, MR and LM. gemm.cl and conv.cl document each.
+type candidate struct {
+	Kind                      string
+	TSM, TSN, TSK, WPTM, WPTN int
+	VW, MR, LM                int
+}
+
+func tiled(tsm, tsn, tsk, wptm, wptn int) candidate {
+	return candidate{Kind: gemmTiled, TSM: tsm, TSN: tsn, TSK: tsk, WPTM: wptm, WPTN: wptn}
+}
+
+func vector(vw, mr, lm int) candidate {
+	return candidate{Kind: gemmVector, VW: vw, MR: mr, LM: lm}
+}
+
+// String names c in logs and records: "tiled 64x64x16/4x4" (tile rows x
+// columns x K step / register block) or "vector vw16 mr6 lm8".
+func (c candidate) String() string {
+	if c.Kind == gemmVector {
+		return fmt.Sprintf("vector vw%d mr%d lm%d", c.VW, c.MR, c.LM)
+	}
+	return fmt.Sprintf("tiled %dx%dx%d/%dx%d", c.TSM, c.TSN, c.TSK, c.WPTM, c.WPTN)
+}
+
+// defines returns c's -D values for the matrix products (prefix "GEMM",
+// GEMM_KIND included) or for conv2d_forward (prefix "CONV", tiled only).
+func (c candidate) defines(prefix string) map[string]string {
+	m := map[string]string{}
+	if prefix == "GEMM" {
+		m["GEMM_KIND"] = c.Kind
+	}
+	if c.Kind == gemmVector {
+		m["GEMMV_VW"], m["GEMMV_MR"], m["GEMMV_LM"] = strconv.Itoa(c.VW), strconv.Itoa(c.MR), strconv.Itoa(c.LM)
+		return m
+	}
+	for name, v := range map[string]int{"TSM": c.TSM, "TSN": c.TSN, "TSK": c.TSK, "WPTM": c.WPTM, "WPTN": c.WPTN} {
+		m[prefix+"_"+name] = strconv.Itoa(v)
+	}
+	return m
+}
+
+// parseCandidate reads back the candidate that defines wrote for prefix;
+// GEMM_KIND must be set for "GEMM", and "CONV" is always tiled.
+func parseCandidate(defs map[string]string, prefix string) (candidate, error) {
+	kind := gemmTiled
+	if prefix == "GEMM" {
+		kind = defs["GEMM_KIND"]
+	}
+	get := func(name string) (int, error) {
+		v, err := strconv.Atoi(defs[name])
+		if err != nil {
+			return 0, fmt.Errorf("%s=%q: not an integer", name, defs[name])
+		}
+		return v, nil
+	}
+	var c candidate
+	var err error
+	switch kind {
+	case gemmVector:
+		c.Kind = kind
+		for _, f := range []struct {
+			name string
+			p    *int
+		}{{"GEMMV_VW", &c.VW}, {"GEMMV_MR", &c.MR}, {"GEMMV_LM", &c.LM}} {
+			if *f.p, err = get(f.name); err != nil {
+				return c, err
+			}
+		}
+	case gemmTiled:
+		c.Kind = kind
+		for _, f := range []struct {
+			name string
+			p    *int
+		}{{"_TSM", &c.TSM}, {"_TSN", &c.TSN}, {"_TSK", &c.TSK}, {"_WPTM", &c.WPTM}, {"_WPTN", &c.WPTN}} {
+			if *f.p, err = get(prefix + f.name); err != nil {
+				return c, err
+			}
+		}
+	default:
+		return c, fmt.Errorf("GEMM_KIND=%q: want %s or %s", kind, gemmTiled, gemmVector)
+	}
+	return c, nil
+}
+
+// limits are the device limits a candidate must fit before it is built.
+type limits struct {
+	maxWG    int   // CL_DEVICE_MAX_WORK_GROUP_SIZE
+	maxItems []int // CL_DEVICE_MAX_WORK_ITEM_SIZES, per dimension
+	localMem int64 // CL_DEVICE_LOCAL_MEM_SIZE in bytes
+}
+
+func limitsOf(dev *cl.Device) limits {
+	return limits{maxWG: dev.MaxWorkGroupSize(), maxItems: dev.MaxWorkItemSizes(), localMem: dev.LocalMemSize()}
+}
+
+// itemLimit is the largest work-group extent of dimension i (no limit when
+// the device did not say).
+func (l limits) itemLimit(i int) int {
+	if i < len(l.maxItems) && l.maxItems[i] > 0 {
+		return l.maxItems[i]
+	}
+	return math.MaxInt
+}
+
+// workGroup returns the work-group size c launches its tiled kernel with
+// (RTSN x RTSM), or LM for the vector kernels.
+func (c candidate) workGroup() int {
+	if c.Kind == gemmVector {
+		return c.LM
+	}
+	return (c.TSN / c.WPTN) * (c.TSM / c.WPTM)
+}
+
+// localBytes is the local memory c's tiled kernel declares: two tiles of
+// TSK rows of TSM+1 and TSN+1 floats (gemm.cl, conv.cl).
+func (c candidate) localBytes() int64 {
+	if c.Kind == gemmVector {
+		return 0
+	}
+	return 4 * int64(c.TSK) * int64(c.TSM+1+c.TSN+1)
+}
+
+// fits returns why c is not a legal set of tunables, or cannot run on a
+// device with limits l; nil when it can.
+func (c candidate) fits(l limits) error {
+	switch c.Kind {
+	case gemmVector:
+		if c.VW != 4 && c.VW != 8 && c.VW != 16 {
+			return fmt.Errorf("vector width %d: want 4, 8 or 16", c.VW)
+		}
+		if c.MR < 1 || c.MR > 8 {
+			return fmt.Errorf("%d rows per work item: want 1 to 8", c.MR)
+		}
+		if c.LM < 1 || c.LM > l.maxWG || c.LM > l.itemLimit(1) {
+			return fmt.Errorf("work-group height %d: want 1 to %d (the device's limits)", c.LM, min(l.maxWG, l.itemLimit(1)))
+		}
+		return nil
+	case gemmTiled:
+		for _, v := range []int{c.TSM, c.TSN, c.TSK, c.WPTM, c.WPTN} {
+			if v < 1 || v > 256 {
+				return fmt.Errorf("tile sizes must be 1 to 256")
+			}
+		}
+		if c.TSM%c.WPTM != 0 || c.TSN%c.WPTN != 0 {
+			return fmt.Errorf("tile %dx%d is not a multiple of the register block %dx%d", c.TSM, c.TSN, c.WPTM, c.WPTN)
+		}
+		rtsn, rtsm := c.TSN/c.WPTN, c.TSM/c.WPTM
+		if wg := rtsn * rtsm; wg > l.maxWG {
+			return fmt.Errorf("work-group of %d work items (%dx%d), the device allows %d", wg, rtsn, rtsm, l.maxWG)
+		}
+		if rtsn > l.itemLimit(0) || rtsm > l.itemLimit(1) {
+			return fmt.Errorf("work-group %dx%d exceeds the device's work-item sizes %v", rtsn, rtsm, l.maxItems)
+		}
+		if b := c.localBytes(); b > l.localMem {
+			return fmt.Errorf("needs %d bytes of local memory, the device has %d", b, l.localMem)
+		}
+		return nil
+	}
+	return fmt.Errorf("kernel family %q: want %s or %s", c.Kind, gemmTiled, gemmVector)
+}
+
+// gemmShape is one product the tuner times: op(A) (M, K) · op(B) (K, N).
+type gemmShape struct {
+	tA, tB  bool
+	M, N, K int
+}
+
+func (s gemmShape) String() string {
+	a, b := "A", "B"
+	if s.tA {
+		a = "Aᵀ"
+	}
+	if s.tB {
+		b = "Bᵀ"
+	}
+	return fmt.Sprintf("%dx%dx%d %s·%s", s.M, s.N, s.K, a, b)
+}
+
+// tuneSpec is what the tuner tries: candidates (the vendor default first:
+// it is always measured) and the shapes they are timed on.
+type tuneSpec struct {
+	gemm       []candidate        // for Gemm and the convolutions' GEMMs
+	conv       []candidate        // conv2d_forward's tiles, tried when gemm picks tiled
+	gemmShapes []gemmShape        // timed shapes of Gemm
+	convShapes []device.ConvShape // timed shapes of Conv2DForward
+	runs       int                // timed runs per shape; the median counts
+	budget     time.Duration      // no further candidate starts after this
+}
+
+// tuneSpecFor returns the spec for a device; tests replace it with
+// smaller ones.
+var tuneSpecFor = defaultTuneSpec
+
+// defaultTuneSpec returns the candidates and shapes for a device. The
+// shapes are AlexNet's, scaled to keep the whole tuning about 10 s on a
+// GPU and 20 s on 2 CPU cores under POCL: a linear layer's forward (x·Wᵀ,
+// fc6 at a smaller batch and width), the forward GEMM of an im2col
+// convolution (conv2's, one image and group), and a backward-data product
+// (wᵀ·dy, conv4's). CPU devices try the vector family's register blocks
+// and one tiled set; GPUs the tiled family's tiles and one vector set.
+func defaultTuneSpec(info device.Info) tuneSpec {
+	if strings.Contains(info.Type, "CPU") {
+		return tuneSpec{
+			gemm: []candidate{
+				vector(16, 6, 8), // the vendor default (gemm.cl)
+				vector(16, 4, 8), vector(16, 8, 8), vector(16, 6, 4), vector(16, 6, 16),
+				vector(8, 6, 8), vector(8, 8, 8),
+				tiled(64, 64, 16, 4, 4),
+			},
+			conv: []candidate{tiled(64, 64, 16, 4, 4), tiled(32, 64, 16, 4, 4)},
+			gemmShapes: []gemmShape{
+				{tB: true, M: 64, N: 1024, K: 2304},
+				{M: 128, N: 729, K: 1200},
+				{tA: true, M: 1728, N: 169, K: 192},
+			},
+			convShapes: []device.ConvShape{{N: 1, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}},
+			runs:       5,
+			budget:     15 * time.Second,
+		}
+	}
+	return tuneSpec{
+		// Roughly the best first (as measured on an H100), so that a
+		// spent budget leaves out the least likely.
+		gemm: []candidate{
+			tiled(64, 64, 16, 4, 4), // the vendor default (gemm.cl)
+			tiled(64, 64, 32, 4, 4), tiled(128, 64, 16, 8, 4), tiled(64, 128, 16, 4, 8),
+			tiled(128, 128, 16, 8, 8), tiled(128, 128, 8, 8, 8), tiled(64, 64, 16, 8, 8),
+			tiled(32, 32, 16, 2, 2),
+			vector(8, 4, 8),
+		},
+		conv: []candidate{
+			tiled(64, 64, 16, 4, 4), // the vendor default (conv.cl)
+			tiled(128, 64, 16, 8, 4), tiled(128, 128, 16, 8, 8), tiled(64, 64, 32, 4, 4),
+			tiled(64, 128, 16, 4, 8), tiled(128, 64, 32, 8, 4), tiled(32, 64, 16, 2, 4),
+		},
+		gemmShapes: []gemmShape{
+			{tB: true, M: 256, N: 4096, K: 4096},
+			{M: 1024, N: 1024, K: 1024},
+			{tA: true, M: 1728, N: 2704, K: 192},
+		},
+		convShapes: []device.ConvShape{
+			{N: 32, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+			{N: 32, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
+		},
+		runs:   5,
+		budget: 10 * time.Second,
+	}
+}
+
+// tuneCheckHook, when set (tests only), sees every output the tuner
+// checks, by family and candidate, before the check, and may change it.
+var tuneCheckHook func(family string, c candidate, out []float32)
+
+// tuneRecord is the tuning record stored as JSON beside the kernel
+// binaries.
+type tuneRecord struct {
+	Format   string            `json:"format"`
+	Key      string            `json:"key"`
+	Device   string            `json:"device"`
+	Platform string            `json:"platform"`
+	Driver   string            `json:"driver"`
+	Version  string            `json:"version"`
+	Defines  map[string]string `json:"defines"`
+	Results  []tuneResult      `json:"results"`
+	TunedAt  time.Time         `json:"tuned_at"`
+	Seconds  float64           `json:"seconds"`
+}
+
+// tuneResult is what the tuner measured of one candidate.
+type tuneResult struct {
+	Family    string    `json:"family"` // "gemm" or "conv"
+	Candidate string    `json:"candidate"`
+	Shapes    []string  `json:"shapes,omitempty"`
+	GFLOPS    []float64 `json:"gflops,omitempty"` // per shape, from the median time
+	Score     float64   `json:"score,omitempty"`  // geometric mean of GFLOPS
+	Dropped   string    `json:"dropped,omitempty"`
+	Chosen    bool      `json:"chosen,omitempty"`
+}
+
+// validate checks that r is a usable record for key on a device with
+// limits l: its format, its key, and defines that name only tunables and
+// give candidates the device can run.
+func (r *tuneRecord) validate(key string, l limits) error {
+	if r.Format != tuneFormat {
+		return fmt.Errorf("format %q, want %q", r.Format, tuneFormat)
+	}
+	if r.Key != key {
+		return fmt.Errorf("key %.12s…, want %.12s… (another device, driver or alexcl)", r.Key, key)
+	}
+	for n := range r.Defines {
+		if !slices.Contains(tunedNames, n) {
+			return fmt.Errorf("defines %s, which the tuner does not choose", n)
+		}
+	}
+	g, err := parseCandidate(r.Defines, "GEMM")
+	if err != nil {
+		return err
+	}
+	if err := g.fits(l); err != nil {
+		return fmt.Errorf("gemm %v: %w", g, err)
+	}
+	if _, ok := r.Defines["CONV_TSM"]; ok {
+		c, err := parseCandidate(r.Defines, "CONV")
+		if err != nil {
+			return err
+		}
+		if err := c.fits(l); err != nil {
+			return fmt.Errorf("conv %v: %w", c, err)
+		}
+	}
+	return nil
+}
+
+// Tunables returns the -D values the device's program was built with:
+// those of Options.Defines and, when Open tuned or read a tuning record,
+// the tuned ones (GEMM_KIND, GEMM_*, GEMMV_*, CONV_*). Tunables not listed
+// have their defaults (the .cl files' header comments).
+func (d *Device) Tunables() map[string]string { return maps.Clone(d.opts.Defines) }
+
+// applyTuning is called by Open before the program is built. With tuning
+// on (tuneModeOf) it reads the device's tuning record, or tunes and saves
+// one, and adds the chosen tunables to d.opts.Defines. It never fails:
+// problems are logged and leave the vendor defaults.
+func (d *Device) applyTuning(p *cl.Platform) {
+	mode := tuneModeOf(&d.opts)
+	if mode == tuneOff {
+		return
+	}
+	for _, n := range tunedNames {
+		if _, ok := d.opts.Defines[n]; ok {
+			d.opts.logf("tuning skipped on %s: Options.Defines sets %s", d.info.Name, n)
+			return
+		}
+	}
+	version := cmp.Or(d.opts.Version, "dev")
+	key := cacheKey(clkernels.Sources(), tuneFormat+"\n"+strings.Join(d.opts.BuildOptions, " "), p, d.dev, version)
+	lim := limitsOf(d.dev)
+	var path string
+	if dir := cacheDir(d.opts); dir != "" {
+		path = filepath.Join(dir, "tune-"+key+".json")
+	}
+	if mode == tuneOn && path != "" {
+		rec, err := loadTuneRecord(path, key, lim)
+		switch {
+		case err == nil:
+			d.opts.logf("tuning record hit %s: %s", path, describeDefines(rec.Defines))
+			d.setTunables(rec.Defines)
+			return
+		case !errors.Is(err, os.ErrNotExist):
+			d.opts.logf("tuning record %s unusable, re-tuning: %v", path, err)
+		}
+	}
+
+	rec, err := d.tune(lim)
+	if err != nil {
+		d.opts.logf("tuning on %s failed, using the vendor defaults: %v", d.info.Name, err)
+		return
+	}
+	rec.Key, rec.Platform, rec.Version = key, p.Name()+" "+p.Version(), version
+	d.setTunables(rec.Defines)
+	what := fmt.Sprintf("tuned %s in %.1f s: %s", d.info.Name, rec.Seconds, describeDefines(rec.Defines))
+	if path == "" {
+		d.opts.logf("%s; not saved (the kernel cache is off)", what)
+		return
+	}
+	if err := saveTuneRecord(path, rec); err != nil {
+		d.opts.logf("%s; not saved: %v", what, err)
+		return
+	}
+	d.opts.logf("%s; saved %s", what, path)
+}
+
+// setTunables adds defs to a copy of d.opts.Defines (the caller's map is
+// not changed).
+func (d *Device) setTunables(defs map[string]string) {
+	m := maps.Clone(d.opts.Defines)
+	if m == nil {
+		m = map[string]string{}
+	}
+	maps.Copy(m, defs)
+	d.opts.Defines = m
+}
+
+// describeDefines lists defs as NAME=value, sorted.
+func describeDefines(defs map[string]string) string {
+	var parts []string
+	for _, n := range slices.Sorted(maps.Keys(defs)) {
+		parts = append(parts, n+"="+defs[n])
+	}
+	return strings.Join(parts, " ")
+}
+
+// loadTuneRecord reads and validates the record at path.
+func loadTuneRecord(path, key string, l limits) (*tuneRecord, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rec tuneRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("not a tuning record: %w", err)
+	}
+	if err := rec.validate(key, l); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// saveTuneRecord writes rec to path atomically (a temporary file in the
+// same directory, renamed over path).
+func saveTuneRecord(path string, rec *tuneRecord) error {
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.json")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(data, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// tuner tunes one device: s is a scratch Device on the context and queue
+// of the device being opened, whose program is rebuilt per candidate.
+type tuner struct {
+	d     *Device
+	s     *Device
+	spec  tuneSpec
+	lim   limits
+	start time.Time
+	rng   *rand.Rand
+}
+
+// tune runs the tuner on d (its context and queue exist, its program does
+// not yet) and returns the record of the choice, without key or platform.
+func (d *Device) tune(lim limits) (*tuneRecord, error) {
+	t := &tuner{
+		d: d,
+		s: &Device{info: d.info, opts: Options{BuildOptions: d.opts.BuildOptions}, dev: d.dev,
+			ctx: d.ctx, queue: d.queue, maxAlloc: d.maxAlloc, live: map[*buffer]struct{}{}},
+		spec:  tuneSpecFor(d.info),
+		lim:   lim,
+		start: time.Now(),
+		rng:   rand.New(rand.NewPCG(5, 5)),
+	}
+	defer t.release()
+	if len(t.spec.gemm) == 0 || len(t.spec.gemmShapes) == 0 {
+		return nil, errors.New("no candidates or shapes to try")
+	}
+	rec := &tuneRecord{Format: tuneFormat, Device: d.info.Name, Driver: d.info.Driver}
+	g, res, err := t.pick(t.gemmFamily())
+	rec.Results = res
+	if err != nil {
+		return nil, fmt.Errorf("gemm: %w", err)
+	}
+	rec.Defines = g.defines("GEMM")
+	if g.Kind == gemmTiled && len(t.spec.conv) > 0 && len(t.spec.convShapes) > 0 {
+		if time.Since(t.start) > t.spec.budget {
+			d.opts.logf("tuning conv on %s skipped: the %v budget is spent; conv2d_forward keeps its default tiles", d.info.Name, t.spec.budget)
+		} else {
+			c, res, err := t.pick(t.convFamily())
+			rec.Results = append(rec.Results, res...)
+			if err != nil {
+				d.opts.logf("tuning conv on %s: %v; conv2d_forward keeps its default tiles", d.info.Name, err)
+			} else {
+				maps.Copy(rec.Defines, c.defines("CONV"))
+			}
+		}
+	}
+	rec.TunedAt = time.Now().UTC().Truncate(time.Second)
+	rec.Seconds = math.Round(time.Since(t.start).Seconds()*10) / 10
+	return rec, nil
+}
+
+// release waits for the scratch device's work and frees its program and
+// buffers; the context and queue stay with the device being opened.
+func (t *tuner) release() {
+	s := t.s
+	s.queue.Finish()
+	s.prof.drop()
+	if s.prog != nil {
+		s.dropProgram()
+	}
+	for b := range s.live {
+		b.freed = true
+		b.mem.Release()
+	}
+	s.live = nil
+}
+
+// family is one kernel family the tuner picks a candidate for.
+type family struct {
+	name    string            // "gemm" or "conv", in logs and records
+	prefix  string            // of its -D tunables: "GEMM" or "CONV"
+	cands   []candidate       // the vendor default first
+	sources []string          // the program a candidate is built from
+	base    map[string]string // -D values besides the candidate's
+	kernel  string            // the tiled kernel whose work-group a tiled candidate fixes
+	check   func(c candidate) error
+	cases   []benchCase
+}
+
+// benchCase is one timed shape of a family.
+type benchCase struct {
+	name   string
+	flops  float64
+	reset  func() error            // fills the output with NaN
+	run    func() error            // queues the op
+	verify func(c candidate) error // reads the output back and checks it
+}
+
+// contender is a candidate that passed its checks, with its program kept
+// built for the timed rounds.
+type contender struct {
+	c       candidate
+	res     int // index of its tuneResult
+	prog    *cl.Program
+	kernels map[string]*cl.Kernel
+	defs    map[string]string
+	err     error             // of building prog
+	times   [][]time.Duration // per case, one per round
+}
+
+// release frees c's program and kernels.
+func (c *contender) release() {
+	for _, k := range c.kernels {
+		k.Release()
+	}
+	c.prog.Release()
+	c.prog, c.kernels = nil, nil
+}
+
+// buildAll builds the program of every candidate of f, as many at a time
+// as the host has cores, and returns them in order; a failed build is
+// kept with its error.
+func (t *tuner) buildAll(f family, cands []candidate) []*contender {
+	out := make([]*contender, len(cands))
+	sem := make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))
+	var wg sync.WaitGroup
+	for i, c := range cands {
+		defs := c.defines(f.prefix)
+		maps.Copy(defs, f.base)
+		out[i] = &contender{c: c, defs: defs}
+		wg.Add(1)
+		go func(p *contender) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			p.prog, p.kernels, p.err = buildCandidate(t.s.ctx, f.sources, Options{Defines: p.defs, BuildOptions: t.s.opts.BuildOptions})
+		}(out[i])
+	}
+	wg.Wait()
+	return out
+}
+
+// buildCandidate builds a program of sources with the defines and build
+// options of o, and creates its kernels.
+func buildCandidate(ctx *cl.Context, sources []string, o Options) (*cl.Program, map[string]*cl.Kernel, error) {
+	options, err := buildOptions(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	prog, err := ctx.CreateProgramWithSource(sources)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := prog.BuildProgram(nil, options); err != nil {
+		prog.Release()
+		return nil, nil, fmt.Errorf("build with %q: %w", options, err)
+	}
+	ks, err := prog.CreateKernels()
+	if err != nil {
+		prog.Release()
+		return nil, nil, err
+	}
+	kernels := make(map[string]*cl.Kernel, len(ks))
+	for _, k := range ks {
+		kernels[k.Name()] = k
+	}
+	return prog, kernels, nil
+}
+
+// pick tries f's candidates and returns the fastest that passed its
+// checks, with what was measured of each. Every candidate that fits the
+// device is built first, all at once; then each is checked, in order;
+// then the timed runs go in rounds, each round running every contender
+// once on every case, so that a burst of load on a shared machine slows
+// all of them alike, and the median of its rounds is a contender's time.
+// After the first round, contenders slower than a third of the best are
+// dropped. Once the spec's budget is spent, no further candidate is
+// checked and no further round starts (the first candidate, the vendor
+// default, is always measured).
+func (t *tuner) pick(f family) (candidate, []tuneResult, error) {
+	var results []tuneResult
+	var cs []*contender
+	defer func() {
+		for _, c := range cs {
+			c.release()
+		}
+		t.s.prog, t.s.kernels = nil, nil // released above
+	}()
+	logf := func(format string, args ...any) {
+		t.d.opts.logf("tuning %s on %s: "+format, append([]any{f.name, t.d.info.Name}, args...)...)
+	}
+	// Build every candidate that fits the device at once: drivers compile
+	// on the host's cores, and OpenCL allows building several programs
+	// from several threads.
+	var fit []candidate
+	for _, c := range f.cands {
+		if err := c.fits(t.lim); err != nil {
+			r := tuneResult{Family: f.name, Candidate: c.String(), Dropped: "does not fit the device: " + err.Error()}
+			logf("candidate %v skipped: %s", c, r.Dropped)
+			results = append(results, r)
+			continue
+		}
+		fit = append(fit, c)
+	}
+	progs := t.buildAll(f, fit)
+	for i, c := range fit {
+		p := progs[i]
+		if len(cs) > 0 && time.Since(t.start) > t.spec.budget {
+			logf("the %v budget is spent, %d candidates not tried", t.spec.budget, len(fit)-i)
+			for _, p := range progs[i:] {
+				p.release()
+			}
+			break
+		}
+		r := tuneResult{Family: f.name, Candidate: c.String()}
+		err := p.err
+		if err == nil {
+			t.activate(p)
+			if err = t.prepare(f, c); err != nil {
+				t.s.dropProgram()
+			}
+		}
+		if err != nil {
+			r.Dropped = err.Error()
+			logf("candidate %v dropped: %v", c, err)
+			results = append(results, r)
+			continue
+		}
+		p.res, p.times = len(results), make([][]time.Duration, len(f.cases))
+		cs = append(cs, p)
+		results = append(results, r)
+	}
+	t.s.prog, t.s.kernels = nil, nil
+	if len(cs) == 0 {
+		return candidate{}, results, fmt.Errorf("none of %d candidates passed its checks", len(f.cands))
+	}
+
+	score := func(c *contender) float64 {
+		logSum := 0.0
+		for j, bc := range f.cases {
+			logSum += math.Log(bc.flops / median(c.times[j]).Seconds() / 1e9)
+		}
+		return math.Exp(logSum / float64(len(f.cases)))
+	}
+	alive := slices.Clone(cs)
+	for round := 0; round < max(t.spec.runs, 1); round++ {
+		if round > 0 && time.Since(t.start) > t.spec.budget {
+			logf("the %v budget is spent after %d timed rounds", t.spec.budget, round)
+			break
+		}
+		for _, c := range alive {
+			t.activate(c)
+			for j, bc := range f.cases {
+				d, err := t.timeOne(bc)
+				if err != nil {
+					results[c.res].Dropped = err.Error()
+					logf("candidate %v dropped: %v", c.c, err)
+					c.times = nil
+					break
+				}
+				c.times[j] = append(c.times[j], d)
+			}
+		}
+		alive = slices.DeleteFunc(alive, func(c *contender) bool { return c.times == nil })
+		if round == 0 && len(alive) > 0 {
+			best := slices.MaxFunc(alive, func(a, b *contender) int { return cmp.Compare(score(a), score(b)) })
+			bestScore := score(best)
+			alive = slices.DeleteFunc(alive, func(c *contender) bool {
+				if sc := score(c); sc < bestScore/3 {
+					results[c.res].Dropped = fmt.Sprintf("slow: %.1f GFLOP/s in the first round, under a third of %v's %.1f", sc, best.c, bestScore)
+					logf("candidate %v dropped: %s", c.c, results[c.res].Dropped)
+					return true
+				}
+				return false
+			})
+		}
+	}
+	if len(alive) == 0 {
+		return candidate{}, results, fmt.Errorf("every candidate failed while timed")
+	}
+
+	var best *contender
+	for _, c := range alive {
+		r := &results[c.res]
+		var rates []string
+		for j, bc := range f.cases {
+			gf := bc.flops / median(c.times[j]).Seconds() / 1e9
+			r.Shapes = append(r.Shapes, bc.name)
+			r.GFLOPS = append(r.GFLOPS, math.Round(gf*10)/10)
+			rates = append(rates, fmt.Sprintf("%.1f", gf))
+		}
+		sc := score(c)
+		r.Score = math.Round(sc*10) / 10
+		logf("candidate %v: %.1f GFLOP/s (%s on %s; median of %d)",
+			c.c, sc, strings.Join(rates, " / "), strings.Join(r.Shapes, " / "), len(c.times[0]))
+		if best == nil || sc > score(best) {
+			best = c
+		}
+	}
+	results[best.res].Chosen = true
+	return best.c, results, nil
+}
+
+// activate makes c's program the scratch device's.
+func (t *tuner) activate(c *contender) {
+	t.s.prog, t.s.kernels, t.s.opts.Defines = c.prog, c.kernels, c.defs
+}
+
+// prepare checks c, whose program is the scratch device's: the
+// work-group size its compiled tiled kernel allows, its results on small
+// shapes against device/ref, and (after a warm-up run, as drivers may
+// compile for a work-group size on first use) its whole output on every
+// timed case.
+func (t *tuner) prepare(f family, c candidate) error {
+	s := t.s
+	if c.Kind == gemmTiled && f.kernel != "" {
+		if k := s.kernels[f.kernel]; k != nil {
+			if maxWG, err := k.WorkGroupSize(s.dev); err == nil && maxWG < c.workGroup() {
+				return fmt.Errorf("the compiled %s allows %d work items per group, it needs %d", f.kernel, maxWG, c.workGroup())
+			}
+		}
+	}
+	if err := f.check(c); err != nil {
+		return err
+	}
+	for _, bc := range f.cases {
+		if err := bc.reset(); err != nil {
+			return fmt.Errorf("%s: %w", bc.name, err)
+		}
+		if err := bc.run(); err != nil {
+			return fmt.Errorf("%s: %w", bc.name, err)
+		}
+		if err := bc.verify(c); err != nil {
+			return fmt.Errorf("%s: %w", bc.name, err)
+		}
+	}
+	return nil
+}
+
+// timeOne runs bc once on the scratch device and returns the device time
+// of its kernels (OpenCL profiling events).
+func (t *tuner) timeOne(bc benchCase) (time.Duration, error) {
+	t.s.StartProfiling()
+	err := bc.run()
+	kts, perr := t.s.StopProfiling()
+	if err = cmp.Or(err, perr); err != nil {
+		return 0, fmt.Errorf("%s: %w", bc.name, err)
+	}
+	var sum time.Duration
+	for _, kt := range kts {
+		sum += kt.Duration
+	}
+	if sum <= 0 {
+		return 0, fmt.Errorf("%s: the driver reported no kernel time", bc.name)
+	}
+	return sum, nil
+}
+
+// median returns the median of ds (the upper one of an even count).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// kernelSources returns common.cl and the named .cl files of clkernels,
+// found by their header line ("// gemm.cl: ..."); when one is missing,
+// every source.
+func kernelSources(names ...string) []string {
+	all := clkernels.Sources()
+	var out []string
+	for _, n := range append([]string{"common.cl"}, names...) {
+		i := slices.IndexFunc(all, func(s string) bool { return strings.HasPrefix(s, "// "+n+":") })
+		if i < 0 {
+			return all
+		}
+		out = append(out, all[i])
+	}
+	return out
+}
+
+// upload allocates a scratch buffer holding v.
+func (t *tuner) upload(v []float32) (device.Buffer, error) {
+	return device.Upload(t.s, v)
+}
+
+func (t *tuner) random(n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = 2*t.rng.Float32() - 1
+	}
+	return v
+}
+
+// readBack reads n floats of b and passes them through tuneCheckHook.
+func (t *tuner) readBack(fam string, c candidate, b device.Buffer, n int) ([]float32, error) {
+	out, err := device.ReadFloat32(t.s, b, n)
+	if err != nil {
+		return nil, err
+	}
+	if tuneCheckHook != nil {
+		tuneCheckHook(fam, c, out)
+	}
+	return out, nil
+}
+
+// checkClose compares got with want, as the op tests do: |got−want| <=
+// 1e-4 + 1e-4·|want|, NaN nowhere. It names the first bad index.
+func checkClose(what string, got, want []float32) error {
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(g) || math.IsInf(g, 0) || math.Abs(g-w) > 1e-4+1e-4*math.Abs(w) {
+			return fmt.Errorf("wrong result: %s: first bad index %d: got %.7g, want %.7g", what, i, g, w)
+		}
+	}
+	return nil
+}
+
+// checkSampled checks that every entry of out is finite (a NaN is an entry
+// the kernel never wrote) and that 256 random entries match a float64
+// reference: |out[i] − ref(i)| <= 1e-5 + 1e-4·mag(i), where ref returns
+// the exact sum and the sum of the magnitudes of its terms.
+func (t *tuner) checkSampled(out []float32, ref func(i int) (sum, mag float64)) error {
+	for i, v := range out {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("wrong result: index %d is %v", i, v)
+		}
+	}
+	for range 256 {
+		i := t.rng.IntN(len(out))
+		want, mag := ref(i)
+		if e := math.Abs(float64(out[i]) - want); e > 1e-5+1e-4*mag {
+			return fmt.Errorf("wrong result: index %d is %.7g, want %.7g", i, out[i], want)
+		}
+	}
+	return nil
+}
+
+// gemmFamily sets up the matrix-product family: its small checks against
+// ref.Gemm and its timed shapes.
+func (t *tuner) gemmFamily() family {
+	f := family{name: "gemm", prefix: "GEMM", cands: t.spec.gemm, sources: kernelSources("gemm.cl"), kernel: "gemm"}
+	f.check = func(c candidate) error { return t.checkGemmSmall(c) }
+	for _, sh := range t.spec.gemmShapes {
+		bc := benchCase{name: sh.String(), flops: 2 * float64(sh.M) * float64(sh.N) * float64(sh.K)}
+		var a, b []float32
+		var A, B, C device.Buffer
+		setup := func() error {
+			if C != nil {
+				return nil
+			}
+			a, b = t.random(sh.M*sh.K), t.random(sh.K*sh.N)
+			var err error
+			if A, err = t.upload(a); err != nil {
+				return err
+			}
+			if B, err = t.upload(b); err != nil {
+				return err
+			}
+			C, err = t.s.Alloc(4 * sh.M * sh.N)
+			return err
+		}
+		bc.reset = func() error {
+			if err := setup(); err != nil {
+				return err
+			}
+			return t.s.Fill(C, float32(math.NaN()))
+		}
+		bc.run = func() error { return t.s.Gemm(sh.tA, sh.tB, sh.M, sh.N, sh.K, 1, A, B, 0, C) }
+		bc.verify = func(c candidate) error {
+			out, err := t.readBack("gemm", c, C, sh.M*sh.N)
+			if err != nil {
+				return err
+			}
+			return t.checkSampled(out, func(i int) (float64, float64) {
+				m, n := i/sh.N, i%sh.N
+				var sum, mag float64
+				for k := 0; k < sh.K; k++ {
+					av, bv := a[m*sh.K+k], b[k*sh.N+n]
+					if sh.tA {
+						av = a[k*sh.M+m]
+					}
+					if sh.tB {
+						bv = b[n*sh.K+k]
+					}
+					p := float64(av) * float64(bv)
+					sum += p
+					mag += math.Abs(p)
+				}
+				return sum, mag
+			})
+		}
+		f.cases = append(f.cases, bc)
+	}
+	return f
+}
+
+// checkGemmSmall runs Gemm on small shapes that are not multiples of any
+// tile or vector block, every transposition, with and without beta (C
+// holds NaN when beta is 0, which must not be read), against ref.Gemm.
+func (t *tuner) checkGemmSmall(c candidate) error {
+	for _, sh := range [][3]int{{67, 131, 75}, {5, 70, 33}} {
+		M, N, K := sh[0], sh[1], sh[2]
+		for tt := range 4 {
+			tA, tB := tt&1 != 0, tt&2 != 0
+			alpha, beta := float32(1), float32(0)
+			if tt%2 == 1 {
+				alpha, beta = 0.5, -1.5
+			}
+			a, b, cv := t.random(M*K), t.random(K*N), t.random(M*N)
+			want := slices.Clone(cv)
+			if beta == 0 {
+				for i := range cv {
+					cv[i] = float32(math.NaN())
+				}
+			}
+			ref.Gemm(tA, tB, M, N, K, alpha, a, b, beta, want)
+			A, err := t.upload(a)
+			if err != nil {
+				return err
+			}
+			B, err := t.upload(b)
+			if err != nil {
+				return err
+			}
+			C, err := t.upload(cv)
+			if err != nil {
+				return err
+			}
+			err = t.s.Gemm(tA, tB, M, N, K, alpha, A, B, beta, C)
+			var got []float32
+			if err == nil {
+				got, err = t.readBack("gemm", c, C, M*N)
+			}
+			for _, buf := range []device.Buffer{A, B, C} {
+				t.s.Free(buf)
+			}
+			if err != nil {
+				return err
+			}
+			if err := checkClose(fmt.Sprintf("Gemm M=%d N=%d K=%d tA=%v tB=%v", M, N, K, tA, tB), got, want); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// convFamily sets up conv2d_forward's tiles: small checks against
+// ref.Conv2DForward and the timed shapes.
+func (t *tuner) convFamily() family {
+	f := family{name: "conv", prefix: "CONV", cands: t.spec.conv, sources: kernelSources("conv.cl"),
+		base: map[string]string{"GEMM_KIND": gemmTiled}, kernel: "conv2d_forward"}
+	f.check = func(c candidate) error { return t.checkConvSmall(c) }
+	for _, s := range t.spec.convShapes {
+		Cg := s.C / s.Groups
+		OH, OW := s.OH(), s.OW()
+		bc := benchCase{
+			name:  fmt.Sprintf("conv %d %dx%d/%d p%d g%d on %dx%dx%dx%d", s.K, s.R, s.S, s.Stride, s.Pad, s.Groups, s.N, s.C, s.H, s.W),
+			flops: 2 * float64(s.N*s.K*OH*OW) * float64(Cg*s.R*s.S),
+		}
+		var x, w, b []float32
+		var X, Wb, Bb, Y device.Buffer
+		ny := s.N * s.K * OH * OW
+		setup := func() error {
+			if Y != nil {
+				return nil
+			}
+			x, w, b = t.random(s.N*s.C*s.H*s.W), t.random(s.K*Cg*s.R*s.S), t.random(s.K)
+			var err error
+			if X, err = t.upload(x); err != nil {
+				return err
+			}
+			if Wb, err = t.upload(w); err != nil {
+				return err
+			}
+			if Bb, err = t.upload(b); err != nil {
+				return err
+			}
+			Y, err = t.s.Alloc(4 * ny)
+			return err
+		}
+		bc.reset = func() error {
+			if err := setup(); err != nil {
+				return err
+			}
+			return t.s.Fill(Y, float32(math.NaN()))
+		}
+		bc.run = func() error { return t.s.Conv2DForward(X, Wb, Bb, Y, s) }
+		bc.verify = func(c candidate) error {
+			out, err := t.readBack("conv", c, Y, ny)
+			if err != nil {
+				return err
+			}
+			return t.checkSampled(out, func(i int) (float64, float64) {
+				ow, oh := i%OW, i/OW%OH
+				k, n := i/(OW*OH)%s.K, i/(OW*OH*s.K)
+				g := k / (s.K / s.Groups)
+				sum := float64(b[k])
+				mag := math.Abs(sum)
+				for c := 0; c < Cg; c++ {
+					for r := 0; r < s.R; r++ {
+						for q := 0; q < s.S; q++ {
+							xh, xw := oh*s.Stride-s.Pad+r, ow*s.Stride-s.Pad+q
+							if xh < 0 || xh >= s.H || xw < 0 || xw >= s.W {
+								continue
+							}
+							p := float64(x[((n*s.C+g*Cg+c)*s.H+xh)*s.W+xw]) * float64(w[((k*Cg+c)*s.R+r)*s.S+q])
+							sum += p
+							mag += math.Abs(p)
+						}
+					}
+				}
+				return sum, mag
+			})
+		}
+		f.cases = append(f.cases, bc)
+	}
+	return f
+}
+
+// checkConvSmall runs Conv2DForward on small shapes (strided, padded,
+// grouped, off every tile multiple) against ref.Conv2DForward.
+func (t *tuner) checkConvSmall(c candidate) error {
+	for _, s := range []device.ConvShape{
+		{N: 2, C: 5, H: 11, W: 9, K: 7, R: 3, S: 3, Stride: 2, Pad: 1, Groups: 1},
+		{N: 3, C: 4, H: 7, W: 8, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
+	} {
+		nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
+		x, w, b := t.random(nx), t.random(nw), t.random(s.K)
+		want := make([]float32, ny)
+		ref.Conv2DForward(x, w, b, want, s)
+		var bufs []device.Buffer
+		var err error
+		for _, v := range [][]float32{x, w, b, make([]float32, ny)} {
+			var buf device.Buffer
+			if buf, err = t.upload(v); err != nil {
+				break
+			}
+			bufs = append(bufs, buf)
+		}
+		var got []float32
+		if err == nil {
+			if err = t.s.Conv2DForward(bufs[0], bufs[1], bufs[2], bufs[3], s); err == nil {
+				got, err = t.readBack("conv", c, bufs[3], ny)
+			}
+		}
+		for _, buf := range bufs {
+			t.s.Free(buf)
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkClose(fmt.Sprintf("Conv2DForward %+v", s), got, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,361 @@
+package opencl
+
+// Tests of the autotuner (tune.go). The device tests use tiny shapes and
+// one to three candidates, so they add seconds, not the tens of seconds a
+// real tuning takes; none runs in parallel (they set package hooks).
+
+import (
+	"encoding/json"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alexcl/alexcl/device"
+)
+
+// smallSpec is a tuning spec of tiny shapes.
+func smallSpec(gemm, conv []candidate) tuneSpec {
+	return tuneSpec{
+		gemm: gemm, conv: conv,
+		gemmShapes: []gemmShape{{tB: true, M: 16, N: 64, K: 96}, {tA: true, M: 40, N: 72, K: 50}},
+		convShapes: []device.ConvShape{{N: 2, C: 6, H: 9, W: 9, K: 10, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}},
+		runs:       2,
+		budget:     time.Minute,
+	}
+}
+
+// withSpec makes the tuner use spec for the rest of the test.
+func withSpec(t *testing.T, spec tuneSpec) {
+	old := tuneSpecFor
+	tuneSpecFor = func(device.Info) tuneSpec { return spec }
+	t.Cleanup(func() { tuneSpecFor = old })
+}
+
+// withCheckHook sets tuneCheckHook for the rest of the test.
+func withCheckHook(t *testing.T, hook func(family string, c candidate, out []float32)) {
+	tuneCheckHook = hook
+	t.Cleanup(func() { tuneCheckHook = nil })
+}
+
+func TestTuneCandidateFits(t *testing.T) {
+	gpu := limits{maxWG: 1024, maxItems: []int{1024, 1024, 64}, localMem: 48 << 10}
+	small := limits{maxWG: 128, maxItems: []int{128, 128, 128}, localMem: 16 << 10}
+	narrow := limits{maxWG: 1024, maxItems: []int{8, 1024, 64}, localMem: 48 << 10}
+	for _, tc := range []struct {
+		c    candidate
+		l    limits
+		want string // "" when it fits
+	}{
+		{tiled(64, 64, 16, 4, 4), gpu, ""},
+		{tiled(64, 64, 16, 4, 4), small, "work-group of 256 work items"},
+		{tiled(32, 32, 16, 4, 4), small, ""},
+		{tiled(128, 128, 16, 16, 16), small, "local memory"}, // 64 work items, 16.5 KiB of tiles
+		{tiled(128, 128, 64, 8, 8), gpu, "local memory"},     // 66 KiB of tiles
+		{tiled(64, 64, 16, 4, 4), narrow, "work-item sizes"},
+		{tiled(64, 60, 16, 4, 8), gpu, "not a multiple"},
+		{tiled(0, 64, 16, 4, 4), gpu, "1 to 256"},
+		{vector(16, 6, 8), gpu, ""},
+		{vector(12, 6, 8), gpu, "vector width 12"},
+		{vector(16, 9, 8), gpu, "9 rows"},
+		{vector(16, 6, 256), small, "work-group height 256"},
+		{candidate{Kind: "cuda"}, gpu, "kernel family"},
+	} {
+		err := tc.c.fits(tc.l)
+		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v fits %+v: %v, want %q", tc.c, tc.l, err, tc.want)
+		}
+	}
+
+	// Every default candidate fits a common GPU and reads back from its
+	// defines unchanged.
+	for _, typ := range []string{"CPU", "GPU"} {
+		spec := defaultTuneSpec(device.Info{Type: typ})
+		for _, fam := range []struct {
+			prefix string
+			cands  []candidate
+		}{{"GEMM", spec.gemm}, {"CONV", spec.conv}} {
+			for _, c := range fam.cands {
+				if err := c.fits(gpu); err != nil {
+					t.Errorf("%s default %s candidate %v: %v", typ, fam.prefix, c, err)
+				}
+				if fam.prefix == "CONV" && c.Kind != gemmTiled {
+					t.Errorf("conv candidate %v is not tiled", c)
+				}
+				back, err := parseCandidate(c.defines(fam.prefix), fam.prefix)
+				if err != nil || back != c {
+					t.Errorf("%v → %v → %v, %v", c, c.defines(fam.prefix), back, err)
+				}
+			}
+		}
+		if spec.gemm[0] != (map[string]candidate{"CPU": vector(16, 6, 8), "GPU": tiled(64, 64, 16, 4, 4)})[typ] {
+			t.Errorf("%s: first candidate %v is not the vendor default", typ, spec.gemm[0])
+		}
+	}
+}
+
+func TestTuneMode(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		tune bool
+		want tuneMode
+	}{
+		{"", false, tuneOff}, {"", true, tuneOn},
+		{"off", true, tuneOff}, {"0", true, tuneOff},
+		{"on", false, tuneOn}, {"force", false, tuneForce}, {"FORCE", true, tuneForce},
+		{"sometimes", true, tuneOn}, {"sometimes", false, tuneOff},
+	} {
+		t.Setenv("ALEXCL_TUNE", tc.env)
+		var log logLines
+		o := Options{Tune: tc.tune, Logf: log.logf}
+		if got := tuneModeOf(&o); got != tc.want {
+			t.Errorf("ALEXCL_TUNE=%q Tune=%v: mode %d, want %d", tc.env, tc.tune, got, tc.want)
+		}
+		if tc.env == "sometimes" && !strings.Contains(log.String(), "ignored") {
+			t.Errorf("ALEXCL_TUNE=%q: logged %q, want it named as ignored", tc.env, log.String())
+		}
+	}
+}
+
+// TestTuneOffKeepsDefaults: with ALEXCL_TUNE=off, or Defines that choose
+// a tuned name, Open keeps the Defines as given (applyTuning returns
+// before it looks at the platform or the device).
+func TestTuneOffKeepsDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		defs map[string]string
+		want string
+	}{
+		{"off", nil, ""},
+		{"force", map[string]string{"GEMMV_MR": "4"}, "Options.Defines sets GEMMV_MR"},
+		{"", map[string]string{"GEMM_KIND": "tiled", "LOSS_WG": "32"}, "Options.Defines sets GEMM_KIND"},
+	} {
+		t.Setenv("ALEXCL_TUNE", tc.env)
+		var log logLines
+		d := &Device{info: device.Info{Name: "test device"}, opts: Options{Tune: true, Defines: maps.Clone(tc.defs), Logf: log.logf}}
+		d.applyTuning(nil)
+		if !maps.Equal(d.opts.Defines, tc.defs) {
+			t.Errorf("ALEXCL_TUNE=%q Defines %v: became %v", tc.env, tc.defs, d.opts.Defines)
+		}
+		if got := log.String(); (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("ALEXCL_TUNE=%q Defines %v: logged %q, want %q", tc.env, tc.defs, got, tc.want)
+		}
+	}
+}
+
+func TestTuneRecordValidate(t *testing.T) {
+	lim := limits{maxWG: 256, maxItems: []int{256, 256, 256}, localMem: 32 << 10}
+	good := func() *tuneRecord {
+		defs := tiled(64, 64, 16, 4, 4).defines("GEMM")
+		maps.Copy(defs, tiled(32, 64, 16, 2, 4).defines("CONV"))
+		return &tuneRecord{Format: tuneFormat, Key: "k", Defines: defs}
+	}
+	if err := good().validate("k", lim); err != nil {
+		t.Fatalf("valid record: %v", err)
+	}
+	for name, tc := range map[string]struct {
+		edit func(r *tuneRecord)
+		want string
+	}{
+		"format":       {func(r *tuneRecord) { r.Format = "alexcl-tune-v0" }, "format"},
+		"key":          {func(r *tuneRecord) { r.Key = "other" }, "key"},
+		"foreign name": {func(r *tuneRecord) { r.Defines["LOSS_WG"] = "64" }, "LOSS_WG"},
+		"no kind":      {func(r *tuneRecord) { delete(r.Defines, "GEMM_KIND") }, "GEMM_KIND"},
+		"not a number": {func(r *tuneRecord) { r.Defines["GEMM_TSK"] = "16;" }, "not an integer"},
+		"illegal":      {func(r *tuneRecord) { r.Defines["GEMM_WPTM"] = "3" }, "not a multiple"},
+		"too big":      {func(r *tuneRecord) { r.Defines["CONV_WPTM"] = "1" }, "work-group of 512"},
+		"missing conv": {func(r *tuneRecord) { delete(r.Defines, "CONV_TSN") }, "CONV_TSN"},
+	} {
+		r := good()
+		tc.edit(r)
+		if err := r.validate("k", lim); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestTuneOpen tunes on Open, saves the record, reads it back on the next
+// Open, re-tunes over a corrupt or stale record and with
+// ALEXCL_TUNE=force, and skips candidates the device cannot run.
+func TestTuneOpen(t *testing.T) {
+	requireOpenCL(t)
+	t.Setenv("ALEXCL_TUNE", "")
+	// One candidate that runs (the tuned set of TestVectorRetuned) and one
+	// no device allows (65536 work items per group).
+	want := vector(4, 3, 2)
+	withSpec(t, smallSpec([]candidate{tiled(256, 256, 8, 1, 1), want}, nil))
+	dir := t.TempDir()
+	open := func() (*Device, string) {
+		t.Helper()
+		var log logLines
+		d, err := Open(0, Options{Version: "test", CacheDir: dir, Tune: true, Logf: log.logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d, log.String()
+	}
+	checkTuned := func(d *Device) {
+		t.Helper()
+		got := d.Tunables()
+		for n, v := range want.defines("GEMM") {
+			if got[n] != v {
+				t.Fatalf("Tunables() = %v, want %v", got, want.defines("GEMM"))
+			}
+		}
+		if d.gemmKind() != gemmVector || d.tunable("GEMMV_MR", 0) != 3 {
+			t.Fatalf("the device launches as %s with GEMMV_MR %d", d.gemmKind(), d.tunable("GEMMV_MR", 0))
+		}
+		// The program was built with the tuned values: a product is right.
+		a, b := []float32{1, 2, 3, 4, 5, 6}, []float32{1, 0, 2, 1, 0, 3}
+		A, B, C := up(t, d, a), up(t, d, b), up(t, d, make([]float32, 4))
+		if err := d.Gemm(false, false, 2, 2, 3, 1, A, B, 0, C); err != nil {
+			t.Fatal(err)
+		}
+		if got := down(t, d, C, 4); got[0] != 5 || got[1] != 11 || got[2] != 14 || got[3] != 23 {
+			t.Fatalf("Gemm on the tuned device = %v, want [5 11 14 23]", got)
+		}
+	}
+
+	d, log := open()
+	for _, s := range []string{
+		"tuning gemm on " + d.info.Name + ": candidate tiled 256x256x8/1x1 skipped: does not fit the device: work-group of 65536",
+		"tuning gemm on " + d.info.Name + ": candidate vector vw4 mr3 lm2: ",
+		"GFLOP/s",
+		"tuned " + d.info.Name,
+		"saved " + dir,
+	} {
+		if !strings.Contains(log, s) {
+			t.Fatalf("first open logged:\n%s\nwant %q", log, s)
+		}
+	}
+	checkTuned(d)
+	records, _ := filepath.Glob(filepath.Join(dir, "tune-*.json"))
+	if len(records) != 1 {
+		t.Fatalf("records %v, want one", records)
+	}
+	path := records[0]
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec tuneRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	if err := rec.validate(rec.Key, limitsOf(d.dev)); err != nil || len(rec.Results) != 2 ||
+		!rec.Results[1].Chosen || rec.Results[1].Score <= 0 || len(rec.Results[1].GFLOPS) != 2 || rec.Results[0].Dropped == "" {
+		t.Fatalf("record %s (%v)", data, err)
+	}
+	t.Logf("record:\n%s", data)
+
+	_, log = open()
+	if !strings.Contains(log, "tuning record hit "+path) || strings.Contains(log, "tuning gemm") {
+		t.Fatalf("second open logged:\n%s\nwant a record hit", log)
+	}
+
+	// A corrupt record, a stale one (another key) and one of illegal
+	// tiles are each re-tuned and replaced.
+	stale := strings.Replace(string(data), rec.Key, strings.Repeat("0", len(rec.Key)), 1)
+	illegal := strings.Replace(string(data), `"GEMMV_VW": "4"`, `"GEMMV_VW": "5"`, 1)
+	for name, bad := range map[string]string{"corrupt": `{"format": "alexcl-tune-v1", "key`, "stale": stale, "illegal": illegal} {
+		if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, log := open()
+		if !strings.Contains(log, "tuning record "+path+" unusable, re-tuning") || !strings.Contains(log, "saved "+path) {
+			t.Fatalf("open over a %s record logged:\n%s", name, log)
+		}
+		checkTuned(d)
+		if _, err := loadTuneRecord(path, rec.Key, limitsOf(d.dev)); err != nil {
+			t.Fatalf("after the %s record: %v", name, err)
+		}
+	}
+
+	t.Setenv("ALEXCL_TUNE", "force")
+	if _, log := open(); !strings.Contains(log, "tuning gemm on") || strings.Contains(log, "record hit") {
+		t.Fatalf("ALEXCL_TUNE=force logged:\n%s\nwant a new tuning", log)
+	}
+	if tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*")); len(tmps) != 0 {
+		t.Errorf("temporary files left: %v", tmps)
+	}
+}
+
+// TestTuneRejectsWrongResults: candidates whose results are wrong (on the
+// small checks, or only on a timed shape, or a never-written entry) are
+// dropped whatever their speed, and when every candidate is wrong tuning
+// fails, which leaves the vendor defaults.
+func TestTuneRejectsWrongResults(t *testing.T) {
+	t.Setenv("ALEXCL_TUNE", "")
+	d := openTestDevice(t)
+	var log logLines
+	d.opts.Logf = log.logf
+	cands := []candidate{vector(4, 3, 2), vector(8, 2, 2), vector(16, 1, 4)}
+	spec := smallSpec(cands, nil)
+	withSpec(t, spec)
+	big := spec.gemmShapes[0].M * spec.gemmShapes[0].N
+	withCheckHook(t, func(_ string, c candidate, out []float32) {
+		switch c {
+		case cands[0]: // off by a little in one entry of every output
+			out[len(out)/2] += 0.01
+		case cands[2]: // one entry of the first timed shape never written
+			if len(out) == big {
+				out[3] = float32(math.NaN())
+			}
+		}
+	})
+	rec, err := d.tune(limitsOf(d.dev))
+	if err != nil {
+		t.Fatalf("tune: %v\n%s", err, log.String())
+	}
+	if !maps.Equal(rec.Defines, cands[1].defines("GEMM")) {
+		t.Fatalf("chose %v, want %v (the only right one)\n%s", rec.Defines, cands[1].defines("GEMM"), log.String())
+	}
+	for i, r := range rec.Results {
+		if wrong := i != 1; wrong != strings.Contains(r.Dropped, "wrong result") || r.Chosen == wrong {
+			t.Errorf("result %+v", r)
+		}
+	}
+	if !strings.Contains(rec.Results[2].Dropped, "16x64x96 A·Bᵀ: wrong result: index 3 is NaN") {
+		t.Errorf("the never-written entry was reported as %q", rec.Results[2].Dropped)
+	}
+
+	withCheckHook(t, func(_ string, _ candidate, out []float32) { out[0] = -out[0] + 1 })
+	if rec, err := d.tune(limitsOf(d.dev)); err == nil || !strings.Contains(err.Error(), "none of 3 candidates passed") {
+		t.Fatalf("every candidate wrong: %+v, %v", rec, err)
+	}
+}
+
+// TestTuneConv runs the tiled family's tuning (a GPU's) on this device:
+// after the GEMM, conv2d_forward's tiles are chosen the same way, and a
+// wrong conv candidate is dropped.
+func TestTuneConv(t *testing.T) {
+	t.Setenv("ALEXCL_TUNE", "")
+	d := openTestDevice(t)
+	var log logLines
+	d.opts.Logf = log.logf
+	gemm := tiled(16, 16, 8, 2, 2)
+	conv := []candidate{tiled(8, 16, 8, 2, 2), tiled(16, 8, 4, 4, 2)}
+	withSpec(t, smallSpec([]candidate{gemm}, conv))
+	withCheckHook(t, func(family string, c candidate, out []float32) {
+		if family == "conv" && c == conv[0] {
+			out[len(out)-1] *= 2
+		}
+	})
+	rec, err := d.tune(limitsOf(d.dev))
+	if err != nil {
+		t.Fatalf("tune: %v\n%s", err, log.String())
+	}
+	want := gemm.defines("GEMM")
+	maps.Copy(want, conv[1].defines("CONV"))
+	if !maps.Equal(rec.Defines, want) {
+		t.Fatalf("chose %v, want %v\n%s", rec.Defines, want, log.String())
+	}
+	if !strings.Contains(log.String(), "tuning conv on "+d.info.Name+": candidate tiled 8x16x8/2x2 dropped: wrong result: Conv2DForward") {
+		t.Errorf("log:\n%s\nwant the wrong conv candidate dropped", log.String())
+	}
+	t.Logf("%s", log.String())
+}
