@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # alexcl's test command (README): installs the test dependencies when
-# missing, checks formatting and vet, then runs every test with OpenCL
-# and OpenBLAS required (after a bounded run of every fuzz target), so a test that finds no OpenCL platform (or no BLAS)
-# fails instead of skipping.
+# missing, checks formatting and vet, runs every fuzz target for a bounded
+# time, then runs every test with OpenCL and OpenBLAS required, so a test
+# that finds no OpenCL platform (or no BLAS) fails instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
