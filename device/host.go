@@ -70,3 +70,18 @@ func ReadInt32(d Device, b Buffer, n int) ([]int32, error) {
 	out := make([]int32, n)
 	return out, d.Read(b, 0, Int32Bytes(out))
 }
+
+// HumanBytes formats a byte count in binary units ("1.5 GiB", "512 B"),
+// as device info and memory messages show it.
+func HumanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+}

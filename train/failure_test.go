@@ -217,7 +217,7 @@ func TestOutOfMemory(t *testing.T) {
 	defer fd.Device.Close()
 	_, err = Run(context.Background(), cfg, RunOptions{Device: fd, Log: &bytes.Buffer{}})
 	for _, w := range []string{"device cpu", "ran out of memory (CL_MEM_OBJECT_ALLOCATION_FAILURE (-4)) while building the network",
-		"at batch 32 asks for about " + human(need), "the device has 1.00 GiB (at most 256.0 MiB in one buffer)", "try --batch 16", "clCreateBuffer"} {
+		"at batch 32 asks for about " + device.HumanBytes(need), "the device has 1.0 GiB (at most 256.0 MiB in one buffer)", "try --batch 16", "clCreateBuffer"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("allocation failure: error lacks %q:\n%v", w, err)
 		}

@@ -731,11 +731,11 @@ func (r *run) outOfMemory(err error) error {
 	}
 	perImage := one - fixed
 	msg += fmt.Sprintf(": network %s at batch %d asks for about %s (%s of parameters, gradients and momentum + %s per image, before the driver's own overhead)",
-		r.mc.Name, cfg.Batch, human(need), human(fixed), human(perImage))
+		r.mc.Name, cfg.Batch, device.HumanBytes(need), device.HumanBytes(fixed), device.HumanBytes(perImage))
 	if info.GlobalMem > 0 {
-		msg += fmt.Sprintf(", the device has %s", human(info.GlobalMem))
+		msg += fmt.Sprintf(", the device has %s", device.HumanBytes(info.GlobalMem))
 		if info.MaxAlloc > 0 {
-			msg += fmt.Sprintf(" (at most %s in one buffer)", human(info.MaxAlloc))
+			msg += fmt.Sprintf(" (at most %s in one buffer)", device.HumanBytes(info.MaxAlloc))
 		}
 	}
 	// The estimate fit (model.New checks it), so the driver needs more than
@@ -759,19 +759,6 @@ func (r *run) outOfMemory(err error) error {
 		msg += fmt.Sprintf("; try --batch %d", fit)
 	}
 	return fmt.Errorf("%w: %s\ndevice error: %w", ErrOutOfMemory, msg, err)
-}
-
-// human formats a byte count with a binary unit.
-func human(b int64) string {
-	switch {
-	case b >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30))
-	case b >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
-	case b >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", b)
 }
 
 // plural returns "s" unless n is 1.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/alexcl/alexcl/device"
 	"github.com/alexcl/alexcl/device/lookup"
 	"github.com/urfave/cli/v2"
 )
@@ -101,19 +102,10 @@ func mhz(m int) string {
 	return fmt.Sprintf("%d MHz", m)
 }
 
-// bytesHuman formats a size in binary units ("80.0 GiB"); 0 is unknown.
+// bytesHuman is device.HumanBytes, with "-" for an unknown (zero) size.
 func bytesHuman(n int64) string {
 	if n <= 0 {
 		return "-"
 	}
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+	return device.HumanBytes(n)
 }

@@ -265,7 +265,7 @@ func (d *Device) Alloc(size int) (device.Buffer, error) {
 	}
 	if int64(size) > d.maxAlloc {
 		return nil, fmt.Errorf("alloc %s (%d bytes) on %s (%s): larger than the device's largest single buffer, %s (CL_DEVICE_MAX_MEM_ALLOC_SIZE = %d bytes)",
-			human(int64(size)), size, d.info.ID, d.info.Name, human(d.maxAlloc), d.maxAlloc)
+			device.HumanBytes(int64(size)), size, d.info.ID, d.info.Name, device.HumanBytes(d.maxAlloc), d.maxAlloc)
 	}
 	d.useMu.RLock()
 	defer d.useMu.RUnlock()
@@ -276,7 +276,7 @@ func (d *Device) Alloc(size int) (device.Buffer, error) {
 	if err != nil {
 		st := d.MemStats()
 		return nil, fmt.Errorf("alloc %s on %s (%s in use in %d buffers, %s on the device): %w",
-			human(int64(size)), d.info.ID, human(st.InUse), st.Buffers, human(d.info.GlobalMem), err)
+			device.HumanBytes(int64(size)), d.info.ID, device.HumanBytes(st.InUse), st.Buffers, device.HumanBytes(d.info.GlobalMem), err)
 	}
 	b := &buffer{mem: mem, size: size, dev: d}
 	d.statsMu.Lock()
@@ -447,20 +447,6 @@ func (d *Device) MemStats() device.MemStats {
 	d.statsMu.Lock()
 	defer d.statsMu.Unlock()
 	return d.stats
-}
-
-// human formats a byte count in binary units: "1.5 GiB".
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
 }
 
 // kernelNames lists the program's kernels, sorted, for error messages.

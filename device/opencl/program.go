@@ -222,15 +222,22 @@ func (d *Device) saveCached(path string) error {
 	if len(bins) != 1 || len(bins[0]) == 0 {
 		return fmt.Errorf("the driver returned no program binary")
 	}
+	sum := sha256.Sum256(bins[0])
+	return writeAtomic(path, slices.Concat([]byte(cacheMagic), sum[:], bins[0]))
+}
+
+// writeAtomic writes data to path through a temporary file in the same
+// directory renamed over path, so a reader sees the old file or the new
+// one, never a part; the directory is created when missing.
+func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.clbin")
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(bins[0])
-	_, err = f.Write(slices.Concat([]byte(cacheMagic), sum[:], bins[0]))
+	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

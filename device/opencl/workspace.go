@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/alexcl/alexcl/device"
 	"github.com/alexcl/alexcl/device/opencl/cl"
 )
 
@@ -37,7 +38,7 @@ func (d *Device) slot(i, elems int) (*buffer, error) {
 	}
 	if int64(size) > d.maxAlloc {
 		return nil, fmt.Errorf("convolution workspace of %s is more than the %s a buffer may hold on %s: use a smaller batch or image",
-			human(int64(size)), human(d.maxAlloc), d.info.ID)
+			device.HumanBytes(int64(size)), device.HumanBytes(d.maxAlloc), d.info.ID)
 	}
 	d.useMu.RLock()
 	defer d.useMu.RUnlock()
@@ -46,7 +47,7 @@ func (d *Device) slot(i, elems int) (*buffer, error) {
 	}
 	mem, err := d.ctx.CreateEmptyBuffer(cl.MemReadWrite, size)
 	if err != nil {
-		return nil, fmt.Errorf("allocating a %s convolution workspace on %s: %w", human(int64(size)), d.info.ID, err)
+		return nil, fmt.Errorf("allocating a %s convolution workspace on %s: %w", device.HumanBytes(int64(size)), d.info.ID, err)
 	}
 	if old := d.ws.slots[i]; old != nil {
 		d.ws.bytes.Add(-int64(old.size))
