@@ -38,6 +38,7 @@ type Loader struct {
 	views    int
 	sample   int // floats per sample: views·C·H·W
 
+	free  chan *Batch   // batches given back by Release, reused by produce
 	order chan *pending // batches (and epoch ends) in the order Next returns them
 	slots chan struct{} // one token per batch in flight
 	jobs  chan job
@@ -94,6 +95,7 @@ func NewLoader(ds Dataset, batch int, shuffle, dropLast bool, seed uint64, start
 	inflight := 2 + (workers+batch-1)/batch
 	l.order = make(chan *pending, inflight+1)
 	l.slots = make(chan struct{}, inflight)
+	l.free = make(chan *Batch, inflight+1)
 	l.jobs = make(chan job, 2*workers)
 	l.wg.Add(1 + workers)
 	go l.produce(startEpoch, startBatch)
@@ -138,6 +140,33 @@ func (l *Loader) Next() (*Batch, error) {
 		return nil, p.err
 	}
 	return p.b, nil
+}
+
+// Release gives b back to the loader, which fills it again for a later batch
+// instead of allocating a new one (a paper-sized batch of 128 is 79 MB). The
+// caller must not use b after Release. Releasing is optional.
+func (l *Loader) Release(b *Batch) {
+	if b == nil {
+		return
+	}
+	select {
+	case l.free <- b:
+	default: // enough spares already; let the garbage collector have it
+	}
+}
+
+// reuse returns a released batch with room for n samples of floats each,
+// or a new one.
+func (l *Loader) reuse(n, floats int) *Batch {
+	select {
+	case b := <-l.free:
+		if cap(b.X) >= n*floats && cap(b.Y) >= n && cap(b.Indices) >= n {
+			b.X, b.Y, b.Indices = b.X[:n*floats], b.Y[:n], b.Indices[:n]
+			return b
+		}
+	default:
+	}
+	return &Batch{X: make([]float32, n*floats), Y: make([]int32, n), Indices: make([]int, n)}
 }
 
 // Close stops the loader's goroutines and waits for them. It is safe to call twice.
@@ -188,14 +217,9 @@ func (l *Loader) produce(epoch, index int) {
 				return
 			}
 			n := min(l.batch, l.n-index*l.batch)
-			p := &pending{
-				b: &Batch{
-					X: make([]float32, n*floatsPerSample), Y: make([]int32, n), N: n,
-					Views: l.views, Epoch: epoch, Index: index, Indices: make([]int, n),
-				},
-				perm: perm,
-				done: make(chan struct{}),
-			}
+			b := l.reuse(n, floatsPerSample)
+			b.N, b.Views, b.Epoch, b.Index = n, l.views, epoch, index
+			p := &pending{b: b, perm: perm, done: make(chan struct{})}
 			p.remaining.Store(int32(n))
 			select {
 			case l.order <- p:
@@ -230,6 +254,7 @@ func (l *Loader) work() {
 		}
 		b.Indices[jb.j] = idx
 		x := b.X[jb.j*l.sample : (jb.j+1)*l.sample]
+		clear(x) // a reused batch holds an older sample here
 		y, err := l.ds.Sample(idx, SampleKey(l.seed, l.augSeed, b.Epoch, pos), x)
 		if err != nil {
 			p.mu.Lock()

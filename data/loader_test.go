@@ -256,3 +256,55 @@ func TestLoaderErrors(t *testing.T) {
 		t.Fatalf("Next after Close: %v", err)
 	}
 }
+
+// TestLoaderRelease checks that batches given back with Release are refilled
+// with exactly what fresh batches would hold, the short last batch of each
+// epoch (15 samples in batches of 4) included.
+func TestLoaderRelease(t *testing.T) {
+	dir := makeCIFAR(t)
+	run := func(release bool) [][]float32 {
+		ds, err := Open(Spec{Kind: CIFAR10, Dir: dir}, "train", Options{Augment: true, Workers: 3, Height: 24})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := NewLoader(ds, 4, true, false, 5, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		var out [][]float32
+		for e := 0; e < 3; e++ {
+			for {
+				b, err := l.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, slices.Clone(b.X), float32sOf(b.Y))
+				if release {
+					l.Release(b)
+				}
+			}
+		}
+		return out
+	}
+	fresh, reused := run(false), run(true)
+	if len(fresh) != len(reused) {
+		t.Fatalf("%d batches with Release, %d without", len(reused)/2, len(fresh)/2)
+	}
+	for i := range fresh {
+		if !slices.Equal(fresh[i], reused[i]) {
+			t.Fatalf("batch %d differs when batches are released and reused", i/2)
+		}
+	}
+}
+
+func float32sOf(y []int32) []float32 {
+	out := make([]float32, len(y))
+	for i, v := range y {
+		out[i] = float32(v)
+	}
+	return out
+}

@@ -139,6 +139,7 @@ func Evaluate(ctx context.Context, net *model.Net, ds data.Dataset, opts EvalOpt
 				}
 			}
 		}
+		loader.Release(b)
 		done += n
 		if opts.Progress != nil {
 			opts.Progress(done, total)

@@ -401,6 +401,7 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		if err := d.Write(labels, 0, device.Int32Bytes(b.Y)); err != nil {
 			return Result{}, fmt.Errorf("step %d: upload labels: %w", r.st.Step+1, err)
 		}
+		loader.Release(b) // Write has copied it: the loader may fill it again
 		if _, err := net.Forward(x, n, true, uint64(r.st.Step)); err != nil {
 			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
