@@ -207,7 +207,8 @@ type Device interface {
 
 	// LRNForward writes y and scale (kept for the backward pass).
 	LRNForward(x, y, scale Buffer, s LRNShape) error
-	// LRNBackward overwrites dx with the gradient w.r.t. x.
+	// LRNBackward overwrites dx with the gradient w.r.t. x; dx must not be
+	// x, y, scale or dy.
 	LRNBackward(x, y, scale, dy, dx Buffer, s LRNShape) error
 
 	// DropoutForward sets y = x·mask/(1−p) over n elements, mask drawn from key;

@@ -131,3 +131,19 @@ func BenchmarkMiniConv2BackwardData(b *testing.B) { benchConv(b, miniConv2, "dat
 
 // BenchmarkMiniConv2BackwardFilter is its filter gradient.
 func BenchmarkMiniConv2BackwardFilter(b *testing.B) { benchConv(b, miniConv2, "filter") }
+
+// BenchmarkMiniMaxPool2Forward is mini's second max pooling at batch 128.
+func BenchmarkMiniMaxPool2Forward(b *testing.B) {
+	d := testDevice{New(), &testing.T{}}
+	defer d.Close()
+	s := device.PoolShape{N: 128, C: 192, H: 13, W: 13, Size: 3, Stride: 2}
+	rng := rand.New(rand.NewPCG(3, 4))
+	x := d.up(randF32(rng, s.N*s.C*s.H*s.W))
+	y, idx := d.up(make([]float32, s.N*s.C*s.OH()*s.OW())), d.up(make([]float32, s.N*s.C*s.OH()*s.OW()))
+	for b.Loop() {
+		if err := d.MaxPoolForward(x, y, idx, s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(s.N*s.C*s.H*s.W)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+}

@@ -220,60 +220,142 @@ func (d *Device) MaxPoolForward(x, y, idx device.Buffer, s device.PoolShape) err
 	}
 	OH, OW := s.OH(), s.OW()
 	xb := bits(xs)
+	HW, OHW := s.H*s.W, OH*OW
 	rows := (OH-1)*s.Stride + s.Size // input rows any window reads
+	// A task is a run of whole planes, about poolGrain input elements: a
+	// function of the shape alone, and each plane's result is its own.
+	planes := max(1, poolGrain/HW)
+	tasks := (s.N*s.C + planes - 1) / planes
 	ar := d.acquire()
 	defer d.release(ar)
-	per := s.W + 2*rows*OW
-	scratch := int32s(ar.take(min(d.workers, s.N*s.C) * per))
-	d.run(ar, s.N*s.C, func(w *worker, nc int) {
+	per := round16(s.W + 2*rows*OW)
+	scratch := int32s(ar.take(min(d.workers, tasks) * per))
+	d.run(ar, tasks, func(w *worker, t int) {
 		sc := scratch[w.idx*per : (w.idx+1)*per]
-		keys, hk, hat := sc[:s.W], sc[s.W:s.W+rows*OW], sc[s.W+rows*OW:]
-		plane := xb[nc*s.H*s.W : (nc+1)*s.H*s.W] // (H, W)
-		// Across each row: hk[h, ow] is the window row's largest key and
-		// hat[h, ow] where it first occurs.
-		for h := 0; h < rows; h++ {
-			row := plane[h*s.W : (h+1)*s.W]
-			for i, b := range row {
-				keys[i] = poolKey(b)
-			}
-			for ow := 0; ow < OW; ow++ {
-				kk := keys[ow*s.Stride : ow*s.Stride+s.Size]
-				m := kk[0]
-				for _, k := range kk[1:] {
-					m = max(m, k)
-				}
-				at := len(kk) - 1
-				for q := len(kk) - 2; q >= 0; q-- {
-					if kk[q] == m {
-						at = q
-					}
-				}
-				hk[h*OW+ow], hat[h*OW+ow] = m, int32(h*s.W+ow*s.Stride+at)
-			}
-		}
-		// Down the window rows: the first row holding the maximum wins,
-		// which is the first maximum in row-major window order.
-		yp := ys[nc*OH*OW : (nc+1)*OH*OW] // (OH, OW)
-		ip := is[nc*OH*OW : (nc+1)*OH*OW] // (OH, OW)
-		for oh := 0; oh < OH; oh++ {
-			h0 := oh * s.Stride
-			for ow := 0; ow < OW; ow++ {
-				m := hk[h0*OW+ow]
-				for r := 1; r < s.Size; r++ {
-					m = max(m, hk[(h0+r)*OW+ow])
-				}
-				at := hat[(h0+s.Size-1)*OW+ow]
-				for r := s.Size - 2; r >= 0; r-- {
-					if hk[(h0+r)*OW+ow] == m {
-						at = hat[(h0+r)*OW+ow]
-					}
-				}
-				yp[oh*OW+ow] = math.Float32frombits(plane[at])
-				ip[oh*OW+ow] = at
+		keys, hk, hat := sc[:s.W], sc[s.W:s.W+rows*OW], sc[s.W+rows*OW:s.W+2*rows*OW]
+		for nc := t * planes; nc < min(s.N*s.C, (t+1)*planes); nc++ {
+			plane := xb[nc*HW : (nc+1)*HW] // (H, W)
+			yp := ys[nc*OHW : (nc+1)*OHW]  // (OH, OW)
+			ip := is[nc*OHW : (nc+1)*OHW]  // (OH, OW)
+			if s.Size == 3 {
+				maxPool3(plane, yp, ip, keys, hk, hat, s.W, OH, OW, rows, s.Stride)
+			} else {
+				maxPoolPlane(plane, yp, ip, keys, hk, hat, s.W, OH, OW, rows, s.Stride, s.Size)
 			}
 		}
 	})
 	return nil
+}
+
+// poolGrain is the number of input elements a pooling task aims at.
+const poolGrain = 1 << 14
+
+// maxPoolPlane pools one (H, W) plane into yp and ip (OH, OW), with keys
+// (W) and hk, hat (rows, OW) as scratch.
+func maxPoolPlane(plane []uint32, yp []float32, ip []int32, keys, hk, hat []int32, W, OH, OW, rows, stride, size int) {
+	// Across each row: hk[h, ow] is the window row's largest key and
+	// hat[h, ow] where it first occurs.
+	for h := 0; h < rows; h++ {
+		row := plane[h*W : (h+1)*W]
+		for i, b := range row {
+			keys[i] = poolKey(b)
+		}
+		for ow := 0; ow < OW; ow++ {
+			kk := keys[ow*stride : ow*stride+size]
+			m := kk[0]
+			for _, k := range kk[1:] {
+				m = max(m, k)
+			}
+			at := len(kk) - 1
+			for q := len(kk) - 2; q >= 0; q-- {
+				if kk[q] == m {
+					at = q
+				}
+			}
+			hk[h*OW+ow], hat[h*OW+ow] = m, int32(h*W+ow*stride+at)
+		}
+	}
+	// Down the window rows: the first row holding the maximum wins,
+	// which is the first maximum in row-major window order.
+	for oh := 0; oh < OH; oh++ {
+		h0 := oh * stride
+		for ow := 0; ow < OW; ow++ {
+			m := hk[h0*OW+ow]
+			for r := 1; r < size; r++ {
+				m = max(m, hk[(h0+r)*OW+ow])
+			}
+			at := hat[(h0+size-1)*OW+ow]
+			for r := size - 2; r >= 0; r-- {
+				if hk[(h0+r)*OW+ow] == m {
+					at = hat[(h0+r)*OW+ow]
+				}
+			}
+			yp[oh*OW+ow] = math.Float32frombits(plane[at])
+			ip[oh*OW+ow] = at
+		}
+	}
+}
+
+// maxPool3 is maxPoolPlane for 3×3 windows, unrolled, its loops over
+// contiguous rows. The row helpers are kept out of line so that each inner
+// loop has the registers to itself.
+func maxPool3(plane []uint32, yp []float32, ip []int32, keys, hk, hat []int32, W, OH, OW, rows, stride int) {
+	for h := 0; h < rows; h++ {
+		pool3Row(plane[h*W:(h+1)*W], keys[:W], hk[h*OW:(h+1)*OW], hat[h*OW:(h+1)*OW], int32(h*W), stride)
+	}
+	for oh := 0; oh < OH; oh++ {
+		h0 := oh * stride
+		pool3Col(plane, hk[h0*OW:(h0+3)*OW], hat[h0*OW:(h0+3)*OW], yp[oh*OW:(oh+1)*OW], ip[oh*OW:(oh+1)*OW])
+	}
+}
+
+// pool3Row sets hr[ow], ar[ow] to the largest key among row[o..o+2]
+// (o = ow·stride) and base plus the first position holding it.
+//
+//go:noinline
+func pool3Row(row []uint32, keys, hr, ar []int32, base int32, stride int) {
+	row = row[:len(keys)]
+	for i, b := range row {
+		keys[i] = poolKey(b)
+	}
+	ar = ar[:len(hr)]
+	for ow := range hr {
+		o := ow * stride
+		kk := keys[o : o+3]
+		k0, k1, k2 := kk[0], kk[1], kk[2]
+		m := max(k0, k1, k2)
+		at := int32(o + 2)
+		if k1 == m {
+			at = int32(o + 1)
+		}
+		if k0 == m {
+			at = int32(o)
+		}
+		hr[ow], ar[ow] = m, base+at
+	}
+}
+
+// pool3Col takes, for each ow, the first of three window rows (hk, hat are
+// three rows of len(yo)) holding the largest key.
+//
+//go:noinline
+func pool3Col(plane []uint32, hk, hat []int32, yo []float32, io []int32) {
+	n := len(yo)
+	k0, k1, k2 := hk[:n], hk[n:2*n], hk[2*n:3*n]
+	a0, a1, a2 := hat[:n], hat[n:2*n], hat[2*n:3*n]
+	io = io[:n]
+	for ow := range yo {
+		m := max(k0[ow], k1[ow], k2[ow])
+		at := a2[ow]
+		if k1[ow] == m {
+			at = a1[ow]
+		}
+		if k0[ow] == m {
+			at = a0[ow]
+		}
+		yo[ow] = math.Float32frombits(plane[at])
+		io[ow] = at
+	}
 }
 
 // int32s views a float32 scratch slice as int32s.
@@ -336,6 +418,15 @@ func powNegBeta(s, beta float32) float32 {
 	return float32(math.Pow(float64(s), -float64(beta)))
 }
 
+// pow34 returns s^(3/4) as √((√s)³). Written so that each SQRTSS overwrites
+// its own operand: SQRTSS only writes the low lane, so a square root into a
+// register holding an older value waits for that value, which in a loop
+// chains every element's latency to the next one's.
+func pow34(s float32) float32 {
+	q := float32(math.Sqrt(float64(s)))
+	return float32(math.Sqrt(float64(q * q * q)))
+}
+
 // lrnTile is the number of pixels one LRN task handles for all channels.
 const lrnTile = 256
 
@@ -363,8 +454,35 @@ func lrnSizes(op string, s device.LRNShape) (int, error) {
 	return product(op, s.N, s.C, s.H, s.W)
 }
 
+// lrnRows returns the pn-pixel rows lo..lo+4 of t (C, pn), for the
+// five-channel windows of the fast LRN loops.
+func lrnRows(t []float32, lo, pn int) (a0, a1, a2, a3, a4 []float32) {
+	a0 = t[lo*pn : (lo+1)*pn]
+	a1 = t[(lo+1)*pn : (lo+2)*pn]
+	a2 = t[(lo+2)*pn : (lo+3)*pn]
+	a3 = t[(lo+3)*pn : (lo+4)*pn]
+	a4 = t[(lo+4)*pn : (lo+5)*pn]
+	return
+}
+
+// lrnWindowSum writes sum[p] = Σ_{cc=lo..hi} t[cc, p] for t (C, pn), each
+// sum in increasing channel order (as device/ref's 0 + t[lo] + t[lo+1] + …;
+// the terms are squares or products, never −0 where it would matter, and
+// 0 + v is v).
+func lrnWindowSum(sum, t []float32, lo, hi, pn int) {
+	copy(sum, t[lo*pn:(lo+1)*pn])
+	for cc := lo + 1; cc <= hi; cc++ {
+		row := t[cc*pn : (cc+1)*pn]
+		row = row[:len(sum)]
+		for p, v := range row {
+			sum[p] += v
+		}
+	}
+}
+
 // LRNForward writes y and scale; the window sums run in increasing channel
-// order as in device/ref.
+// order as in device/ref. A task is (sample, tile of pixels); within it
+// every loop runs over contiguous pixels of one channel plane.
 func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error {
 	const op = "lrn_forward"
 	n, err := lrnSizes(op, s)
@@ -378,11 +496,13 @@ func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error 
 	xs, ys, ss := f[0], f[1], f[2] // (N, C, H, W)
 	HW := s.H * s.W
 	alphaOverSize := s.Alpha / float32(s.Size)
+	K, beta := s.K, s.Beta
 	d.lrnTasks(s, func(n, p0, pn int, sq []float32) {
 		base := n * s.C * HW
 		for c := 0; c < s.C; c++ { // sq is (C, pn): x²
 			src := xs[base+c*HW+p0 : base+c*HW+p0+pn]
 			dst := sq[c*pn : (c+1)*pn]
+			dst = dst[:len(src)]
 			for p, v := range src {
 				dst[p] = v * v
 			}
@@ -391,14 +511,24 @@ func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error 
 			lo, hi := max(0, c-s.Size/2), min(s.C-1, c+(s.Size-1)/2)
 			off := base + c*HW + p0
 			xo, yo, so := xs[off:off+pn], ys[off:off+pn], ss[off:off+pn]
-			for p := range so {
-				var sum float32
-				for cc := lo; cc <= hi; cc++ {
-					sum += sq[cc*pn+p]
+			xo, yo = xo[:len(so)], yo[:len(so)]
+			if hi-lo == 4 && beta == 0.75 {
+				a0, a1, a2, a3, a4 := lrnRows(sq, lo, pn)
+				a0, a1, a2, a3, a4 = a0[:len(so)], a1[:len(so)], a2[:len(so)], a3[:len(so)], a4[:len(so)]
+				for p := range so {
+					sum := a0[p] + a1[p] + a2[p] + a3[p] + a4[p]
+					sc := K + alphaOverSize*sum
+					so[p] = sc
+					r := float32(math.Sqrt(float64(sc)))
+					yo[p] = xo[p] * (1 / (r * float32(math.Sqrt(float64(r)))))
 				}
-				sc := s.K + alphaOverSize*sum
+				continue
+			}
+			lrnWindowSum(so, sq, lo, hi, pn)
+			for p, sum := range so {
+				sc := K + alphaOverSize*sum
 				so[p] = sc
-				yo[p] = xo[p] * powNegBeta(sc, s.Beta)
+				yo[p] = xo[p] * powNegBeta(sc, beta)
 			}
 		}
 	})
@@ -409,6 +539,10 @@ func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error 
 // the derivation):
 //
 //	dx[j] = dy[j]·scale[j]^(−β) − (2αβ/n)·x[j]·Σ_{c : j in window(c)} dy[c]·y[c]/scale[c]
+//
+// Tasks and loops are cut as in LRNForward. For β = 0.75, 1/scale is
+// (scale^(−3/4)·scale^(1/4))², from the two square roots the power takes
+// anyway, so each element costs one division instead of two.
 func (d *Device) LRNBackward(x, y, scale, dy, dx device.Buffer, s device.LRNShape) error {
 	const op = "lrn_backward"
 	n, err := lrnSizes(op, s)
@@ -422,25 +556,50 @@ func (d *Device) LRNBackward(x, y, scale, dy, dx device.Buffer, s device.LRNShap
 	xs, ys, ss, dys, dxs := f[0], f[1], f[2], f[3], f[4] // (N, C, H, W)
 	HW := s.H * s.W
 	coef := 2 * s.Alpha * s.Beta / float32(s.Size)
+	beta := s.Beta
 	d.lrnTasks(s, func(n, p0, pn int, t []float32) {
 		base := n * s.C * HW
-		for c := 0; c < s.C; c++ { // t is (C, pn): dy·y/scale
+		// t is (C, pn): dy·y/scale. dx is first set to dy·scale^(−β),
+		// then the window terms are subtracted.
+		for c := 0; c < s.C; c++ {
 			off := base + c*HW + p0
-			dyo, yo, so, to := dys[off:off+pn], ys[off:off+pn], ss[off:off+pn], t[c*pn:(c+1)*pn]
-			for p := range to {
-				to[p] = dyo[p] * yo[p] / so[p]
+			dyo, yo, so, dxo := dys[off:off+pn], ys[off:off+pn], ss[off:off+pn], dxs[off:off+pn]
+			to := t[c*pn : (c+1)*pn]
+			dyo, yo, so, to = dyo[:len(dxo)], yo[:len(dxo)], so[:len(dxo)], to[:len(dxo)]
+			if beta == 0.75 {
+				for p, sc := range so {
+					q := float32(math.Sqrt(float64(sc)))
+					pw := 1 / float32(math.Sqrt(float64(q*q*q))) // scale^(−3/4), see pow34
+					to[p] = dyo[p] * yo[p] * (pw * pw * q)       // 1/scale = scale^(−3/2)·scale^(1/2)
+					dxo[p] = dyo[p] * pw
+				}
+				continue
+			}
+			for p, sc := range so {
+				to[p] = dyo[p] * yo[p] / sc
+				dxo[p] = dyo[p] * powNegBeta(sc, beta)
 			}
 		}
 		for j := 0; j < s.C; j++ {
 			lo, hi := max(0, j-(s.Size-1)/2), min(s.C-1, j+s.Size/2)
 			off := base + j*HW + p0
-			xo, so, dyo, dxo := xs[off:off+pn], ss[off:off+pn], dys[off:off+pn], dxs[off:off+pn]
+			xo, dxo := xs[off:off+pn], dxs[off:off+pn]
+			xo = xo[:len(dxo)]
+			if hi-lo == 4 {
+				a0, a1, a2, a3, a4 := lrnRows(t, lo, pn)
+				a0, a1, a2, a3, a4 = a0[:len(dxo)], a1[:len(dxo)], a2[:len(dxo)], a3[:len(dxo)], a4[:len(dxo)]
+				for p := range dxo {
+					sum := a0[p] + a1[p] + a2[p] + a3[p] + a4[p]
+					dxo[p] -= coef * xo[p] * sum
+				}
+				continue
+			}
 			for p := range dxo {
-				var sum float32
-				for c := lo; c <= hi; c++ {
+				sum := t[lo*pn+p]
+				for c := lo + 1; c <= hi; c++ {
 					sum += t[c*pn+p]
 				}
-				dxo[p] = dyo[p]*powNegBeta(so[p], s.Beta) - coef*xo[p]*sum
+				dxo[p] -= coef * xo[p] * sum
 			}
 		}
 	})
