@@ -24,3 +24,21 @@ func TestFixturesOpenCL(t *testing.T) {
 		t.Run(name, func(t *testing.T) { runFixture(t, d, loadFixture(t, name)) })
 	}
 }
+
+// TestFullPresetsOpenCL runs the full-size paper and mini forward passes of
+// full_test.go on OpenCL device 0, against the same PyTorch logits. It skips
+// when no OpenCL platform can be opened, unless ALEXCL_REQUIRE_OPENCL=1.
+func TestFullPresetsOpenCL(t *testing.T) {
+	d, err := opencl.Open(0, opencl.Options{Version: "test"})
+	if err != nil {
+		if os.Getenv("ALEXCL_REQUIRE_OPENCL") == "1" {
+			t.Fatalf("ALEXCL_REQUIRE_OPENCL=1 but OpenCL device 0 does not open: %v", err)
+		}
+		t.Skipf("no OpenCL device: %v", err)
+	}
+	defer d.Close()
+	t.Logf("OpenCL device 0: %s (%s)", d.Info().Name, d.Info().Platform)
+	for _, preset := range []string{"mini", "paper"} {
+		t.Run(preset, func(t *testing.T) { runFull(t, d, preset) })
+	}
+}

@@ -14,6 +14,18 @@ Modes
                                                   final.<param> after 3 SGD steps
                          SGD: lr 0.01, momentum 0.9, weight decay 5e-4, mean cross-entropy,
                          the same batch every step, dropout 0. Deterministic (manual_seed).
+  gen-full [--out DIR]   For the full-size reference presets paper() and mini() of
+                         shared/reference/alexnet_torch.py (eval mode: dropout off), fill
+                         every parameter and a batch-2 input with the deterministic
+                         "full-weights formula" (see formula_tensor; package model's
+                         full_test.go computes the same float32 values bit for bit), run
+                         one forward pass and write into DIR (default model/testdata)
+                           NAME_full_logits.safetensors  logits (2, classes) in float32,
+                                                  logits_f64 (2, classes): the same forward
+                                                  pass in float64, rounded to float32
+                         No weights are written; the metadata holds the formula version and
+                         a checksum of every generated tensor ("bits.NAME"), so a mismatch
+                         in the formula shows as such and not as a logit difference.
   check-load PATH (--preset mini|paper | --config TOML)
                          load_state_dict(strict=True) of the safetensors file PATH into the
                          reference module (shared/reference/alexnet_torch.py) or the module
@@ -27,6 +39,9 @@ import pathlib
 import sys
 import tomllib
 
+import math
+
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -148,6 +163,88 @@ def gen(out):
               f'losses {" ".join(f"{l:.6f}" for l in losses)}')
 
 
+FULL_MAGIC = 'alexcl-full-logits'
+FORMULA_VERSION = '1'
+FULL_BATCH = 2
+INPUT_STREAM = 1000  # formula stream of the input; parameter tensor t uses stream t
+BIAS_SCALE = 0.1
+
+
+def mix32(x):
+    """lowbias32 (Wellons): a 32-bit integer finaliser, on uint32 arrays (wrapping)."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7feb352d)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846ca68b)
+    return x ^ (x >> np.uint32(16))
+
+
+def formula_uniform(stream, n):
+    """The n values u(stream, i), i = 0..n-1, of formula version 1 as float32:
+
+        key  = mix32(stream + 0x9e3779b9)                       (uint32, wrapping)
+        h    = mix32(i XOR key)
+        u    = ((h >> 8) - 2**23) / 2**23                       in [-1, 1)
+
+    (h >> 8) - 2**23 is an integer of at most 24 bits and 2**23 a power of two,
+    so u is exact in float32 on any implementation."""
+    key = mix32(np.array([stream], dtype=np.uint32) + np.uint32(0x9e3779b9))[0]
+    h = mix32(np.arange(n, dtype=np.uint32) ^ key)
+    return ((h >> np.uint32(8)).astype(np.int32) - (1 << 23)).astype(np.float32) * np.float32(2.0 ** -23)
+
+
+def formula_scale(name, shape):
+    """float32 scale of a parameter: sqrt(6/fan_in) for weights (He-uniform:
+    variance 2/fan_in, which keeps ReLU activations O(1) through the net),
+    BIAS_SCALE for biases. fan_in is the product of shape[1:] (conv
+    in/groups·kh·kw, linear in). Both are one correctly rounded float64 operation
+    rounded once to float32, so Go and Python agree exactly."""
+    if name.endswith('.bias'):
+        return np.float32(BIAS_SCALE)
+    return np.float32(math.sqrt(6.0 / math.prod(shape[1:])))
+
+
+def formula_tensor(stream, name, shape):
+    """Parameter tensor number stream (state_dict order): scale · u, one float32 product."""
+    n = math.prod(shape)
+    return torch.from_numpy(formula_uniform(stream, n) * formula_scale(name, shape)).reshape(shape)
+
+
+def bits_checksum(t):
+    """Sum of the float32 bit patterns as uint64, modulo 2**64: exact and order-free."""
+    return int(t.contiguous().numpy().view(np.uint32).astype(np.uint64).sum(dtype=np.uint64))
+
+
+def gen_full(out):
+    out = pathlib.Path(out)
+    skip_init()
+    ref = reference()
+    for name, mk, shape in (('paper', ref.paper, (3, 227, 227)), ('mini', ref.mini, (1, 28, 28))):
+        model = mk()
+        model.eval()  # dropout off
+        meta = {'magic': FULL_MAGIC, 'formula': FORMULA_VERSION, 'torch': torch.__version__,
+                'reference': 'alexnet_torch.' + name + '()', 'batch': str(FULL_BATCH),
+                'input_stream': str(INPUT_STREAM), 'bias_scale': str(BIAS_SCALE)}
+        sd = {}
+        for t, (k, v) in enumerate(model.state_dict().items()):
+            sd[k] = formula_tensor(t, k, list(v.shape))
+            meta['bits.' + k] = str(bits_checksum(sd[k]))
+        model.load_state_dict(sd, strict=True)
+        n = FULL_BATCH * math.prod(shape)
+        x = torch.from_numpy(formula_uniform(INPUT_STREAM, n)).reshape(FULL_BATCH, *shape)
+        meta['bits.input'] = str(bits_checksum(x))
+        with torch.no_grad():
+            y = model(x)
+            y64 = model.double()(x.double())
+        err = (y.double() - y64).abs()
+        meta['torch_f32_vs_f64_max_abs'] = f'{err.max().item():.3e}'
+        meta['logits_f64_rms'] = f'{y64.pow(2).mean().sqrt().item():.6f}'
+        st.save({'logits': y, 'logits_f64': y64.float()}, out / f'{name}_full_logits.safetensors', meta)
+        print(f'{name}: logits {list(y.shape)}, rms {meta["logits_f64_rms"]}, '
+              f'max |logit| {y64.abs().max().item():.4f}, torch float32 vs float64: max abs '
+              f'{err.max().item():.3e}, max rel {(err / y64.abs()).max().item():.3e}')
+
+
 def check_load(path, preset, config):
     skip_init()
     if config:
@@ -207,10 +304,14 @@ def main():
     grp.add_argument('--preset', choices=['mini', 'paper'])
     grp.add_argument('--config')
     sub.add_parser('check-presets')
+    gf = sub.add_parser('gen-full')
+    gf.add_argument('--out', default=str(ROOT / 'model' / 'testdata'))
     a = ap.parse_args()
     torch.set_num_threads(1)  # deterministic and quick on a shared CI machine
     if a.mode == 'gen':
         gen(a.out)
+    elif a.mode == 'gen-full':
+        gen_full(a.out)
     elif a.mode == 'check-load':
         check_load(a.path, a.preset, a.config)
     else:
