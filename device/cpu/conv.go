@@ -245,6 +245,10 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 		return err
 	}
 	xs, ws, bs, ys := f[0], f[1], f[2], f[3] // (N,C,H,W) (K,Cg,R,S) (K) (N,K,OH,OW)
+	if d.useWinograd(s) {
+		d.winograd(xs, ws, bs, ys, s.N, s.Groups, s.C/s.Groups, s.K/s.Groups, s.H, s.W, false)
+		return nil
+	}
 	p := planConv(s)
 	ar := d.acquire()
 	defer d.release(ar)
@@ -297,6 +301,10 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 		return err
 	}
 	dys, ws, dxs := f[0], f[1], f[2] // (N,K,OH,OW) (K,Cg,R,S) (N,C,H,W)
+	if d.useWinograd(s) {
+		d.winograd(dys, ws, nil, dxs, s.N, s.Groups, s.K/s.Groups, s.C/s.Groups, s.H, s.W, true)
+		return nil
+	}
 	p := planConv(s)
 	ar := d.acquire()
 	defer d.release(ar)

@@ -43,6 +43,8 @@ type Device struct {
 	info    device.Info
 	lib     *blas.Lib // nil: the pure-Go GEMM
 
+	noWinograd bool // ALEXCL_WINOGRAD=off: every convolution uses im2col
+
 	arenaMu sync.Mutex
 	arenas  []*arena // idle arenas, reused by the next op
 
@@ -90,7 +92,7 @@ func NewGo() *Device { return newDevice(runtime.GOMAXPROCS(0), nil) }
 // pure Go). The library is set to one thread: the device runs one GEMM per
 // worker itself.
 func newDevice(workers int, lib *blas.Lib) *Device {
-	d := &Device{workers: workers, lib: lib, live: map[*buffer]struct{}{}}
+	d := &Device{workers: workers, lib: lib, live: map[*buffer]struct{}{}, noWinograd: winogradOff}
 	if lib != nil {
 		lib.SetThreads(1)
 	}

@@ -122,10 +122,10 @@ func Cases() []Case {
 // eps is float32's machine epsilon, 2⁻²³.
 const eps = 1.0 / (1 << 23)
 
-// sumTol is the abs coefficient, relative to Σ|terms|, for a float32 sum of
+// SumTol is the abs coefficient, relative to Σ|terms|, for a float32 sum of
 // n terms in any order: the worst-case (n+2)·ε, capped at 8·√(n+2)·ε for
 // large n (see the package comment).
-func sumTol(n int) float64 { return math.Min(float64(n+2), 8*math.Sqrt(float64(n+2))) * eps }
+func SumTol(n int) float64 { return math.Min(float64(n+2), 8*math.Sqrt(float64(n+2))) * eps }
 
 // harness holds one case's device, generator and buffers, and records the
 // first failure; after a failure every further step is skipped.

@@ -58,7 +58,7 @@ func gemmCase(tA, tB bool, M, N, K int, alpha, beta float32, kind string) Case {
 		ref.Gemm(tA, tB, M, N, K, float64(alpha), f64(a), f64(b), float64(beta), want)
 		bound := abs64(c0)
 		ref.Gemm(tA, tB, M, N, K, math.Abs(float64(alpha)), abs64(a), abs64(b), math.Abs(float64(beta)), bound)
-		h.expect("C", got, want, bound, sumTol(K+2), 2*eps)
+		h.expect("C", got, want, bound, SumTol(K+2), 2*eps)
 		return h.finish()
 	}}
 }
@@ -90,7 +90,7 @@ func biasCases() []Case {
 			want, bound := f64(db0), abs64(db0)
 			ref.BiasGrad(f64(dy), want, rows, cols)
 			ref.BiasGrad(abs64(dy), bound, rows, cols)
-			h.expect("db", h.read(DB, cols), want, bound, sumTol(rows+1), 2*eps)
+			h.expect("db", h.read(DB, cols), want, bound, SumTol(rows+1), 2*eps)
 			return h.finish()
 		}})
 	}
@@ -137,7 +137,7 @@ func convCases() []Case {
 			want, bound := make([]float64, ny), make([]float64, ny)
 			ref.Conv2DForward(f64(x), f64(w), f64(b), want, s)
 			ref.Conv2DForward(abs64(x), abs64(w), abs64(b), bound, s)
-			h.expect("y", h.read(Y, ny), want, bound, sumTol(s.C/s.Groups*s.R*s.S+1), 2*eps)
+			h.expect("y", h.read(Y, ny), want, bound, SumTol(s.C/s.Groups*s.R*s.S+1), 2*eps)
 			return h.finish()
 		}})
 		cs = append(cs, Case{"Conv2DBackwardData", shape, func(d device.Device) Result {
@@ -149,7 +149,7 @@ func convCases() []Case {
 			want, bound := make([]float64, nx), make([]float64, nx)
 			ref.Conv2DBackwardData(f64(dy), f64(w), want, s)
 			ref.Conv2DBackwardData(abs64(dy), abs64(w), bound, s)
-			h.expect("dx", h.read(DX, nx), want, bound, sumTol(s.K/s.Groups*s.R*s.S), 2*eps)
+			h.expect("dx", h.read(DX, nx), want, bound, SumTol(s.K/s.Groups*s.R*s.S), 2*eps)
 			return h.finish()
 		}})
 		cs = append(cs, Case{"Conv2DBackwardFilter", shape, func(d device.Device) Result {
@@ -165,8 +165,8 @@ func convCases() []Case {
 			boundW, boundB := abs64(dw0), abs64(db0)
 			ref.Conv2DBackwardFilter(abs64(x), abs64(dy), boundW, boundB, s)
 			terms := s.N*s.OH()*s.OW() + 1
-			h.expect("dw", h.read(DW, nw), wantW, boundW, sumTol(terms), 2*eps)
-			h.expect("db", h.read(DB, s.K), wantB, boundB, sumTol(terms), 2*eps)
+			h.expect("dw", h.read(DW, nw), wantW, boundW, SumTol(terms), 2*eps)
+			h.expect("db", h.read(DB, s.K), wantB, boundB, SumTol(terms), 2*eps)
 			return h.finish()
 		}})
 	}
@@ -273,7 +273,7 @@ func poolCases() []Case {
 			ref.MaxPoolBackward(idx, f64(dy), want, s)
 			ref.MaxPoolBackward(idx, abs64(dy), bound, s)
 			perInput := (s.Size + s.Stride - 1) / s.Stride // windows covering one input, per axis
-			h.expect("dx", h.read(DX, nx), want, bound, sumTol(perInput*perInput), 2*eps)
+			h.expect("dx", h.read(DX, nx), want, bound, SumTol(perInput*perInput), 2*eps)
 			return h.finish()
 		}})
 	}
@@ -315,7 +315,7 @@ func lrnCases() []Case {
 			want, scale := make([]float64, n), make([]float64, n)
 			ref.LRNForward(f64(x), want, scale, s)
 			// scale is a sum of positive terms: relative error only; y = x·scale^−β.
-			h.expect("scale", h.read(SC, n), scale, nil, 0, sumTol(s.Size+1))
+			h.expect("scale", h.read(SC, n), scale, nil, 0, SumTol(s.Size+1))
 			h.expect("y", h.read(Y, n), want, nil, 0, lrnTol)
 			return h.finish()
 		}})

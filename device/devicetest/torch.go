@@ -201,10 +201,10 @@ func torchConv(h *harness, fx *fixture) {
 	ref.Conv2DBackwardData(abs64(dy), abs64(w), bx, s)
 	ref.Conv2DBackwardFilter(abs64(x), abs64(dy), bw, bb, s)
 	// The fixture is rounded to float32: one more rounding on top of the sum bound.
-	h.expect("y", h.read(Y, ny), f64(y), by, sumTol(s.C/s.Groups*s.R*s.S+1), 3*eps)
-	h.expect("dx", h.read(DX, nx), f64(dx), bx, sumTol(s.K/s.Groups*s.R*s.S), 3*eps)
-	h.expect("dw", h.read(DW, nw), f64(dw), bw, sumTol(s.N*s.OH()*s.OW()), 3*eps)
-	h.expect("db", h.read(DB, s.K), f64(db), bb, sumTol(s.N*s.OH()*s.OW()), 3*eps)
+	h.expect("y", h.read(Y, ny), f64(y), by, SumTol(s.C/s.Groups*s.R*s.S+1), 3*eps)
+	h.expect("dx", h.read(DX, nx), f64(dx), bx, SumTol(s.K/s.Groups*s.R*s.S), 3*eps)
+	h.expect("dw", h.read(DW, nw), f64(dw), bw, SumTol(s.N*s.OH()*s.OW()), 3*eps)
+	h.expect("db", h.read(DB, s.K), f64(db), bb, SumTol(s.N*s.OH()*s.OW()), 3*eps)
 }
 
 // torchPool checks max pooling on distinct values: y, idx and dx exactly
@@ -224,7 +224,7 @@ func torchPool(h *harness, fx *fixture) {
 	bound := make([]float64, len(x))
 	ref.MaxPoolBackward(idx, abs64(dy), bound, s)
 	per := (s.Size + s.Stride - 1) / s.Stride
-	h.expect("dx", h.read(DX, len(x)), f64(dx), bound, sumTol(per*per), 3*eps)
+	h.expect("dx", h.read(DX, len(x)), f64(dx), bound, SumTol(per*per), 3*eps)
 }
 
 // torchLRN checks LRNForward and LRNBackward against local_response_norm.
@@ -297,10 +297,10 @@ func torchLinear(h *harness, fx *fixture) {
 	ref.Gemm(false, false, N, IN, OUT, 1, abs64(dy), abs64(w), 0, bx)
 	ref.Gemm(true, false, OUT, IN, N, 1, abs64(dy), abs64(x), 0, bw)
 	ref.BiasGrad(abs64(dy), bb, N, OUT)
-	h.expect("y", h.read(Y, N*OUT), f64(y), by, sumTol(IN+2), 3*eps)
-	h.expect("dx", h.read(DX, N*IN), f64(dx), bx, sumTol(OUT), 3*eps)
-	h.expect("dw", h.read(DW, OUT*IN), f64(dw), bw, sumTol(N), 3*eps)
-	h.expect("db", h.read(DB, OUT), f64(db), bb, sumTol(N), 3*eps)
+	h.expect("y", h.read(Y, N*OUT), f64(y), by, SumTol(IN+2), 3*eps)
+	h.expect("dx", h.read(DX, N*IN), f64(dx), bx, SumTol(OUT), 3*eps)
+	h.expect("dw", h.read(DW, OUT*IN), f64(dw), bw, SumTol(N), 3*eps)
+	h.expect("db", h.read(DB, OUT), f64(db), bb, SumTol(N), 3*eps)
 }
 
 // torchCrossEntropy checks per-sample loss, their mean (F.cross_entropy's

@@ -1,0 +1,226 @@
+package cpu
+
+import (
+	"os"
+
+	"github.com/alexcl/alexcl/device"
+)
+
+// Winograd F(2×2, 3×3) for 3×3, stride-1, pad-1 convolutions, beside the
+// im2col path (conv.go), chosen by the shape alone (useWinograd);
+// ALEXCL_WINOGRAD=off turns it off.
+//
+// The output is cut into 2×2 tiles; tile t of sample n reads the 4×4 input
+// patch at (2·ty − 1, 2·tx − 1), zero outside the image. With
+//
+//	Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
+//	G  = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
+//	Aᵀ = [1 1 1 0; 0 1 −1 −1]
+//
+// a group's convolution becomes, for each of the 16 positions e of the 4×4
+// transformed tile, one GEMM over the channels:
+//
+//	U_e (Kg, Cg)  = (G w[k,c] Gᵀ)_e         filter transform, once per call
+//	V_e (Cg, T)   = (Bᵀ d[c,t] B)_e          input transform of a chunk's tiles
+//	M_e (Kg, T)   = U_e · V_e                16 GEMMs through Device.sgemm
+//	y[k,t]        = Aᵀ M[k,t] A (+ bias)     output transform
+//
+// Backward data is the same convolution of dy with the filter flipped and
+// transposed (K ↔ C), which is what the filter transform is told to build.
+//
+// Tasks are (chunk of Q samples, group), Q from the shape alone, each task
+// with its own scratch and single-threaded GEMMs; every output element is
+// computed by one task in a fixed order, so the bits depend on the shape
+// only, not on the workers or scheduling.
+
+// winogradOff is read once: ALEXCL_WINOGRAD=off disables the fast path.
+var winogradOff = os.Getenv("ALEXCL_WINOGRAD") == "off"
+
+// useWinograd reports whether s takes the Winograd path.
+func (d *Device) useWinograd(s device.ConvShape) bool {
+	return !d.noWinograd && s.R == 3 && s.S == 3 && s.Stride == 1 && s.Pad == 1
+}
+
+// winoPlan is how a Winograd convolution is cut up: in channels Ci, out
+// channels Co (per group), tiles per sample, samples per chunk.
+type winoPlan struct {
+	Ci, Co, H, W, th, tw, tiles int
+	Q, chunks                   int
+}
+
+// winoBudget is the target size, in floats, of a chunk's V and M.
+var winoBudget = 2 << 20
+
+func planWino(N, Ci, Co, H, W int) winoPlan {
+	p := winoPlan{Ci: Ci, Co: Co, H: H, W: W, th: (H + 1) / 2, tw: (W + 1) / 2}
+	p.tiles = p.th * p.tw
+	p.Q = max(1, winoBudget/(16*(Ci+Co)*p.tiles))
+	p.Q = min(p.Q, max(1, (N+3)/4))
+	p.chunks = (N + p.Q - 1) / p.Q
+	return p
+}
+
+func (p winoPlan) vSize() int { return round16(16 * p.Ci * p.Q * p.tiles) }
+func (p winoPlan) mSize() int { return round16(16 * p.Co * p.Q * p.tiles) }
+
+// winoFilter writes u (G, 16, Co, Ci), u[g][e] = (G f Gᵀ)_e for the 3×3
+// filter f of (out o, in i) of group g. Forward: f = w[g·Co+o, i]. With
+// back, the filter of backward data: f = w[g·Ci+i, o] rotated by 180°.
+func (d *Device) winoFilter(ws, u []float32, groups, Co, Ci int, back bool) {
+	d.parallelFor(groups*Co, 8, func(lo, hi int) {
+		for go_ := lo; go_ < hi; go_++ {
+			g, o := go_/Co, go_%Co
+			ub := u[g*16*Co*Ci:]
+			for i := 0; i < Ci; i++ {
+				var f [9]float32
+				if back {
+					src := ws[((g*Ci+i)*Co+o)*9:][:9]
+					for j := range f {
+						f[j] = src[8-j]
+					}
+				} else {
+					copy(f[:], ws[((g*Co+o)*Ci+i)*9:][:9])
+				}
+				// t = G f (4×3), then t Gᵀ (4×4).
+				var t [4][3]float32
+				for c := 0; c < 3; c++ {
+					f0, f1, f2 := f[c], f[3+c], f[6+c]
+					t[0][c] = f0
+					t[1][c] = 0.5 * (f0 + f1 + f2)
+					t[2][c] = 0.5 * (f0 - f1 + f2)
+					t[3][c] = f2
+				}
+				for r := 0; r < 4; r++ {
+					f0, f1, f2 := t[r][0], t[r][1], t[r][2]
+					base := r * 4
+					ub[((base+0)*Co+o)*Ci+i] = f0
+					ub[((base+1)*Co+o)*Ci+i] = 0.5 * (f0 + f1 + f2)
+					ub[((base+2)*Co+o)*Ci+i] = 0.5 * (f0 - f1 + f2)
+					ub[((base+3)*Co+o)*Ci+i] = f2
+				}
+			}
+		}
+	})
+}
+
+// padSize is the scratch of winoInput's zero-padded plane.
+func (p winoPlan) padSize() int { return round16((2*p.th + 2) * (2*p.tw + 2)) }
+
+// winoInput fills v (16, Ci, ld), columns [col0, col0+tiles) of each row,
+// with the transformed tiles of xc (Ci, H, W), one sample's group. Each
+// plane is first copied into pad (padSize floats) with its zero border, so
+// that every tile reads a full 4×4 patch.
+func (p winoPlan) winoInput(xc, v, pad []float32, ld, col0 int) {
+	H, W := p.H, p.W
+	Wp := 2*p.tw + 2
+	pad = pad[:(2*p.th+2)*Wp]
+	clear(pad)
+	es := p.Ci * ld // stride between the 16 matrices
+	for c := 0; c < p.Ci; c++ {
+		plane := xc[c*H*W : (c+1)*H*W]
+		for h := 0; h < H; h++ {
+			copy(pad[(h+1)*Wp+1:], plane[h*W:(h+1)*W])
+		}
+		vc := v[c*ld+col0:]
+		for ty := 0; ty < p.th; ty++ {
+			for tx := 0; tx < p.tw; tx++ {
+				// t = Bᵀ d (rows), then t B (columns), d the 4×4 patch.
+				b := pad[2*ty*Wp+2*tx:]
+				r0, r1, r2, r3 := b[:4:4], b[Wp:Wp+4:Wp+4], b[2*Wp:2*Wp+4:2*Wp+4], b[3*Wp:3*Wp+4:3*Wp+4]
+				var t [4][4]float32
+				for q := 0; q < 4; q++ {
+					d0, d1, d2, d3 := r0[q], r1[q], r2[q], r3[q]
+					t[0][q] = d0 - d2
+					t[1][q] = d1 + d2
+					t[2][q] = d2 - d1
+					t[3][q] = d1 - d3
+				}
+				j := ty*p.tw + tx
+				for r := 0; r < 4; r++ {
+					d0, d1, d2, d3 := t[r][0], t[r][1], t[r][2], t[r][3]
+					o := vc[r*4*es+j:]
+					o[0] = d0 - d2
+					o[es] = d1 + d2
+					o[2*es] = d2 - d1
+					o[3*es] = d1 - d3
+				}
+			}
+		}
+		// The copy leaves the border zero; rows past H (odd H) and columns
+		// past W stay zero too, as only [1, H] × [1, W] is ever written.
+	}
+}
+
+// winoOutput writes yc (Co, H, W), one sample's group, from columns
+// [col0, col0+tiles) of m (16, Co, ld), adding bias[o] when bias is not nil.
+func (p winoPlan) winoOutput(m []float32, ld, col0 int, yc, bias []float32) {
+	H, W := p.H, p.W
+	es := p.Co * ld
+	for o := 0; o < p.Co; o++ {
+		var b float32
+		if bias != nil {
+			b = bias[o]
+		}
+		plane := yc[o*H*W : (o+1)*H*W]
+		mo := m[o*ld+col0:]
+		for ty := 0; ty < p.th; ty++ {
+			for tx := 0; tx < p.tw; tx++ {
+				j := ty*p.tw + tx
+				// t = Aᵀ M (2×4), then t A (2×2).
+				var t [2][4]float32
+				for q := 0; q < 4; q++ {
+					m0, m1, m2, m3 := mo[q*es+j], mo[(4+q)*es+j], mo[(8+q)*es+j], mo[(12+q)*es+j]
+					t[0][q] = m0 + m1 + m2
+					t[1][q] = m1 - m2 - m3
+				}
+				h, w := 2*ty, 2*tx
+				for r := 0; r < 2 && h+r < H; r++ {
+					row := plane[(h+r)*W:]
+					row[w] = t[r][0] + t[r][1] + t[r][2] + b
+					if w+1 < W {
+						row[w+1] = t[r][1] - t[r][2] - t[r][3] + b
+					}
+				}
+			}
+		}
+	}
+}
+
+// winograd computes ys (N, G·Co, H, W) = conv3×3/pad 1 of xs (N, G·Ci, H, W)
+// with the filter w (forward, back false) or its flipped transpose
+// (backward data), plus bias when not nil.
+func (d *Device) winograd(xs, ws, bias, ys []float32, N, groups, Ci, Co, H, W int, back bool) {
+	p := planWino(N, Ci, Co, H, W)
+	ar := d.acquire()
+	defer d.release(ar)
+	u := ar.take(groups * 16 * Co * Ci)
+	d.winoFilter(ws, u, groups, Co, Ci, back)
+	tasks := p.chunks * groups
+	nw := min(d.workers, tasks)
+	vs, ms, pads := ar.take(nw*p.vSize()), ar.take(nw*p.mSize()), ar.take(nw*p.padSize())
+	HW := H * W
+	d.run(ar, tasks, func(wk *worker, t int) {
+		c, g := t/groups, t%groups
+		n0 := c * p.Q
+		q := min(p.Q, N-n0)
+		ld := q * p.tiles
+		v := vs[wk.idx*p.vSize():][:16*Ci*ld]
+		m := ms[wk.idx*p.mSize():][:16*Co*ld]
+		for i := 0; i < q; i++ {
+			n := n0 + i
+			p.winoInput(xs[(n*groups+g)*Ci*HW:][:Ci*HW], v, pads[wk.idx*p.padSize():], ld, i*p.tiles)
+		}
+		ug := u[g*16*Co*Ci:]
+		for e := 0; e < 16; e++ {
+			d.sgemm(wk, false, false, Co, ld, Ci, 1, ug[e*Co*Ci:], Ci, v[e*Ci*ld:], ld, 0, m[e*Co*ld:], ld)
+		}
+		var bg []float32
+		if bias != nil {
+			bg = bias[g*Co : (g+1)*Co]
+		}
+		for i := 0; i < q; i++ {
+			n := n0 + i
+			p.winoOutput(m, ld, i*p.tiles, ys[(n*groups+g)*Co*HW:][:Co*HW], bg)
+		}
+	})
+}
