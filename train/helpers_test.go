@@ -4,7 +4,6 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -121,21 +120,7 @@ func sameTensors(t *testing.T, a, b string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fa.Tensors) != len(fb.Tensors) {
-		t.Fatalf("%s has %d tensors, %s %d", a, len(fa.Tensors), b, len(fb.Tensors))
-	}
-	for _, ta := range fa.Tensors {
-		tb, err := fb.Get(ta.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ta.F32) != len(tb.F32) {
-			t.Fatalf("%s: %d vs %d elements", ta.Name, len(ta.F32), len(tb.F32))
-		}
-		for i := range ta.F32 {
-			if math.Float32bits(ta.F32[i]) != math.Float32bits(tb.F32[i]) {
-				t.Fatalf("%s[%d]: %s has %v, %s has %v (first difference)", ta.Name, i, a, ta.F32[i], b, tb.F32[i])
-			}
-		}
+	if err := fa.FirstDifference(fb); err != nil {
+		t.Fatalf("%s and %s differ: %v", a, b, err)
 	}
 }

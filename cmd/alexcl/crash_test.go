@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -308,21 +307,7 @@ func sameTensorBits(t *testing.T, a, b string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fa.Tensors) != len(fb.Tensors) {
-		t.Fatalf("%s has %d tensors, %s %d", a, len(fa.Tensors), b, len(fb.Tensors))
-	}
-	for _, ta := range fa.Tensors {
-		tb, err := fb.Get(ta.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ta.F32) != len(tb.F32) {
-			t.Fatalf("%s: %d vs %d elements", ta.Name, len(ta.F32), len(tb.F32))
-		}
-		for i := range ta.F32 {
-			if math.Float32bits(ta.F32[i]) != math.Float32bits(tb.F32[i]) {
-				t.Fatalf("%s[%d]: %s has %v, %s has %v (first difference)", ta.Name, i, a, ta.F32[i], b, tb.F32[i])
-			}
-		}
+	if err := fa.FirstDifference(fb); err != nil {
+		t.Fatalf("%s and %s differ: %v", a, b, err)
 	}
 }

@@ -71,6 +71,31 @@ func (f *File) Get(name string) (*Tensor, error) {
 	return nil, fmt.Errorf("safetensors: no tensor %q (file has %d tensors)", name, len(f.Tensors))
 }
 
+// FirstDifference returns nil when f and g hold the same tensors (by name)
+// with the same float32 bits, and otherwise an error naming the first
+// difference: a tensor count, a missing name, a length or an element.
+// Exact-resume checks compare checkpoints with it.
+func (f *File) FirstDifference(g *File) error {
+	if len(f.Tensors) != len(g.Tensors) {
+		return fmt.Errorf("%d tensors against %d", len(f.Tensors), len(g.Tensors))
+	}
+	for _, a := range f.Tensors {
+		b, err := g.Get(a.Name)
+		if err != nil {
+			return err
+		}
+		if len(a.F32) != len(b.F32) {
+			return fmt.Errorf("%s: %d against %d float32 elements", a.Name, len(a.F32), len(b.F32))
+		}
+		for i := range a.F32 {
+			if math.Float32bits(a.F32[i]) != math.Float32bits(b.F32[i]) {
+				return fmt.Errorf("%s[%d]: %v against %v", a.Name, i, a.F32[i], b.F32[i])
+			}
+		}
+	}
+	return nil
+}
+
 // Len is the number of elements the shape describes.
 func (t *Tensor) Len() int {
 	n := 1

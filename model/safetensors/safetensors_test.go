@@ -326,3 +326,29 @@ st.save(d, sys.argv[3], {'from': 'python', 'torch': torch.__version__})
 		t.Errorf("step: got %+v, %v", step, err)
 	}
 }
+
+func TestFirstDifference(t *testing.T) {
+	a := &File{Tensors: []Tensor{{Name: "w", DType: "F32", Shape: []int{3}, F32: []float32{1, 2, 3}}}}
+	same := &File{Tensors: []Tensor{{Name: "w", DType: "F32", Shape: []int{3}, F32: []float32{1, 2, 3}}}}
+	if err := a.FirstDifference(same); err != nil {
+		t.Fatalf("identical files: %v", err)
+	}
+	negZero := float32(math.Copysign(0, -1))
+	for _, c := range []struct {
+		g    *File
+		want string
+	}{
+		{&File{}, "1 tensors against 0"},
+		{&File{Tensors: []Tensor{{Name: "v", F32: []float32{1, 2, 3}}}}, `no tensor "w"`},
+		{&File{Tensors: []Tensor{{Name: "w", F32: []float32{1, 2}}}}, "w: 3 against 2 float32 elements"},
+		{&File{Tensors: []Tensor{{Name: "w", F32: []float32{1, 2, 4}}}}, "w[2]: 3 against 4"},
+	} {
+		if err := a.FirstDifference(c.g); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("FirstDifference = %v, want %q", err, c.want)
+		}
+	}
+	zero := &File{Tensors: []Tensor{{Name: "z", F32: []float32{0}}}}
+	if err := zero.FirstDifference(&File{Tensors: []Tensor{{Name: "z", F32: []float32{negZero}}}}); err == nil {
+		t.Error("0 and -0 compare equal; FirstDifference must compare bits")
+	}
+}
