@@ -1,11 +1,12 @@
 // Package cpu is alexcl's CPU device: every op of device.Device, run
 // synchronously on the host and parallelised over runtime.GOMAXPROCS cores.
 //
-// Convolutions are im2col followed by float32 GEMMs over chunks of samples
-// (conv.go); the GEMMs go through a system BLAS (OpenBLAS) loaded at run
-// time without cgo when one is installed, and through gonum's pure-Go BLAS
-// when not or when ALEXCL_BLAS=off (gemm.go, package blas). The other ops
-// are parallel loops over batch, channel or rows.
+// Convolutions are im2col (or Winograd) followed by float32 GEMMs over
+// chunks of samples (conv.go, winograd.go). The GEMMs run on alexcl's own
+// AVX-512 kernel (package sgemm) where the CPU has AVX-512, else on a
+// system BLAS (OpenBLAS) loaded at run time without cgo, else on gonum's
+// pure-Go BLAS; ALEXCL_GEMM picks one (gemm.go). The other ops are parallel
+// loops over batch, channel or rows.
 //
 // Every op is judged against the readable reference in device/ref, and every
 // op is deterministic: work is split into tasks by the shape alone, each
@@ -41,7 +42,8 @@ import (
 type Device struct {
 	workers int
 	info    device.Info
-	lib     *blas.Lib // nil: the pure-Go GEMM
+	path    gemmPath  // which GEMM runs (gemm.go)
+	lib     *blas.Lib // the BLAS library of gemmBLAS
 
 	noWinograd bool // ALEXCL_WINOGRAD=off: every convolution uses im2col
 
@@ -74,26 +76,38 @@ func (b *buffer) bytes() []byte {
 }
 
 // New returns a CPU device using runtime.GOMAXPROCS(0) workers and the
-// BLAS library package blas finds (see blas.Load and ALEXCL_BLAS), or the
-// pure-Go GEMM when there is none.
+// GEMM ALEXCL_GEMM asks for (see gemmFromEnv; by default the fastest one
+// this machine has). An ALEXCL_GEMM it cannot honour falls back to that
+// default; Open reports it instead.
 func New() *Device {
-	lib, err := blas.Load()
-	if err != nil {
-		lib = nil
-	}
-	return newDevice(runtime.GOMAXPROCS(0), lib)
+	path, lib, _ := gemmFromEnv()
+	return newDevice(runtime.GOMAXPROCS(0), path, lib)
 }
 
-// NewGo returns a CPU device that uses the pure-Go GEMM even when a BLAS
-// library is installed.
-func NewGo() *Device { return newDevice(runtime.GOMAXPROCS(0), nil) }
+// Open is New, with an error when ALEXCL_GEMM has a value this machine
+// cannot honour (unknown, no AVX-512, no BLAS library).
+func Open() (*Device, error) {
+	path, lib, err := gemmFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return newDevice(runtime.GOMAXPROCS(0), path, lib), nil
+}
 
-// newDevice returns a device with the given workers and GEMM library (nil:
-// pure Go). The library is set to one thread: the device runs one GEMM per
-// worker itself.
-func newDevice(workers int, lib *blas.Lib) *Device {
-	d := &Device{workers: workers, lib: lib, live: map[*buffer]struct{}{}, noWinograd: winogradOff}
-	if lib != nil {
+// NewGo returns a CPU device that uses gonum's pure-Go GEMM whatever the
+// machine has.
+func NewGo() *Device { return newDevice(runtime.GOMAXPROCS(0), gemmGonum, nil) }
+
+// newDevice returns a device with the given workers and GEMM path (lib is
+// the library of gemmBLAS). The library is set to one thread: the device
+// runs one GEMM per worker itself.
+func newDevice(workers int, path gemmPath, lib *blas.Lib) *Device {
+	if path == gemmBLAS && lib == nil {
+		path = gemmGonum
+	}
+	d := &Device{workers: workers, path: path, live: map[*buffer]struct{}{}, noWinograd: winogradOff}
+	if path == gemmBLAS {
+		d.lib = lib
 		lib.SetThreads(1)
 	}
 	d.info = hostInfo(workers)
@@ -101,13 +115,16 @@ func newDevice(workers int, lib *blas.Lib) *Device {
 	return d
 }
 
-// BLAS names the GEMM backend in use: "gonum (pure Go)" or the library and,
-// for OpenBLAS, its version and kernel core.
+// BLAS names the GEMM backend in use: "alexcl AVX-512", "gonum (pure Go)"
+// or the library and, for OpenBLAS, its version and kernel core.
 func (d *Device) BLAS() string {
-	if d.lib == nil {
-		return "gonum (pure Go)"
+	switch d.path {
+	case gemmAVX512:
+		return "alexcl AVX-512 (Go assembly)"
+	case gemmBLAS:
+		return d.lib.Describe()
 	}
-	return d.lib.Describe()
+	return "gonum (pure Go)"
 }
 
 // hostInfo describes the host from /proc where that is cheap to read.

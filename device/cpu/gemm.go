@@ -1,27 +1,34 @@
 package cpu
 
 import (
+	"fmt"
+	"os"
+
 	"github.com/alexcl/alexcl/device/cpu/blas"
+	"github.com/alexcl/alexcl/device/cpu/sgemm"
 
 	gblas "gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
 
-// GEMM has two paths, side by side, with one contract:
+// GEMM has three paths, side by side, with one contract:
 //
 //	C = alpha·op(A)·op(B) + beta·C, row-major with leading dimensions;
 //	with beta 0, C is never read (NaN in it must not leak);
 //	the bits of C depend only on the call's shape, transposes, leading
 //	dimensions and data — never on the number of workers or scheduling.
 //
-// The fast path is a system BLAS (OpenBLAS) loaded at run time by package
-// blas, set to one thread: our own goroutines run several single-threaded
-// GEMMs at once (one per worker), on panels and sample chunks whose split
-// is a function of the shape alone. OpenBLAS's single-threaded sgemm blocks
-// K and sums each element in a fixed order for a given shape, so a fixed
-// split gives the same bits run after run; this is what determinism rests
-// on. (Had OpenBLAS threads been used, its split would follow its thread
-// count instead of ours.)
+// The two fast paths are single-threaded GEMMs that our own goroutines run
+// several of at once (one per worker), on panels and sample chunks whose
+// split is a function of the shape alone; each sums every element in an
+// order fixed by the call's shape, so a fixed split gives the same bits run
+// after run. This is what determinism rests on.
+//
+//   - gemmAVX512: package sgemm, alexcl's AVX-512 micro-kernel in Go
+//     assembly, where the CPU has AVX-512F.
+//   - gemmBLAS: a system BLAS (OpenBLAS) loaded at run time by package blas
+//     and set to one thread. (Had OpenBLAS threads been used, its split
+//     would follow its thread count instead of ours.)
 //
 // The generic path is gonum's float32 BLAS (SIMD assembly inner loops,
 // ≈12–16 GFLOP/s a core here); gonum splits C into fixed 64×64 blocks and
@@ -29,21 +36,74 @@ import (
 // alone. Its Aᵀ·B and Aᵀ·Bᵀ kernels are strided and slow (0.3–10 GFLOP/s),
 // so a transposed A is first copied into (M, K).
 //
-// TestGemmPathsCrossCheck runs both paths and device/ref on random shapes
-// around the blocking cut-offs; ALEXCL_BLAS=off forces the generic path.
+// TestGemmPathsCrossCheck runs every path this machine has against
+// device/ref on random shapes around the blocking cut-offs.
+//
+// ALEXCL_GEMM chooses the path: avx512, blas or go; unset or auto takes the
+// first of those this machine has. (ALEXCL_BLAS=off, which keeps package
+// blas from loading a library, leaves auto with avx512 or go.)
 
 var gonumImpl gonum.Implementation
+
+// gemmPath is which GEMM a device runs.
+type gemmPath int
+
+const (
+	gemmGonum gemmPath = iota
+	gemmBLAS
+	gemmAVX512
+)
+
+// gemmFromEnv chooses the GEMM path from ALEXCL_GEMM and what the machine
+// has. On an error the returned path is the automatic choice.
+func gemmFromEnv() (gemmPath, *blas.Lib, error) {
+	// A BLAS library is loaded only when it will run: loading OpenBLAS
+	// starts its thread pool, which costs CPU time even when idle.
+	auto := func() (gemmPath, *blas.Lib) {
+		if sgemm.Available() {
+			return gemmAVX512, nil
+		}
+		if lib, err := blas.Load(); err == nil {
+			return gemmBLAS, lib
+		}
+		return gemmGonum, nil
+	}
+	switch v := os.Getenv("ALEXCL_GEMM"); v {
+	case "", "auto":
+		p, lib := auto()
+		return p, lib, nil
+	case "avx512":
+		if !sgemm.Available() {
+			p, lib := auto()
+			return p, lib, fmt.Errorf("cpu: ALEXCL_GEMM=avx512, but this CPU (or OS) has no AVX-512F; unset ALEXCL_GEMM to use the fastest GEMM there is")
+		}
+		return gemmAVX512, nil, nil
+	case "blas":
+		lib, err := blas.Load()
+		if err != nil {
+			p, lib := auto()
+			return p, lib, fmt.Errorf("cpu: ALEXCL_GEMM=blas: %w", err)
+		}
+		return gemmBLAS, lib, nil
+	case "go", "gonum":
+		return gemmGonum, nil, nil
+	default:
+		p, lib := auto()
+		return p, lib, fmt.Errorf("cpu: ALEXCL_GEMM=%q: want avx512, blas, go or auto", v)
+	}
+}
 
 // worker is the per-goroutine state of one op: its BLAS argument frame and
 // scratch slices carved from the device's arena.
 type worker struct {
 	idx   int // which goroutine of the op: indexes per-worker scratch
 	frame blas.Frame
-	tr    []float32 // the generic path's transposed copy of A
+	ws    sgemm.Workspace // the AVX-512 path's packing buffers
+	tr    []float32       // the generic path's transposed copy of A
 }
 
-// sgemm runs one GEMM on the calling goroutine (the BLAS library) or on
-// gonum's own goroutines (the generic path).
+// sgemm runs one GEMM on the calling goroutine (the AVX-512 kernel, the
+// BLAS library) or on gonum's own goroutines (the generic path).
 //
 //	A is (M, lda ≥ K), or (K, lda ≥ M) when tA
 //	B is (K, ldb ≥ N), or (N, ldb ≥ K) when tB
@@ -52,7 +112,11 @@ func (d *Device) sgemm(w *worker, tA, tB bool, M, N, K int, alpha float32, A []f
 	if M == 0 || N == 0 {
 		return
 	}
-	if d.lib != nil {
+	switch d.path {
+	case gemmAVX512:
+		sgemm.Sgemm(&w.ws, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+		return
+	case gemmBLAS:
 		// The shapes were checked by the op; an error here is a bug in
 		// this package, not a user error.
 		if err := d.lib.SgemmFrame(&w.frame, blas.Fortran, tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); err != nil {
@@ -139,7 +203,7 @@ func (d *Device) gemm(tA, tB bool, M, N, K int, alpha float32, A, B []float32, b
 	}
 	ar := d.acquire()
 	defer d.release(ar)
-	if d.lib == nil {
+	if d.path == gemmGonum {
 		// gonum parallelises by itself.
 		d.sgemm(ar.worker(0), tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, N)
 		return

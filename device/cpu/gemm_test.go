@@ -4,9 +4,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/cpu/blas"
+	"github.com/alexcl/alexcl/device/cpu/sgemm"
 	"github.com/alexcl/alexcl/device/ref"
 )
 
@@ -17,34 +20,36 @@ import (
 // blocks, conv chunks and lanes). Each path must also give the same bits
 // with 2 and with 13 workers.
 
-// pathDevices returns the pure-Go device and, when a BLAS library loads, the
-// BLAS device, each with the host's workers and with 13. Without a library
+// pathDevices returns a device for every GEMM path this machine has (the
+// pure-Go one always; the BLAS one when a library loads; the AVX-512 one
+// when the CPU has it), each with 2 workers and with 13. Without a library
 // the BLAS half is skipped, unless ALEXCL_REQUIRE_BLAS=1 (CI with OpenBLAS
 // installed), where it fails.
 func pathDevices(t *testing.T) map[string][2]testDevice {
 	t.Helper()
 	out := map[string][2]testDevice{}
-	mk := func(lib bool) [2]testDevice {
+	mk := func(path gemmPath, lib *blas.Lib) [2]testDevice {
 		var p [2]testDevice
 		for i, w := range []int{2, 13} {
-			d := NewGo()
-			if lib {
-				d = New()
-			}
-			d.workers = w
+			d := newDevice(w, path, lib)
 			t.Cleanup(func() { d.Close() })
 			p[i] = testDevice{d, t}
 		}
 		return p
 	}
-	out["go"] = mk(false)
-	if d := New(); d.lib != nil {
-		out["blas"] = mk(true)
-		t.Logf("blas path: %s", d.BLAS())
+	out["go"] = mk(gemmGonum, nil)
+	if lib, err := blas.Load(); err == nil {
+		out["blas"] = mk(gemmBLAS, lib)
+		t.Logf("blas path: %s", lib.Describe())
 	} else if os.Getenv("ALEXCL_REQUIRE_BLAS") == "1" && os.Getenv("ALEXCL_BLAS") != "off" {
-		t.Fatalf("ALEXCL_REQUIRE_BLAS=1 but no BLAS library loaded")
+		t.Fatalf("ALEXCL_REQUIRE_BLAS=1 but no BLAS library loaded: %v", err)
 	} else {
-		t.Logf("no BLAS library: only the pure-Go path is checked")
+		t.Logf("no BLAS library: the BLAS path is not checked")
+	}
+	if sgemm.Available() {
+		out["avx512"] = mk(gemmAVX512, nil)
+	} else {
+		t.Logf("no AVX-512: the AVX-512 path is not checked")
 	}
 	return out
 }
@@ -191,6 +196,35 @@ func TestConvPathsCrossCheck(t *testing.T) {
 					prev = got
 				}
 			}
+		}
+	}
+}
+
+// TestGemmEnv checks that Open refuses an ALEXCL_GEMM it cannot honour and
+// names the path it took otherwise.
+func TestGemmEnv(t *testing.T) {
+	t.Setenv("ALEXCL_GEMM", "fast")
+	if _, err := Open(); err == nil || !strings.Contains(err.Error(), `ALEXCL_GEMM="fast"`) {
+		t.Fatalf("ALEXCL_GEMM=fast: err = %v, want one naming the value", err)
+	}
+	t.Setenv("ALEXCL_GEMM", "go")
+	d, err := Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.path != gemmGonum || !strings.Contains(d.Info().Driver, "gonum") {
+		t.Fatalf("ALEXCL_GEMM=go: path %d, driver %q", d.path, d.Info().Driver)
+	}
+	t.Setenv("ALEXCL_GEMM", "avx512")
+	d2, err := Open()
+	if sgemm.Available() != (err == nil) {
+		t.Fatalf("ALEXCL_GEMM=avx512 with Available()=%v: err = %v", sgemm.Available(), err)
+	}
+	if err == nil {
+		defer d2.Close()
+		if d2.path != gemmAVX512 {
+			t.Fatalf("ALEXCL_GEMM=avx512: path %d", d2.path)
 		}
 	}
 }

@@ -100,7 +100,11 @@ func Open(id string, opts opencl.Options) (device.Device, error) {
 		return nil, unknownID(id, want, entries, listErr)
 	}
 	if chosen.ID == "cpu" {
-		return cpu.New(), nil
+		d, err := cpu.Open()
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
 	}
 	index, err := strconv.Atoi(strings.TrimPrefix(chosen.ID, "cl"))
 	if err != nil {
