@@ -4,8 +4,9 @@
 // Convolutions are im2col (or Winograd) followed by float32 GEMMs over
 // chunks of samples (conv.go, winograd.go). The GEMMs run on alexcl's own
 // AVX-512 kernel (package sgemm) where the CPU has AVX-512, else on a
-// system BLAS (OpenBLAS) loaded at run time without cgo, else on gonum's
-// pure-Go BLAS; ALEXCL_GEMM picks one (gemm.go). The other ops are parallel
+// system BLAS (OpenBLAS) loaded at run time without cgo, else on alexcl's
+// AVX2 kernel, else on gonum's pure-Go BLAS; ALEXCL_GEMM picks one
+// (gemm.go). The other ops are parallel
 // loops over batch, channel or rows.
 //
 // Every op is judged against the readable reference in device/ref, and every
@@ -33,6 +34,7 @@ import (
 
 	"github.com/alexcl/alexcl/device"
 	"github.com/alexcl/alexcl/device/cpu/blas"
+	"github.com/alexcl/alexcl/device/cpu/sgemm"
 )
 
 // Device is the CPU implementation of device.Device. Alloc, Free, Close and
@@ -42,8 +44,9 @@ import (
 type Device struct {
 	workers int
 	info    device.Info
-	path    gemmPath  // which GEMM runs (gemm.go)
-	lib     *blas.Lib // the BLAS library of gemmBLAS
+	path    gemmPath      // which GEMM runs (gemm.go)
+	kern    *sgemm.Kernel // the kernel of gemmAsm
+	lib     *blas.Lib     // the BLAS library of gemmBLAS
 
 	noWinograd bool // ALEXCL_WINOGRAD=off: every convolution uses im2col
 
@@ -80,32 +83,35 @@ func (b *buffer) bytes() []byte {
 // this machine has). An ALEXCL_GEMM it cannot honour falls back to that
 // default; Open reports it instead.
 func New() *Device {
-	path, lib, _ := gemmFromEnv()
-	return newDevice(runtime.GOMAXPROCS(0), path, lib)
+	path, kern, lib, _ := gemmFromEnv()
+	return newDevice(runtime.GOMAXPROCS(0), path, kern, lib)
 }
 
 // Open is New, with an error when ALEXCL_GEMM has a value this machine
-// cannot honour (unknown, no AVX-512, no BLAS library).
+// cannot honour (unknown, a kernel the CPU lacks, no BLAS library).
 func Open() (*Device, error) {
-	path, lib, err := gemmFromEnv()
+	path, kern, lib, err := gemmFromEnv()
 	if err != nil {
 		return nil, err
 	}
-	return newDevice(runtime.GOMAXPROCS(0), path, lib), nil
+	return newDevice(runtime.GOMAXPROCS(0), path, kern, lib), nil
 }
 
 // NewGo returns a CPU device that uses gonum's pure-Go GEMM whatever the
 // machine has.
-func NewGo() *Device { return newDevice(runtime.GOMAXPROCS(0), gemmGonum, nil) }
+func NewGo() *Device { return newDevice(runtime.GOMAXPROCS(0), gemmGonum, nil, nil) }
 
-// newDevice returns a device with the given workers and GEMM path (lib is
-// the library of gemmBLAS). The library is set to one thread: the device
-// runs one GEMM per worker itself.
-func newDevice(workers int, path gemmPath, lib *blas.Lib) *Device {
-	if path == gemmBLAS && lib == nil {
+// newDevice returns a device with the given workers and GEMM path (kern is
+// the kernel of gemmAsm, lib the library of gemmBLAS). The library is set
+// to one thread: the device runs one GEMM per worker itself.
+func newDevice(workers int, path gemmPath, kern *sgemm.Kernel, lib *blas.Lib) *Device {
+	if (path == gemmBLAS && lib == nil) || (path == gemmAsm && (kern == nil || !kern.Available())) {
 		path = gemmGonum
 	}
 	d := &Device{workers: workers, path: path, live: map[*buffer]struct{}{}, noWinograd: winogradOff}
+	if path == gemmAsm {
+		d.kern = kern
+	}
 	if path == gemmBLAS {
 		d.lib = lib
 		lib.SetThreads(1)
@@ -115,12 +121,13 @@ func newDevice(workers int, path gemmPath, lib *blas.Lib) *Device {
 	return d
 }
 
-// BLAS names the GEMM backend in use: "alexcl AVX-512", "gonum (pure Go)"
-// or the library and, for OpenBLAS, its version and kernel core.
+// BLAS names the GEMM backend in use: "alexcl avx512 (Go assembly)",
+// "gonum (pure Go)" or the library and, for OpenBLAS, its version and
+// kernel core.
 func (d *Device) BLAS() string {
 	switch d.path {
-	case gemmAVX512:
-		return "alexcl AVX-512 (Go assembly)"
+	case gemmAsm:
+		return "alexcl " + d.kern.Name + " (Go assembly)"
 	case gemmBLAS:
 		return d.lib.Describe()
 	}

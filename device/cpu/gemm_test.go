@@ -21,35 +21,37 @@ import (
 // with 2 and with 13 workers.
 
 // pathDevices returns a device for every GEMM path this machine has (the
-// pure-Go one always; the BLAS one when a library loads; the AVX-512 one
-// when the CPU has it), each with 2 workers and with 13. Without a library
+// pure-Go one always; the BLAS one when a library loads; each assembly
+// kernel the CPU runs), each with 2 workers and with 13. Without a library
 // the BLAS half is skipped, unless ALEXCL_REQUIRE_BLAS=1 (CI with OpenBLAS
 // installed), where it fails.
 func pathDevices(t *testing.T) map[string][2]testDevice {
 	t.Helper()
 	out := map[string][2]testDevice{}
-	mk := func(path gemmPath, lib *blas.Lib) [2]testDevice {
+	mk := func(path gemmPath, kern *sgemm.Kernel, lib *blas.Lib) [2]testDevice {
 		var p [2]testDevice
 		for i, w := range []int{2, 13} {
-			d := newDevice(w, path, lib)
+			d := newDevice(w, path, kern, lib)
 			t.Cleanup(func() { d.Close() })
 			p[i] = testDevice{d, t}
 		}
 		return p
 	}
-	out["go"] = mk(gemmGonum, nil)
+	out["go"] = mk(gemmGonum, nil, nil)
 	if lib, err := blas.Load(); err == nil {
-		out["blas"] = mk(gemmBLAS, lib)
+		out["blas"] = mk(gemmBLAS, nil, lib)
 		t.Logf("blas path: %s", lib.Describe())
 	} else if os.Getenv("ALEXCL_REQUIRE_BLAS") == "1" && os.Getenv("ALEXCL_BLAS") != "off" {
 		t.Fatalf("ALEXCL_REQUIRE_BLAS=1 but no BLAS library loaded: %v", err)
 	} else {
 		t.Logf("no BLAS library: the BLAS path is not checked")
 	}
-	if sgemm.Available() {
-		out["avx512"] = mk(gemmAVX512, nil)
-	} else {
-		t.Logf("no AVX-512: the AVX-512 path is not checked")
+	for _, k := range []*sgemm.Kernel{sgemm.AVX512, sgemm.AVX2} {
+		if k.Available() {
+			out[k.Name] = mk(gemmAsm, k, nil)
+		} else {
+			t.Logf("the CPU has no %s: that path is not checked", k.Name)
+		}
 	}
 	return out
 }
@@ -216,15 +218,17 @@ func TestGemmEnv(t *testing.T) {
 	if d.path != gemmGonum || !strings.Contains(d.Info().Driver, "gonum") {
 		t.Fatalf("ALEXCL_GEMM=go: path %d, driver %q", d.path, d.Info().Driver)
 	}
-	t.Setenv("ALEXCL_GEMM", "avx512")
-	d2, err := Open()
-	if sgemm.Available() != (err == nil) {
-		t.Fatalf("ALEXCL_GEMM=avx512 with Available()=%v: err = %v", sgemm.Available(), err)
-	}
-	if err == nil {
-		defer d2.Close()
-		if d2.path != gemmAVX512 {
-			t.Fatalf("ALEXCL_GEMM=avx512: path %d", d2.path)
+	for _, k := range []*sgemm.Kernel{sgemm.AVX512, sgemm.AVX2} {
+		t.Setenv("ALEXCL_GEMM", k.Name)
+		d2, err := Open()
+		if k.Available() != (err == nil) {
+			t.Fatalf("ALEXCL_GEMM=%s with Available()=%v: err = %v", k.Name, k.Available(), err)
+		}
+		if err == nil {
+			if d2.path != gemmAsm || d2.kern != k || !strings.Contains(d2.Info().Driver, k.Name) {
+				t.Fatalf("ALEXCL_GEMM=%s: path %d, kernel %v, driver %q", k.Name, d2.path, d2.kern, d2.Info().Driver)
+			}
+			d2.Close()
 		}
 	}
 }

@@ -1,8 +1,8 @@
 //go:build ignore
 
-// gen_kernel writes kernel_amd64.s, the 12×32 AVX-512 micro-kernel: the
-// body is 12 near-identical broadcast-and-FMA groups, easier to read and
-// change here than by hand.
+// gen_kernel writes kernel_amd64.s, the micro-kernels: 12×32 for AVX-512
+// and 6×16 for AVX2 with FMA. Their bodies are rows of near-identical
+// broadcast-and-FMA groups, easier to read and change here than by hand.
 //
 //	go generate ./device/cpu/sgemm
 package main
@@ -13,8 +13,6 @@ import (
 	"strings"
 )
 
-const mr = 12 // rows of the tile; each row is two ZMM accumulators (32 floats)
-
 func main() {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -23,68 +21,92 @@ func main() {
 	w("//go:build amd64 && !purego")
 	w("")
 	w(`#include "textflag.h"`)
+	kernel(w, "AVX512", "Z", 12, 2, 64)
+	kernel(w, "AVX2", "Y", 6, 2, 32)
+	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// kernel writes TEXT ·kernel<name>: a tile of mr rows by vecs vectors of
+// vb bytes (register prefix reg: Z for 512-bit, Y for 256-bit). The
+// accumulators are registers 0 … mr·vecs−1, then vecs registers hold the
+// current row of B, and the rest broadcast values of A.
+func kernel(w func(string, ...any), name, reg string, mr, vecs, vb int) {
+	nr := vecs * vb / 4
+	acc := mr * vecs
+	bReg := acc
+	bc0, nbc := acc+vecs, 16-acc-vecs
+	if reg == "Z" {
+		nbc = 32 - acc - vecs
+	}
+	zero := "VPXORD"
+	if reg == "Y" {
+		zero = "VXORPS"
+	}
 	w("")
-	w("// func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32)")
+	w("// func kernel%s(kc int, a, b, c *float32, ldc int, alpha, beta float32)", name)
 	w("//")
-	w("// C[0:12, 0:32] (row stride ldc floats) = alpha·(A·B) + beta·C, where A is a")
-	w("// packed 12-row sliver (kc × 12, k-major) and B a packed 32-column sliver")
-	w("// (kc × 32, k-major). A beta whose bits other than the sign are zero never")
-	w("// reads C. Z0–Z23 hold the 12×32 accumulators (two vectors a row), Z24/Z25")
-	w("// the current row of B, Z26–Z31 broadcast values of A; kc ≥ 1.")
-	w("TEXT ·kernelAVX512(SB), NOSPLIT, $0-48")
+	w("// C[0:%d, 0:%d] (row stride ldc floats) = alpha·(A·B) + beta·C, where A is a", mr, nr)
+	w("// packed %d-row sliver (kc × %d, k-major) and B a packed %d-column sliver", mr, mr, nr)
+	w("// (kc × %d, k-major). A beta whose bits other than the sign are zero never", nr)
+	w("// reads C. %s0–%s%d accumulate (%d vectors a row), %s%d–%s%d hold the current", reg, reg, acc-1, vecs, reg, bReg, reg, bReg+vecs-1)
+	w("// row of B, the rest broadcast values of A; kc ≥ 1.")
+	w("TEXT ·kernel%s(SB), NOSPLIT, $0-48", name)
 	w("\tMOVQ kc+0(FP), CX")
 	w("\tMOVQ a+8(FP), AX")
 	w("\tMOVQ b+16(FP), BX")
 	w("\tMOVQ c+24(FP), DX")
 	w("\tMOVQ ldc+32(FP), R8")
 	w("\tSHLQ $2, R8")
-	for i := 0; i < 2*mr; i++ {
-		w("\tVPXORD Z%d, Z%d, Z%d", i, i, i)
+	for i := 0; i < acc; i++ {
+		w("\t%s %s%d, %s%d, %s%d", zero, reg, i, reg, i, reg, i)
 	}
 	w("")
-	w("loop:")
-	w("\tVMOVUPS 0(BX), Z24")
-	w("\tVMOVUPS 64(BX), Z25")
+	w("loop%s:", name)
+	for v := 0; v < vecs; v++ {
+		w("\tVMOVUPS %d(BX), %s%d", v*vb, reg, bReg+v)
+	}
 	for i := 0; i < mr; i++ {
-		r := 26 + i%6
-		w("\tVBROADCASTSS %d(AX), Z%d", 4*i, r)
-		w("\tVFMADD231PS Z24, Z%d, Z%d", r, 2*i)
-		w("\tVFMADD231PS Z25, Z%d, Z%d", r, 2*i+1)
+		r := bc0 + i%nbc
+		w("\tVBROADCASTSS %d(AX), %s%d", 4*i, reg, r)
+		for v := 0; v < vecs; v++ {
+			w("\tVFMADD231PS %s%d, %s%d, %s%d", reg, bReg+v, reg, r, reg, i*vecs+v)
+		}
 	}
 	w("\tADDQ $%d, AX", 4*mr)
-	w("\tADDQ $128, BX")
+	w("\tADDQ $%d, BX", vecs*vb)
 	w("\tDECQ CX")
-	w("\tJNZ loop")
+	w("\tJNZ loop%s", name)
 	w("")
-	w("\tVBROADCASTSS alpha+40(FP), Z24")
-	for i := 0; i < 2*mr; i++ {
-		w("\tVMULPS Z24, Z%d, Z%d", i, i)
+	w("\tVBROADCASTSS alpha+40(FP), %s%d", reg, bReg)
+	for i := 0; i < acc; i++ {
+		w("\tVMULPS %s%d, %s%d, %s%d", reg, bReg, reg, i, reg, i)
 	}
 	w("\tMOVL beta+44(FP), R9")
 	w("\tANDL $0x7fffffff, R9")
-	w("\tJZ store")
-	w("\tVBROADCASTSS beta+44(FP), Z25")
+	w("\tJZ store%s", name)
+	w("\tVBROADCASTSS beta+44(FP), %s%d", reg, bReg)
 	w("\tMOVQ DX, R10")
 	for i := 0; i < mr; i++ {
-		w("\tVFMADD231PS 0(R10), Z25, Z%d", 2*i)
-		w("\tVFMADD231PS 64(R10), Z25, Z%d", 2*i+1)
+		for v := 0; v < vecs; v++ {
+			w("\tVFMADD231PS %d(R10), %s%d, %s%d", v*vb, reg, bReg, reg, i*vecs+v)
+		}
 		if i < mr-1 {
 			w("\tADDQ R8, R10")
 		}
 	}
 	w("")
-	w("store:")
+	w("store%s:", name)
 	for i := 0; i < mr; i++ {
-		w("\tVMOVUPS Z%d, 0(DX)", 2*i)
-		w("\tVMOVUPS Z%d, 64(DX)", 2*i+1)
+		for v := 0; v < vecs; v++ {
+			w("\tVMOVUPS %s%d, %d(DX)", reg, i*vecs+v, v*vb)
+		}
 		if i < mr-1 {
 			w("\tADDQ R8, DX")
 		}
 	}
 	w("\tVZEROUPPER")
 	w("\tRET")
-	if err := os.WriteFile("kernel_amd64.s", []byte(b.String()), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
 }

@@ -2,8 +2,9 @@
 
 package sgemm
 
-const hasAVX512 = false
+// No kernel is available off amd64 (or with the purego tag): every Kernel's
+// ok stays false, and the CPU device uses its other GEMM paths.
 
-func kernelAVX512(kc int, a, b, c *float32, ldc int, alpha, beta float32) {
-	panic("sgemm: no AVX-512 kernel on this platform")
+func transpose8(dst *float32, ldd int, src *float32, lds int, blocks int) {
+	panic("sgemm: no transpose kernel on this platform")
 }

@@ -1,39 +1,71 @@
 // Package sgemm is alexcl's own single-precision GEMM for the CPU device:
-// a register-blocked AVX-512 micro-kernel in Go assembly under a
-// BLIS-style blocked driver (pack a K×N panel of B, pack an M×K block of
-// A, sweep 12×32 tiles of C), single-threaded, so that the CPU device runs
-// one per worker goroutine on panels of its own choosing.
+// register-blocked micro-kernels in Go assembly (12×32 for AVX-512, 6×16
+// for AVX2 with FMA) under a BLIS-style blocked driver (pack a K×N panel of
+// B, pack an M×K block of A, sweep the tiles of C), single-threaded, so
+// that the CPU device runs one per worker goroutine on panels of its own
+// choosing.
 //
-// It is used where the CPU has AVX-512F: there it runs at ≈250 GFLOP/s a
-// core (Zen 5), where OpenBLAS restricted to its AVX2 kernels, as this
-// project's machines pin it with OPENBLAS_CORETYPE=Haswell, gives about
-// half. Available reports whether it can run here.
+// On this project's 2-core Zen 5 machine the AVX-512 kernel runs at ≈250
+// GFLOP/s a core, about twice what OpenBLAS gives there with its AVX2
+// kernels (the machines pin it with OPENBLAS_CORETYPE=Haswell). Best
+// returns the widest kernel the CPU has.
 //
 // Contract (that of the CPU device's GEMM):
 //
 //	C = alpha·op(A)·op(B) + beta·C, row-major with leading dimensions;
 //	with beta 0, C is never read (NaN in it does not leak);
-//	the order of every sum is fixed by the shape, so the bits are a
-//	function of the call's shape and data alone (never of timing).
+//	the order of every sum is fixed by the shape and the kernel, so the
+//	bits are a function of the call's shape, data and kernel alone.
 package sgemm
 
 import "fmt"
 
-// The blocking. mr×nr is the micro-kernel's tile of C (12 rows of two
-// 16-float vectors: 24 of the 32 ZMM registers accumulate). kc bounds the
-// K-slice packed at a time: a kc×nr sliver of B (32 KiB) stays in L1 while
-// the kernel sweeps it against every A sliver of the block. mc×kc floats
-// of packed A (192 KiB) stay in L2; nc×kc of packed B (3 MiB) in L3.
-const (
-	mr = 12
-	nr = 32
-	kc = 256
-	mc = 16 * mr
-	nc = 96 * nr
+// Kernel is one micro-kernel: its mr×nr tile of C, and the assembly that
+// computes a tile and copies rows of nr floats.
+type Kernel struct {
+	Name     string
+	mr, nr   int
+	ok       bool // the CPU and OS support it
+	tile     func(kc int, a, b, c *float32, ldc int, alpha, beta float32)
+	copyRows func(dst, src *float32, lds int, rows int)
+}
+
+// The kernels. AVX512: 12 rows of two 16-float vectors, 24 of the 32 ZMM
+// registers accumulating. AVX2: 6 rows of two 8-float vectors, 12 of the 16
+// YMM registers. (tile, copyRows and ok are set by the platform's init.)
+var (
+	AVX512 = &Kernel{Name: "avx512", mr: 12, nr: 32}
+	AVX2   = &Kernel{Name: "avx2", mr: 6, nr: 16}
 )
 
-// Available reports whether the CPU and OS support the AVX-512 kernel.
-func Available() bool { return hasAVX512 }
+// hasAVX is whether transpose8 can run.
+var hasAVX bool
+
+// Available reports whether the CPU and OS support the kernel.
+func (k *Kernel) Available() bool { return k.ok }
+
+// Best returns the widest kernel this CPU supports, or nil.
+func Best() *Kernel {
+	for _, k := range []*Kernel{AVX512, AVX2} {
+		if k.ok {
+			return k
+		}
+	}
+	return nil
+}
+
+// The blocking, shared by the kernels. kc bounds the K-slice packed at a
+// time: a kc×nr sliver of B (32 KiB for AVX-512) stays in L1 while the
+// kernel sweeps it against every A sliver of the block. mc×kc floats of
+// packed A (192 KiB) stay in L2; nc×kc of packed B (3 MiB) in L3. mc is a
+// multiple of every mr, nc of every nr.
+const (
+	kc    = 256
+	mc    = 192
+	nc    = 3072
+	maxMR = 12
+	maxNR = 32
+)
 
 // Workspace is the packing scratch of one goroutine's GEMMs. The zero
 // value is ready; it grows to its full size (≈3.3 MiB) on first use and is
@@ -41,7 +73,7 @@ func Available() bool { return hasAVX512 }
 // not be shared by concurrent calls.
 type Workspace struct {
 	a, b []float32
-	tile [mr * nr]float32
+	tile [maxMR * maxNR]float32
 }
 
 func (w *Workspace) grow() {
@@ -59,9 +91,9 @@ func (w *Workspace) grow() {
 //
 // It panics when the kernel is not Available or the slices are too short
 // for the shape; both are bugs in the caller.
-func Sgemm(w *Workspace, tA, tB bool, M, N, K int, alpha float32, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
-	if !hasAVX512 {
-		panic("sgemm: no AVX-512 on this CPU")
+func (kr *Kernel) Sgemm(w *Workspace, tA, tB bool, M, N, K int, alpha float32, A []float32, lda int, B []float32, ldb int, beta float32, C []float32, ldc int) {
+	if !kr.ok {
+		panic("sgemm: the " + kr.Name + " kernel cannot run on this CPU")
 	}
 	if err := check(tA, tB, M, N, K, A, lda, B, ldb, C, ldc); err != nil {
 		panic("sgemm: " + err.Error())
@@ -78,15 +110,15 @@ func Sgemm(w *Workspace, tA, tB bool, M, N, K int, alpha float32, A []float32, l
 		n := min(nc, N-j0)
 		for p0 := 0; p0 < K; p0 += kc {
 			k := min(kc, K-p0)
-			packB(w.b, tB, B, ldb, p0, j0, k, n)
+			kr.packB(w.b, tB, B, ldb, p0, j0, k, n)
 			bet := beta
 			if p0 > 0 {
 				bet = 1
 			}
 			for i0 := 0; i0 < M; i0 += mc {
 				m := min(mc, M-i0)
-				packA(w.a, tA, A, lda, i0, p0, m, k)
-				w.block(m, n, k, alpha, bet, C[i0*ldc+j0:], ldc)
+				kr.packA(w.a, tA, A, lda, i0, p0, m, k)
+				kr.block(w, m, n, k, alpha, bet, C[i0*ldc+j0:], ldc)
 			}
 		}
 	}
@@ -94,7 +126,8 @@ func Sgemm(w *Workspace, tA, tB bool, M, N, K int, alpha float32, A []float32, l
 
 // block runs the micro-kernel over one packed m×k block of A and k×n
 // panel of B, into C (offset to the block's corner).
-func (w *Workspace) block(m, n, k int, alpha, beta float32, C []float32, ldc int) {
+func (kr *Kernel) block(w *Workspace, m, n, k int, alpha, beta float32, C []float32, ldc int) {
+	mr, nr := kr.mr, kr.nr
 	for j := 0; j < n; j += nr {
 		bp := &w.b[j*k]
 		nn := min(nr, n-j)
@@ -102,12 +135,12 @@ func (w *Workspace) block(m, n, k int, alpha, beta float32, C []float32, ldc int
 			ap := &w.a[i*k]
 			mm := min(mr, m-i)
 			if mm == mr && nn == nr {
-				kernelAVX512(k, ap, bp, &C[i*ldc+j], ldc, alpha, beta)
+				kr.tile(k, ap, bp, &C[i*ldc+j], ldc, alpha, beta)
 				continue
 			}
 			// An edge tile: compute the whole tile aside, then merge the
 			// part that exists.
-			kernelAVX512(k, ap, bp, &w.tile[0], nr, alpha, 0)
+			kr.tile(k, ap, bp, &w.tile[0], nr, alpha, 0)
 			for ii := 0; ii < mm; ii++ {
 				row := C[(i+ii)*ldc+j : (i+ii)*ldc+j+nn]
 				t := w.tile[ii*nr : ii*nr+nn]
@@ -125,10 +158,16 @@ func (w *Workspace) block(m, n, k int, alpha, beta float32, C []float32, ldc int
 
 // packB copies op(B)[p0:p0+k, j0:j0+n] into dst as ⌈n/nr⌉ slivers of k×nr
 // floats, k-major, the last one padded with zeros.
-func packB(dst []float32, tB bool, B []float32, ldb, p0, j0, k, n int) {
+func (kr *Kernel) packB(dst []float32, tB bool, B []float32, ldb, p0, j0, k, n int) {
+	nr := kr.nr
 	for s := 0; s < n; s += nr {
 		w := min(nr, n-s)
 		sl := dst[s*k : s*k+k*nr]
+		if !tB && w == nr {
+			_ = B[(p0+k-1)*ldb+j0+s+nr-1]
+			kr.copyRows(&sl[0], &B[p0*ldb+j0+s], ldb, k)
+			continue
+		}
 		if !tB {
 			for p := 0; p < k; p++ {
 				src := B[(p0+p)*ldb+j0+s:]
@@ -138,11 +177,29 @@ func packB(dst []float32, tB bool, B []float32, ldb, p0, j0, k, n int) {
 			}
 			continue
 		}
+		// Columns of the sliver are rows of B: transpose 8×8 blocks,
+		// then the last k mod 8 rows and the last w mod 8 columns.
+		k8 := k / 8 * 8
+		if !hasAVX {
+			k8 = 0
+		}
+		for g := 0; g+8 <= w; g += 8 {
+			if k8 > 0 {
+				// Bounds: the block reads rows j0+s+g … +7, elements
+				// p0 … p0+k8−1 of each.
+				_ = B[(j0+s+g+7)*ldb+p0+k8-1]
+				transpose8(&sl[g], nr, &B[(j0+s+g)*ldb+p0], ldb, k8/8)
+			}
+		}
 		for jj := 0; jj < w; jj++ {
 			src := B[(j0+s+jj)*ldb+p0:]
 			src = src[:k]
-			for p, v := range src {
-				sl[p*nr+jj] = v
+			p1 := k8
+			if jj >= w/8*8 {
+				p1 = 0
+			}
+			for p := p1; p < k; p++ {
+				sl[p*nr+jj] = src[p]
 			}
 		}
 		if w < nr {
@@ -155,7 +212,8 @@ func packB(dst []float32, tB bool, B []float32, ldb, p0, j0, k, n int) {
 
 // packA copies op(A)[i0:i0+m, p0:p0+k] into dst as ⌈m/mr⌉ slivers of k×mr
 // floats, k-major, the last one padded with zeros.
-func packA(dst []float32, tA bool, A []float32, lda, i0, p0, m, k int) {
+func (kr *Kernel) packA(dst []float32, tA bool, A []float32, lda, i0, p0, m, k int) {
+	mr := kr.mr
 	for s := 0; s < m; s += mr {
 		h := min(mr, m-s)
 		sl := dst[s*k : s*k+k*mr]
@@ -168,11 +226,21 @@ func packA(dst []float32, tA bool, A []float32, lda, i0, p0, m, k int) {
 			}
 			continue
 		}
+		// Rows of the sliver's columns: with all 12 rows there, two 8-row
+		// transposes (rows 0–7 and 4–11, writing 4–7 twice) cover k
+		// rounded down to 8; the rest goes element by element.
+		k8, p1 := k/8*8, 0
+		if mr == 12 && h == mr && k8 > 0 && hasAVX {
+			_ = A[(i0+s+mr-1)*lda+p0+k8-1]
+			transpose8(&sl[0], mr, &A[(i0+s)*lda+p0], lda, k8/8)
+			transpose8(&sl[4], mr, &A[(i0+s+4)*lda+p0], lda, k8/8)
+			p1 = k8
+		}
 		for ii := 0; ii < h; ii++ {
 			src := A[(i0+s+ii)*lda+p0:]
 			src = src[:k]
-			for p, v := range src {
-				sl[p*mr+ii] = v
+			for p := p1; p < k; p++ {
+				sl[p*mr+ii] = src[p]
 			}
 		}
 		if h < mr {
