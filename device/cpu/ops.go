@@ -191,11 +191,11 @@ func poolSizes(op string, s device.PoolShape) (nx, ny int, err error) {
 // window's maximum key is taken with max (conditional moves) and its first
 // position found by a backward scan of equalities.
 func poolKey(b uint32) int32 {
-	k := int32(b)
-	neg := k >> 31                     // −1 for a negative sign, else 0
-	k = (k ^ (neg & 0x7fffffff)) - neg // negatives: −0 → 0, more negative → smaller
-	nan := int32((int64(0x7f800000) - int64(b&0x7fffffff)) >> 63)
-	return k&^nan | nan&0x7fffffff
+	a := int32(b & 0x7fffffff)    // |x|
+	nan := (0x7f800000 - a) >> 31 // −1 for a NaN, else 0
+	neg := int32(b) >> 31 &^ nan  // −1 for a negative number, else 0
+	a |= nan & 0x7fffffff         // every NaN: the largest key
+	return (a ^ neg) - neg        // negatives: −|x|, and −0 → 0
 }
 
 // MaxPoolForward writes y and idx, the first maximum of each window (a NaN
@@ -238,7 +238,7 @@ func (d *Device) MaxPoolForward(x, y, idx device.Buffer, s device.PoolShape) err
 			yp := ys[nc*OHW : (nc+1)*OHW]  // (OH, OW)
 			ip := is[nc*OHW : (nc+1)*OHW]  // (OH, OW)
 			if s.Size == 3 {
-				maxPool3(plane, yp, ip, keys, hk, hat, s.W, OH, OW, rows, s.Stride)
+				maxPool3(plane, yp, ip, keys, hk, hat, s.W, OH, OW, rows, s.Stride, keysAreBits(plane))
 			} else {
 				maxPoolPlane(plane, yp, ip, keys, hk, hat, s.W, OH, OW, rows, s.Stride, s.Size)
 			}
@@ -296,12 +296,39 @@ func maxPoolPlane(plane []uint32, yp []float32, ip []int32, keys, hk, hat []int3
 	}
 }
 
+// keysAreBits reports whether every float of plane is +0, positive or +Inf
+// (as after a ReLU): then, read as int32, the bits themselves order as
+// their poolKeys do — no NaN, no −0 — and the keys need not be computed.
+// Out of line, its maxima stay in registers; two of them halve the chain
+// of dependent conditional moves.
+//
+//go:noinline
+func keysAreBits(plane []uint32) bool {
+	var m0, m1 uint32
+	i := 0
+	for ; i+1 < len(plane); i += 2 {
+		m0, m1 = max(m0, plane[i]), max(m1, plane[i+1])
+	}
+	if i < len(plane) {
+		m0 = max(m0, plane[i])
+	}
+	return max(m0, m1) <= 0x7f800000
+}
+
 // maxPool3 is maxPoolPlane for 3×3 windows, unrolled, its loops over
-// contiguous rows. The row helpers are kept out of line so that each inner
-// loop has the registers to itself.
-func maxPool3(plane []uint32, yp []float32, ip []int32, keys, hk, hat []int32, W, OH, OW, rows, stride int) {
+// contiguous rows; with raw (see keysAreBits) the rows' bits are their
+// keys. The row helpers are kept out of line so that each inner loop has
+// the registers to itself.
+func maxPool3(plane []uint32, yp []float32, ip []int32, keys, hk, hat []int32, W, OH, OW, rows, stride int, raw bool) {
 	for h := 0; h < rows; h++ {
-		pool3Row(plane[h*W:(h+1)*W], keys[:W], hk[h*OW:(h+1)*OW], hat[h*OW:(h+1)*OW], int32(h*W), stride)
+		row := plane[h*W : (h+1)*W]
+		k := keys[:W]
+		if raw {
+			k = unsafe.Slice((*int32)(unsafe.Pointer(&row[0])), W)
+		} else {
+			poolKeys(row, k)
+		}
+		pool3Row(k, hk[h*OW:(h+1)*OW], hat[h*OW:(h+1)*OW], int32(h*W), stride)
 	}
 	for oh := 0; oh < OH; oh++ {
 		h0 := oh * stride
@@ -309,15 +336,21 @@ func maxPool3(plane []uint32, yp []float32, ip []int32, keys, hk, hat []int32, W
 	}
 }
 
-// pool3Row sets hr[ow], ar[ow] to the largest key among row[o..o+2]
-// (o = ow·stride) and base plus the first position holding it.
+// poolKeys sets keys[i] = poolKey(row[i]).
 //
 //go:noinline
-func pool3Row(row []uint32, keys, hr, ar []int32, base int32, stride int) {
-	row = row[:len(keys)]
+func poolKeys(row []uint32, keys []int32) {
+	keys = keys[:len(row)]
 	for i, b := range row {
 		keys[i] = poolKey(b)
 	}
+}
+
+// pool3Row sets hr[ow], ar[ow] to the largest of keys[o..o+2]
+// (o = ow·stride) and base plus the first position holding it.
+//
+//go:noinline
+func pool3Row(keys, hr, ar []int32, base int32, stride int) {
 	ar = ar[:len(hr)]
 	for ow := range hr {
 		o := ow * stride
@@ -336,26 +369,33 @@ func pool3Row(row []uint32, keys, hr, ar []int32, base int32, stride int) {
 }
 
 // pool3Col takes, for each ow, the first of three window rows (hk, hat are
-// three rows of len(yo)) holding the largest key.
+// three rows of len(yo)) holding the largest key: a later row wins only
+// when its key is greater. The choices are made with gtMask: written as
+// ifs or max, the compiler emits branches here, which random data
+// mispredicts about once a window.
 //
 //go:noinline
 func pool3Col(plane []uint32, hk, hat []int32, yo []float32, io []int32) {
 	n := len(yo)
 	k0, k1, k2 := hk[:n], hk[n:2*n], hk[2*n:3*n]
-	a0, a1, a2 := hat[:n], hat[n:2*n], hat[2*n:3*n]
+	hat = hat[:3*n]
 	io = io[:n]
 	for ow := range yo {
-		m := max(k0[ow], k1[ow], k2[ow])
-		at := a2[ow]
-		if k1[ow] == m {
-			at = a1[ow]
-		}
-		if k0[ow] == m {
-			at = a0[ow]
-		}
+		m, b, c := k0[ow], k1[ow], k2[ow]
+		g := gtMask(b, m)
+		m ^= (m ^ b) & int32(g) // the larger of rows 0 and 1
+		r := n & g              // and the first row holding it
+		g = gtMask(c, m)
+		r = r&^g | 2*n&g
+		at := hat[r+ow]
 		yo[ow] = math.Float32frombits(plane[at])
 		io[ow] = at
 	}
+}
+
+// gtMask returns −1 (all ones) if a > b, else 0, without a branch.
+func gtMask(a, b int32) int {
+	return int((int64(b) - int64(a)) >> 63)
 }
 
 // int32s views a float32 scratch slice as int32s.
@@ -418,32 +458,24 @@ func powNegBeta(s, beta float32) float32 {
 	return float32(math.Pow(float64(s), -float64(beta)))
 }
 
-// pow34 returns s^(3/4) as √((√s)³). Written so that each SQRTSS overwrites
-// its own operand: SQRTSS only writes the low lane, so a square root into a
-// register holding an older value waits for that value, which in a loop
-// chains every element's latency to the next one's.
-func pow34(s float32) float32 {
-	q := float32(math.Sqrt(float64(s)))
-	return float32(math.Sqrt(float64(q * q * q)))
-}
+// lrnTile is the most pixels one LRN task handles, for all channels.
+const lrnTile = 1024
 
-// lrnTile is the number of pixels one LRN task handles for all channels.
-const lrnTile = 256
-
-// lrnTasks splits (N, H·W) into tasks of up to lrnTile pixels and runs fn
-// for each on the workers, with a scratch of C·lrnTile floats per worker
-// from the device's arena.
-func (d *Device) lrnTasks(s device.LRNShape, fn func(n, p0, pn int, scratch []float32)) {
+// lrnTasks splits (N, H·W) into tasks of up to lrnTile pixels, a plane's
+// tiles differing in size by at most one, and runs fn for each on the
+// workers, with per floats of scratch per worker from the device's arena.
+func (d *Device) lrnTasks(s device.LRNShape, per int, fn func(n, p0, pn int, scratch []float32)) {
 	HW := s.H * s.W
 	tilesPer := (HW + lrnTile - 1) / lrnTile
 	tasks := s.N * tilesPer
 	ar := d.acquire()
 	defer d.release(ar)
-	per := s.C * lrnTile
+	per = round16(per)
 	scratch := ar.take(min(d.workers, tasks) * per)
 	d.run(ar, tasks, func(w *worker, t int) {
-		n, p0 := t/tilesPer, (t%tilesPer)*lrnTile
-		fn(n, p0, min(lrnTile, HW-p0), scratch[w.idx*per:(w.idx+1)*per])
+		n, i := t/tilesPer, t%tilesPer
+		p0, p1 := HW*i/tilesPer, HW*(i+1)/tilesPer
+		fn(n, p0, p1-p0, scratch[w.idx*per:(w.idx+1)*per])
 	})
 }
 
@@ -454,25 +486,15 @@ func lrnSizes(op string, s device.LRNShape) (int, error) {
 	return product(op, s.N, s.C, s.H, s.W)
 }
 
-// lrnRows returns the pn-pixel rows lo..lo+4 of t (C, pn), for the
-// five-channel windows of the fast LRN loops.
-func lrnRows(t []float32, lo, pn int) (a0, a1, a2, a3, a4 []float32) {
-	a0 = t[lo*pn : (lo+1)*pn]
-	a1 = t[(lo+1)*pn : (lo+2)*pn]
-	a2 = t[(lo+2)*pn : (lo+3)*pn]
-	a3 = t[(lo+3)*pn : (lo+4)*pn]
-	a4 = t[(lo+4)*pn : (lo+5)*pn]
-	return
-}
-
-// lrnWindowSum writes sum[p] = Σ_{cc=lo..hi} t[cc, p] for t (C, pn), each
-// sum in increasing channel order (as device/ref's 0 + t[lo] + t[lo+1] + …;
-// the terms are squares or products, never −0 where it would matter, and
-// 0 + v is v).
-func lrnWindowSum(sum, t []float32, lo, hi, pn int) {
-	copy(sum, t[lo*pn:(lo+1)*pn])
+// lrnWindowSum writes sum[p] = Σ_{cc=lo..hi} t[cc mod rows, p] for t
+// (rows, pn), each sum in increasing channel order (as device/ref's 0 +
+// t[lo] + t[lo+1] + …; the terms are squares or products, never −0 where
+// it would matter, and 0 + v is v). t holds every channel (rows = C) or
+// the ring of the last five (rows = 5).
+func lrnWindowSum(sum, t []float32, lo, hi, pn, rows int) {
+	copy(sum, t[lo%rows*pn:][:pn])
 	for cc := lo + 1; cc <= hi; cc++ {
-		row := t[cc*pn : (cc+1)*pn]
+		row := t[cc%rows*pn:][:pn]
 		row = row[:len(sum)]
 		for p, v := range row {
 			sum[p] += v
@@ -482,7 +504,9 @@ func lrnWindowSum(sum, t []float32, lo, hi, pn int) {
 
 // LRNForward writes y and scale; the window sums run in increasing channel
 // order as in device/ref. A task is (sample, tile of pixels); within it
-// every loop runs over contiguous pixels of one channel plane.
+// every loop runs over contiguous pixels of one channel plane. AlexNet's
+// 5-channel windows take lrnForward5, which reads x once; other sizes
+// square the tile's channels first, then sum the windows.
 func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error {
 	const op = "lrn_forward"
 	n, err := lrnSizes(op, s)
@@ -497,7 +521,14 @@ func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error 
 	HW := s.H * s.W
 	alphaOverSize := s.Alpha / float32(s.Size)
 	K, beta := s.K, s.Beta
-	d.lrnTasks(s, func(n, p0, pn int, sq []float32) {
+	if s.Size == 5 {
+		d.lrnTasks(s, 5*lrnTile, func(n, p0, pn int, ring []float32) {
+			off := n*s.C*HW + p0
+			lrnForward5(xs[off:], ys[off:], ss[off:], ring[:5*pn], s.C, HW, pn, K, alphaOverSize, beta)
+		})
+		return nil
+	}
+	d.lrnTasks(s, s.C*lrnTile, func(n, p0, pn int, sq []float32) {
 		base := n * s.C * HW
 		for c := 0; c < s.C; c++ { // sq is (C, pn): x²
 			src := xs[base+c*HW+p0 : base+c*HW+p0+pn]
@@ -512,19 +543,7 @@ func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error 
 			off := base + c*HW + p0
 			xo, yo, so := xs[off:off+pn], ys[off:off+pn], ss[off:off+pn]
 			xo, yo = xo[:len(so)], yo[:len(so)]
-			if hi-lo == 4 && beta == 0.75 {
-				a0, a1, a2, a3, a4 := lrnRows(sq, lo, pn)
-				a0, a1, a2, a3, a4 = a0[:len(so)], a1[:len(so)], a2[:len(so)], a3[:len(so)], a4[:len(so)]
-				for p := range so {
-					sum := a0[p] + a1[p] + a2[p] + a3[p] + a4[p]
-					sc := K + alphaOverSize*sum
-					so[p] = sc
-					r := float32(math.Sqrt(float64(sc)))
-					yo[p] = xo[p] * (1 / (r * float32(math.Sqrt(float64(r)))))
-				}
-				continue
-			}
-			lrnWindowSum(so, sq, lo, hi, pn)
+			lrnWindowSum(so, sq, lo, hi, pn, s.C)
 			for p, sum := range so {
 				sc := K + alphaOverSize*sum
 				so[p] = sc
@@ -535,14 +554,62 @@ func (d *Device) LRNForward(x, y, scale device.Buffer, s device.LRNShape) error 
 	return nil
 }
 
+// lrnForward5 is LRNForward for 5-channel windows on one tile: pn pixels of
+// each of C channels, channel c at x[c·HW:], y[c·HW:], scale[c·HW:]. ring
+// (5, pn) holds x² of the last five channels read, channel c in row c mod
+// 5. Each channel is read once: reading channel c completes the window of
+// channel c−2, which is then written while its x is still in L1.
+func lrnForward5(x, y, scale, ring []float32, C, HW, pn int, K, alphaOverSize, beta float32) {
+	row := func(c int) []float32 { return ring[c%5*pn : (c%5+1)*pn] }
+	for c := 0; c < C+2; c++ {
+		o := c - 2 // the channel whose window c completes
+		xo, yo, so := x[max(o, 0)*HW:][:pn], y[max(o, 0)*HW:][:pn], scale[max(o, 0)*HW:][:pn]
+		if o >= 2 && c < C && beta == 0.75 { // a whole window: square x[c] on the way
+			xc := x[c*HW:][:pn]
+			a0, a1, a2, a3, a4 := row(o - 2)[:pn], row(o - 1)[:pn], row(o)[:pn], row(o + 1)[:pn], row(c)[:pn]
+			xc, xo, yo = xc[:len(so)], xo[:len(so)], yo[:len(so)]
+			a0, a1, a2, a3, a4 = a0[:len(so)], a1[:len(so)], a2[:len(so)], a3[:len(so)], a4[:len(so)]
+			for p := range so {
+				v := xc[p]
+				q := v * v
+				a4[p] = q
+				sum := a0[p] + a1[p] + a2[p] + a3[p] + q
+				sc := K + alphaOverSize*sum
+				so[p] = sc
+				r := float32(math.Sqrt(float64(sc)))
+				yo[p] = xo[p] * (1 / (r * float32(math.Sqrt(float64(r)))))
+			}
+			continue
+		}
+		if c < C {
+			src, dst := x[c*HW:][:pn], row(c)
+			dst = dst[:len(src)]
+			for p, v := range src {
+				dst[p] = v * v
+			}
+		}
+		if o < 0 {
+			continue
+		}
+		lrnWindowSum(so, ring, max(0, o-2), min(C-1, o+2), pn, 5)
+		xo, yo = xo[:len(so)], yo[:len(so)]
+		for p, sum := range so {
+			sc := K + alphaOverSize*sum
+			so[p] = sc
+			yo[p] = xo[p] * powNegBeta(sc, beta)
+		}
+	}
+}
+
 // LRNBackward overwrites dx with the gradient w.r.t. x (see device/ref for
 // the derivation):
 //
 //	dx[j] = dy[j]·scale[j]^(−β) − (2αβ/n)·x[j]·Σ_{c : j in window(c)} dy[c]·y[c]/scale[c]
 //
-// Tasks and loops are cut as in LRNForward. For β = 0.75, 1/scale is
-// (scale^(−3/4)·scale^(1/4))², from the two square roots the power takes
-// anyway, so each element costs one division instead of two.
+// Tasks and loops are cut as in LRNForward; 5-channel windows take
+// lrnBackward5. For β = 0.75, 1/scale is (scale^(−3/4)·scale^(1/4))², from
+// the two square roots the power takes anyway, so each element costs one
+// division instead of two.
 func (d *Device) LRNBackward(x, y, scale, dy, dx device.Buffer, s device.LRNShape) error {
 	const op = "lrn_backward"
 	n, err := lrnSizes(op, s)
@@ -557,43 +624,26 @@ func (d *Device) LRNBackward(x, y, scale, dy, dx device.Buffer, s device.LRNShap
 	HW := s.H * s.W
 	coef := 2 * s.Alpha * s.Beta / float32(s.Size)
 	beta := s.Beta
-	d.lrnTasks(s, func(n, p0, pn int, t []float32) {
+	if s.Size == 5 {
+		d.lrnTasks(s, 6*lrnTile, func(n, p0, pn int, scratch []float32) {
+			off := n*s.C*HW + p0
+			lrnBackward5(xs[off:], ys[off:], ss[off:], dys[off:], dxs[off:], scratch[:5*pn], scratch[5*pn:6*pn], s.C, HW, pn, coef, beta)
+		})
+		return nil
+	}
+	d.lrnTasks(s, s.C*lrnTile, func(n, p0, pn int, t []float32) {
 		base := n * s.C * HW
 		// t is (C, pn): dy·y/scale. dx is first set to dy·scale^(−β),
 		// then the window terms are subtracted.
 		for c := 0; c < s.C; c++ {
 			off := base + c*HW + p0
-			dyo, yo, so, dxo := dys[off:off+pn], ys[off:off+pn], ss[off:off+pn], dxs[off:off+pn]
-			to := t[c*pn : (c+1)*pn]
-			dyo, yo, so, to = dyo[:len(dxo)], yo[:len(dxo)], so[:len(dxo)], to[:len(dxo)]
-			if beta == 0.75 {
-				for p, sc := range so {
-					q := float32(math.Sqrt(float64(sc)))
-					pw := 1 / float32(math.Sqrt(float64(q*q*q))) // scale^(−3/4), see pow34
-					to[p] = dyo[p] * yo[p] * (pw * pw * q)       // 1/scale = scale^(−3/2)·scale^(1/2)
-					dxo[p] = dyo[p] * pw
-				}
-				continue
-			}
-			for p, sc := range so {
-				to[p] = dyo[p] * yo[p] / sc
-				dxo[p] = dyo[p] * powNegBeta(sc, beta)
-			}
+			lrnBackwardTerms(t[c*pn:(c+1)*pn], dxs[off:off+pn], dys[off:off+pn], ys[off:off+pn], ss[off:off+pn], beta)
 		}
 		for j := 0; j < s.C; j++ {
 			lo, hi := max(0, j-(s.Size-1)/2), min(s.C-1, j+s.Size/2)
 			off := base + j*HW + p0
 			xo, dxo := xs[off:off+pn], dxs[off:off+pn]
 			xo = xo[:len(dxo)]
-			if hi-lo == 4 {
-				a0, a1, a2, a3, a4 := lrnRows(t, lo, pn)
-				a0, a1, a2, a3, a4 = a0[:len(dxo)], a1[:len(dxo)], a2[:len(dxo)], a3[:len(dxo)], a4[:len(dxo)]
-				for p := range dxo {
-					sum := a0[p] + a1[p] + a2[p] + a3[p] + a4[p]
-					dxo[p] -= coef * xo[p] * sum
-				}
-				continue
-			}
 			for p := range dxo {
 				sum := t[lo*pn+p]
 				for c := lo + 1; c <= hi; c++ {
@@ -604,6 +654,65 @@ func (d *Device) LRNBackward(x, y, scale, dy, dx device.Buffer, s device.LRNShap
 		}
 	})
 	return nil
+}
+
+// lrnBackwardTerms sets, for one channel's pixels, t = dy·y/scale and
+// dx = dy·scale^(−β).
+func lrnBackwardTerms(t, dx, dy, y, scale []float32, beta float32) {
+	dy, y, scale, t = dy[:len(dx)], y[:len(dx)], scale[:len(dx)], t[:len(dx)]
+	if beta == 0.75 {
+		for p, sc := range scale {
+			q := float32(math.Sqrt(float64(sc)))
+			pw := 1 / float32(math.Sqrt(float64(q*q*q))) // scale^(−3/4) as 1/√(q³), q = √scale
+			t[p] = dy[p] * y[p] * (pw * pw * q)          // 1/scale = scale^(−3/2)·scale^(1/2)
+			dx[p] = dy[p] * pw
+		}
+		return
+	}
+	for p, sc := range scale {
+		t[p] = dy[p] * y[p] / sc
+		dx[p] = dy[p] * powNegBeta(sc, beta)
+	}
+}
+
+// lrnBackward5 is LRNBackward for 5-channel windows on one tile, laid out
+// as in lrnForward5; ring (5, pn) holds dy·y/scale of the last five
+// channels read, wsum (pn) is scratch for the clipped windows. Reading
+// channel c sets dx[c] = dy·scale^(−β) and completes the window sum of
+// channel c−2, whose term is then subtracted.
+func lrnBackward5(x, y, scale, dy, dx, ring, wsum []float32, C, HW, pn int, coef, beta float32) {
+	row := func(c int) []float32 { return ring[c%5*pn : (c%5+1)*pn] }
+	for c := 0; c < C+2; c++ {
+		j := c - 2 // the channel whose window sum c completes
+		xj, dxj := x[max(j, 0)*HW:][:pn], dx[max(j, 0)*HW:][:pn]
+		if j >= 2 && c < C && beta == 0.75 { // a whole window: channel c's terms on the way
+			dyc, yc, sc, dxc := dy[c*HW:][:pn], y[c*HW:][:pn], scale[c*HW:][:pn], dx[c*HW:][:pn]
+			t0, t1, t2, t3, t4 := row(j - 2)[:pn], row(j - 1)[:pn], row(j)[:pn], row(j + 1)[:pn], row(c)[:pn]
+			dyc, yc, sc, xj, dxj = dyc[:len(dxc)], yc[:len(dxc)], sc[:len(dxc)], xj[:len(dxc)], dxj[:len(dxc)]
+			t0, t1, t2, t3, t4 = t0[:len(dxc)], t1[:len(dxc)], t2[:len(dxc)], t3[:len(dxc)], t4[:len(dxc)]
+			for p := range dxc {
+				q := float32(math.Sqrt(float64(sc[p])))
+				pw := 1 / float32(math.Sqrt(float64(q*q*q))) // scale^(−3/4) as 1/√(q³), q = √scale
+				t := dyc[p] * yc[p] * (pw * pw * q)          // 1/scale = scale^(−3/2)·scale^(1/2)
+				t4[p] = t
+				dxc[p] = dyc[p] * pw
+				sum := t0[p] + t1[p] + t2[p] + t3[p] + t
+				dxj[p] -= coef * xj[p] * sum
+			}
+			continue
+		}
+		if c < C {
+			lrnBackwardTerms(row(c), dx[c*HW:][:pn], dy[c*HW:][:pn], y[c*HW:][:pn], scale[c*HW:][:pn], beta)
+		}
+		if j < 0 {
+			continue
+		}
+		lrnWindowSum(wsum, ring, max(0, j-2), min(C-1, j+2), pn, 5)
+		xj, wsum = xj[:len(dxj)], wsum[:len(dxj)]
+		for p, v := range wsum {
+			dxj[p] -= coef * xj[p] * v
+		}
+	}
 }
 
 // dropout multiplies in by the mask of key into out, the same mask as

@@ -116,34 +116,30 @@ func (p winoPlan) winoInput(xc, v, pad []float32, ld, col0 int) {
 	pad = pad[:(2*p.th+2)*Wp]
 	clear(pad)
 	es := p.Ci * ld // stride between the 16 matrices
+	var out [16][]float32
 	for c := 0; c < p.Ci; c++ {
 		plane := xc[c*H*W : (c+1)*H*W]
 		for h := 0; h < H; h++ {
 			copy(pad[(h+1)*Wp+1:], plane[h*W:(h+1)*W])
 		}
-		vc := v[c*ld+col0:]
+		for e := range out {
+			out[e] = v[e*es+c*ld+col0:][:p.tiles]
+		}
+		j := 0
 		for ty := 0; ty < p.th; ty++ {
 			for tx := 0; tx < p.tw; tx++ {
 				// t = Bᵀ d (rows), then t B (columns), d the 4×4 patch.
 				b := pad[2*ty*Wp+2*tx:]
 				r0, r1, r2, r3 := b[:4:4], b[Wp:Wp+4:Wp+4], b[2*Wp:2*Wp+4:2*Wp+4], b[3*Wp:3*Wp+4:3*Wp+4]
-				var t [4][4]float32
-				for q := 0; q < 4; q++ {
-					d0, d1, d2, d3 := r0[q], r1[q], r2[q], r3[q]
-					t[0][q] = d0 - d2
-					t[1][q] = d1 + d2
-					t[2][q] = d2 - d1
-					t[3][q] = d1 - d3
-				}
-				j := ty*p.tw + tx
-				for r := 0; r < 4; r++ {
-					d0, d1, d2, d3 := t[r][0], t[r][1], t[r][2], t[r][3]
-					o := vc[r*4*es+j:]
-					o[0] = d0 - d2
-					o[es] = d1 + d2
-					o[2*es] = d2 - d1
-					o[3*es] = d1 - d3
-				}
+				t00, t01, t02, t03 := r0[0]-r2[0], r0[1]-r2[1], r0[2]-r2[2], r0[3]-r2[3]
+				t10, t11, t12, t13 := r1[0]+r2[0], r1[1]+r2[1], r1[2]+r2[2], r1[3]+r2[3]
+				t20, t21, t22, t23 := r2[0]-r1[0], r2[1]-r1[1], r2[2]-r1[2], r2[3]-r1[3]
+				t30, t31, t32, t33 := r1[0]-r3[0], r1[1]-r3[1], r1[2]-r3[2], r1[3]-r3[3]
+				out[0][j], out[1][j], out[2][j], out[3][j] = t00-t02, t01+t02, t02-t01, t01-t03
+				out[4][j], out[5][j], out[6][j], out[7][j] = t10-t12, t11+t12, t12-t11, t11-t13
+				out[8][j], out[9][j], out[10][j], out[11][j] = t20-t22, t21+t22, t22-t21, t21-t23
+				out[12][j], out[13][j], out[14][j], out[15][j] = t30-t32, t31+t32, t32-t31, t31-t33
+				j++
 			}
 		}
 		// The copy leaves the border zero; rows past H (odd H) and columns
