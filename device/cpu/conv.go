@@ -163,8 +163,17 @@ func validCols(s device.ConvShape, q int) (lo, hi int) {
 // im2col fills col (Cg·R·S, ld), columns [0, OH·OW) of each row, from xg
 // (Cg, H, W), the channels of one group of one sample. Padding reads as zero.
 func im2col(xg, col []float32, ld int, s device.ConvShape) {
-	OH, OW := s.OH(), s.OW()
 	rows := len(xg) / (s.H * s.W) * s.R * s.S
+	if hasMaskedRows && s.Stride == 1 && s.OW() <= 32 && s.S <= 32 {
+		im2colMasked(xg, col, ld, s, rows)
+		return
+	}
+	im2colLoops(xg, col, ld, s, rows)
+}
+
+// im2colLoops is im2col with copy and clear for each output row.
+func im2colLoops(xg, col []float32, ld int, s device.ConvShape, rows int) {
+	OH, OW := s.OH(), s.OW()
 	for row := 0; row < rows; row++ {
 		c, r, q := row/(s.R*s.S), (row/s.S)%s.R, row%s.S
 		plane := xg[c*s.H*s.W : (c+1)*s.H*s.W] // (H, W)
@@ -188,6 +197,38 @@ func im2col(xg, col []float32, ld int, s device.ConvShape) {
 			o := out[lo:hi]
 			for i := range o {
 				o[i] = src[w0+i*s.Stride]
+			}
+		}
+	}
+}
+
+// im2colMasked is im2col for stride 1 and output rows of at most 32 floats
+// (every AlexNet layer but conv1), where copy and clear calls per short row
+// cost more than the data: each output row is one masked load and store
+// (im2colRows), the valid columns [lo, hi) as the load mask.
+func im2colMasked(xg, col []float32, ld int, s device.ConvShape, rows int) {
+	OH, OW := s.OH(), s.OW()
+	smask := uint32(uint64(1)<<OW - 1)
+	var lmask [32]uint32 // by q
+	for q := 0; q < s.S; q++ {
+		lo, hi := validCols(s, q)
+		lmask[q] = uint32((uint64(1)<<hi - 1) &^ (uint64(1)<<lo - 1))
+	}
+	row := 0
+	for c := 0; c < rows/(s.R*s.S); c++ {
+		plane := xg[c*s.H*s.W : (c+1)*s.H*s.W] // (H, W)
+		for r := 0; r < s.R; r++ {
+			// Output rows oh read input row h = oh − Pad + r, in [0, H)
+			// for oh in [oh0, oh1); the others are zero.
+			oh0, oh1 := max(0, s.Pad-r), min(OH, s.H+s.Pad-r)
+			h0 := min(max(0, oh0-s.Pad+r), s.H-1)
+			if oh1 > oh0 {
+				_ = plane[(h0+oh1-oh0-1)*s.W+s.W-1]
+			}
+			for q := 0; q < s.S; q++ {
+				dst := col[row*ld : row*ld+OH*OW] // (OH, OW)
+				im2colRows(&dst[0], &plane[h0*s.W], q-s.Pad, oh0, oh1, OH, s.W, OW, lmask[q%32], smask)
+				row++
 			}
 		}
 	}

@@ -1,0 +1,74 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/alexcl/alexcl/device"
+)
+
+// BenchmarkIm2col times one sample's columns for mini's conv2 (64×13×13,
+// 5×5 pad 2) and conv4 (384×6×6, 3×3 pad 1) and paper's conv1 (3×227×227,
+// 11×11 stride 4).
+func BenchmarkIm2col(b *testing.B) {
+	for _, s := range []device.ConvShape{
+		{N: 1, C: 64, H: 13, W: 13, K: 192, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
+		{N: 1, C: 384, H: 6, W: 6, K: 256, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+		{N: 1, C: 3, H: 227, W: 227, K: 96, R: 11, S: 11, Stride: 4, Pad: 0, Groups: 1},
+	} {
+		b.Run(fmt.Sprintf("%dx%dx%d_%dx%d", s.C, s.H, s.W, s.R, s.S), func(b *testing.B) {
+			x := make([]float32, s.C*s.H*s.W)
+			P := s.OH() * s.OW()
+			col := make([]float32, s.C*s.R*s.S*P)
+			for b.Loop() {
+				im2col(x, col, P, s)
+			}
+			b.ReportMetric(float64(len(col))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+		})
+	}
+}
+
+// TestIm2colMasked checks the masked path against the loop path, bit for
+// bit, on output rows of 1 to 32 floats, pads wider than the filter, and a
+// column stride wider than the rows.
+func TestIm2colMasked(t *testing.T) {
+	if !hasMaskedRows {
+		t.Skip("no AVX-512: the masked path does not run here")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, s := range []device.ConvShape{
+		{C: 3, H: 13, W: 13, R: 5, S: 5, Pad: 2},
+		{C: 2, H: 6, W: 6, R: 3, S: 3, Pad: 1},
+		{C: 1, H: 1, W: 1, R: 1, S: 1},
+		{C: 2, H: 5, W: 16, R: 3, S: 3, Pad: 1},
+		{C: 2, H: 4, W: 17, R: 3, S: 3, Pad: 1},
+		{C: 1, H: 3, W: 30, R: 3, S: 3, Pad: 2},
+		{C: 2, H: 3, W: 28, R: 1, S: 5, Pad: 2},
+		{C: 1, H: 2, W: 3, R: 5, S: 5, Pad: 4},
+		{C: 3, H: 9, W: 7, R: 2, S: 4, Pad: 0},
+	} {
+		s.N, s.K, s.Groups, s.Stride = 1, 1, 1, 1
+		if s.OW() > 32 {
+			t.Fatalf("%+v: OW %d > 32 would not take the masked path", s, s.OW())
+		}
+		x := make([]float32, s.C*s.H*s.W)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		P, rows := s.OH()*s.OW(), s.C*s.R*s.S
+		ld := P + 3
+		got, want := make([]float32, rows*ld), make([]float32, rows*ld)
+		for i := range got {
+			got[i], want[i] = float32(math.NaN()), float32(math.NaN())
+		}
+		im2colMasked(x, got, ld, s, rows)
+		im2colLoops(x, want, ld, s, rows)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%+v: col[%d] (row %d, column %d) = %v, want %v", s, i, i/ld, i%ld, got[i], want[i])
+			}
+		}
+	}
+}
