@@ -566,19 +566,14 @@ func lrnForward5(x, y, scale, ring []float32, C, HW, pn int, K, alphaOverSize, b
 		xo, yo, so := x[max(o, 0)*HW:][:pn], y[max(o, 0)*HW:][:pn], scale[max(o, 0)*HW:][:pn]
 		if o >= 2 && c < C && beta == 0.75 { // a whole window: square x[c] on the way
 			xc := x[c*HW:][:pn]
-			a0, a1, a2, a3, a4 := row(o - 2)[:pn], row(o - 1)[:pn], row(o)[:pn], row(o + 1)[:pn], row(c)[:pn]
-			xc, xo, yo = xc[:len(so)], xo[:len(so)], yo[:len(so)]
-			a0, a1, a2, a3, a4 = a0[:len(so)], a1[:len(so)], a2[:len(so)], a3[:len(so)], a4[:len(so)]
-			for p := range so {
-				v := xc[p]
-				q := v * v
-				a4[p] = q
-				sum := a0[p] + a1[p] + a2[p] + a3[p] + q
-				sc := K + alphaOverSize*sum
-				so[p] = sc
-				r := float32(math.Sqrt(float64(sc)))
-				yo[p] = xo[p] * (1 / (r * float32(math.Sqrt(float64(r)))))
+			ring := [5][]float32{row(o - 2)[:pn], row(o - 1)[:pn], row(o)[:pn], row(o + 1)[:pn], row(c)[:pn]}
+			if hasMaskedRows && pn > 0 {
+				_, _, _ = xc[pn-1], xo[pn-1], yo[pn-1]
+				ptrs := [5]*float32{&ring[0][0], &ring[1][0], &ring[2][0], &ring[3][0], &ring[4][0]}
+				lrnFwd5(pn, &xc[0], &xo[0], &yo[0], &so[0], &ptrs, K, alphaOverSize)
+				continue
 			}
+			lrnFwd5Go(xc, xo, yo, so, &ring, K, alphaOverSize)
 			continue
 		}
 		if c < C {
@@ -687,18 +682,14 @@ func lrnBackward5(x, y, scale, dy, dx, ring, wsum []float32, C, HW, pn int, coef
 		xj, dxj := x[max(j, 0)*HW:][:pn], dx[max(j, 0)*HW:][:pn]
 		if j >= 2 && c < C && beta == 0.75 { // a whole window: channel c's terms on the way
 			dyc, yc, sc, dxc := dy[c*HW:][:pn], y[c*HW:][:pn], scale[c*HW:][:pn], dx[c*HW:][:pn]
-			t0, t1, t2, t3, t4 := row(j - 2)[:pn], row(j - 1)[:pn], row(j)[:pn], row(j + 1)[:pn], row(c)[:pn]
-			dyc, yc, sc, xj, dxj = dyc[:len(dxc)], yc[:len(dxc)], sc[:len(dxc)], xj[:len(dxc)], dxj[:len(dxc)]
-			t0, t1, t2, t3, t4 = t0[:len(dxc)], t1[:len(dxc)], t2[:len(dxc)], t3[:len(dxc)], t4[:len(dxc)]
-			for p := range dxc {
-				q := float32(math.Sqrt(float64(sc[p])))
-				pw := 1 / float32(math.Sqrt(float64(q*q*q))) // scale^(−3/4) as 1/√(q³), q = √scale
-				t := dyc[p] * yc[p] * (pw * pw * q)          // 1/scale = scale^(−3/2)·scale^(1/2)
-				t4[p] = t
-				dxc[p] = dyc[p] * pw
-				sum := t0[p] + t1[p] + t2[p] + t3[p] + t
-				dxj[p] -= coef * xj[p] * sum
+			ring := [5][]float32{row(j - 2)[:pn], row(j - 1)[:pn], row(j)[:pn], row(j + 1)[:pn], row(c)[:pn]}
+			if hasMaskedRows && pn > 0 {
+				_, _ = xj[pn-1], dxj[pn-1]
+				ptrs := [5]*float32{&ring[0][0], &ring[1][0], &ring[2][0], &ring[3][0], &ring[4][0]}
+				lrnBwd5(pn, &dyc[0], &yc[0], &sc[0], &dxc[0], &xj[0], &dxj[0], &ptrs, coef)
+				continue
 			}
+			lrnBwd5Go(dyc, yc, sc, dxc, xj, dxj, &ring, coef)
 			continue
 		}
 		if c < C {
@@ -712,6 +703,43 @@ func lrnBackward5(x, y, scale, dy, dx, ring, wsum []float32, C, HW, pn int, coef
 		for p, v := range wsum {
 			dxj[p] -= coef * xj[p] * v
 		}
+	}
+}
+
+// lrnFwd5Go is the β = 0.75 inner loop of lrnForward5 for a whole window:
+// ring[4] = xc², so = K + α/n·(ring[0] + … + ring[4]), yo = xo·so^(−3/4).
+// lrnFwd5 (assembly, where there is AVX-512) does the same operations in
+// the same order.
+func lrnFwd5Go(xc, xo, yo, so []float32, ring *[5][]float32, K, alphaOverSize float32) {
+	xc, xo, yo = xc[:len(so)], xo[:len(so)], yo[:len(so)]
+	a0, a1, a2, a3, a4 := ring[0][:len(so)], ring[1][:len(so)], ring[2][:len(so)], ring[3][:len(so)], ring[4][:len(so)]
+	for p := range so {
+		v := xc[p]
+		q := v * v
+		a4[p] = q
+		sum := a0[p] + a1[p] + a2[p] + a3[p] + q
+		sc := K + alphaOverSize*sum
+		so[p] = sc
+		r := float32(math.Sqrt(float64(sc)))
+		yo[p] = xo[p] * (1 / (r * float32(math.Sqrt(float64(r)))))
+	}
+}
+
+// lrnBwd5Go is the β = 0.75 inner loop of lrnBackward5 for a whole window:
+// channel c's terms ring[4] = dyc·yc/sc and dxc = dyc·sc^(−3/4), then
+// dxj −= coef·xj·(ring[0] + … + ring[4]). lrnBwd5 (assembly) does the same
+// operations in the same order.
+func lrnBwd5Go(dyc, yc, sc, dxc, xj, dxj []float32, ring *[5][]float32, coef float32) {
+	dyc, yc, sc, xj, dxj = dyc[:len(dxc)], yc[:len(dxc)], sc[:len(dxc)], xj[:len(dxc)], dxj[:len(dxc)]
+	t0, t1, t2, t3, t4 := ring[0][:len(dxc)], ring[1][:len(dxc)], ring[2][:len(dxc)], ring[3][:len(dxc)], ring[4][:len(dxc)]
+	for p := range dxc {
+		q := float32(math.Sqrt(float64(sc[p])))
+		pw := 1 / float32(math.Sqrt(float64(q*q*q))) // scale^(−3/4) as 1/√(q³), q = √scale
+		t := dyc[p] * yc[p] * (pw * pw * q)          // 1/scale = scale^(−3/2)·scale^(1/2)
+		t4[p] = t
+		dxc[p] = dyc[p] * pw
+		sum := t0[p] + t1[p] + t2[p] + t3[p] + t
+		dxj[p] -= coef * xj[p] * sum
 	}
 }
 

@@ -1,0 +1,24 @@
+//go:build amd64 && !purego
+
+package cpu
+
+import "golang.org/x/sys/cpu"
+
+// hasMaskedRows is whether the AVX-512 routines of this package (im2colRows,
+// lrnFwd5, lrnBwd5) can run: AVX-512F, with OS support.
+var hasMaskedRows = cpu.X86.HasAVX512F
+
+// im2colRows writes one im2col row of output rows of up to 32 floats with
+// masked AVX-512 loads and stores; see im2col_amd64.s.
+//
+//go:noescape
+func im2colRows(dst, src *float32, off, oh0, oh1, oh, w, ow int, lmask, smask uint32)
+
+// lrnFwd5 and lrnBwd5 are lrnFwd5Go and lrnBwd5Go on n pixels, 16 at a
+// time; see lrn_amd64.s.
+//
+//go:noescape
+func lrnFwd5(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32)
+
+//go:noescape
+func lrnBwd5(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32)

@@ -1,0 +1,17 @@
+//go:build !amd64 || purego
+
+package cpu
+
+const hasMaskedRows = false
+
+func im2colRows(dst, src *float32, off, oh0, oh1, oh, w, ow int, lmask, smask uint32) {
+	panic("cpu: im2colRows needs AVX-512")
+}
+
+func lrnFwd5(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32) {
+	panic("cpu: lrnFwd5 needs AVX-512")
+}
+
+func lrnBwd5(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32) {
+	panic("cpu: lrnBwd5 needs AVX-512")
+}
