@@ -5,7 +5,7 @@ package cpu
 import "golang.org/x/sys/cpu"
 
 // hasMaskedRows is whether the AVX-512 routines of this package (im2colRows,
-// lrnFwd5, lrnBwd5) can run: AVX-512F, with OS support.
+// lrnFwd5, lrnBwd5, winoIn, winoOut) can run: AVX-512F, with OS support.
 var hasMaskedRows = cpu.X86.HasAVX512F
 
 // im2colRows writes one im2col row of output rows of up to 32 floats with
@@ -22,3 +22,12 @@ func lrnFwd5(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32)
 
 //go:noescape
 func lrnBwd5(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32)
+
+// winoIn and winoOut are the Winograd input and output transforms of one
+// channel plane whose tile rows fit a vector (tw ≤ 7); see wino_amd64.s.
+//
+//go:noescape
+func winoIn(pad *float32, wp, th, tw int, out *float32, es int)
+
+//go:noescape
+func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32)

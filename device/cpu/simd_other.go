@@ -15,3 +15,11 @@ func lrnFwd5(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32) 
 func lrnBwd5(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32) {
 	panic("cpu: lrnBwd5 needs AVX-512")
 }
+
+func winoIn(pad *float32, wp, th, tw int, out *float32, es int) {
+	panic("cpu: winoIn needs AVX-512")
+}
+
+func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32) {
+	panic("cpu: winoOut needs AVX-512")
+}

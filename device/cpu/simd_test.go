@@ -62,3 +62,54 @@ func TestLRNAssembly(t *testing.T) {
 		same("ring[4]", n, rw[4], rg[4])
 	}
 }
+
+// TestWinogradAssembly checks winoIn and winoOut against the Go transforms
+// bit for bit, on planes of 1×1 to 14×14 (odd sizes leave half tiles).
+func TestWinogradAssembly(t *testing.T) {
+	if !hasMaskedRows {
+		t.Skip("no AVX-512: the assembly does not run here")
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, hw := range [][2]int{{1, 1}, {6, 6}, {13, 13}, {14, 14}, {5, 12}, {14, 3}, {7, 9}} {
+		H, W := hw[0], hw[1]
+		p := planWino(3, 5, 4, H, W)
+		if !p.vector() {
+			t.Fatalf("%d×%d: not on the vector path", H, W)
+		}
+		ld := p.Q*p.tiles + 3
+		x := make([]float32, p.Ci*H*W)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		pad := make([]float32, p.padSize())
+		vGot, vWant := make([]float32, 16*p.Ci*ld), make([]float32, 16*p.Ci*ld)
+		for i := range vGot {
+			vGot[i], vWant[i] = float32(math.NaN()), float32(math.NaN())
+		}
+		s := p
+		s.scalar = true
+		p.winoInput(x, vGot, pad, ld, 2)
+		s.winoInput(x, vWant, pad, ld, 2)
+		for i := range vGot {
+			if math.Float32bits(vGot[i]) != math.Float32bits(vWant[i]) {
+				t.Fatalf("%d×%d input: v[%d] = %v, want %v", H, W, i, vGot[i], vWant[i])
+			}
+		}
+		m := make([]float32, 16*p.Co*ld)
+		for i := range m {
+			m[i] = float32(r.NormFloat64())
+		}
+		bias := []float32{0.5, -0.25, 0, float32(math.Copysign(0, -1))}
+		for _, b := range [][]float32{nil, bias} {
+			yGot, yWant := make([]float32, p.Co*H*W+1), make([]float32, p.Co*H*W+1)
+			yGot[len(yGot)-1], yWant[len(yWant)-1] = 7, 7
+			p.winoOutput(m, ld, 1, yGot[:p.Co*H*W], b)
+			s.winoOutput(m, ld, 1, yWant[:p.Co*H*W], b)
+			for i := range yGot {
+				if math.Float32bits(yGot[i]) != math.Float32bits(yWant[i]) {
+					t.Fatalf("%d×%d output (bias %v): y[%d] = %v, want %v", H, W, b != nil, i, yGot[i], yWant[i])
+				}
+			}
+		}
+	}
+}

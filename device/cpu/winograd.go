@@ -46,7 +46,13 @@ func (d *Device) useWinograd(s device.ConvShape) bool {
 type winoPlan struct {
 	Ci, Co, H, W, th, tw, tiles int
 	Q, chunks                   int
+	scalar                      bool // tests: the Go transforms even where the vector ones run
 }
+
+// vector reports whether the transforms run as AVX-512 assembly (winoIn,
+// winoOut: a tile row in one vector), which gives the same bits as the Go
+// loops.
+func (p winoPlan) vector() bool { return hasMaskedRows && p.tw <= 7 && !p.scalar }
 
 // winoBudget is the target size, in floats, of a chunk's V and M.
 var winoBudget = 2 << 20
@@ -122,6 +128,11 @@ func (p winoPlan) winoInput(xc, v, pad []float32, ld, col0 int) {
 		for h := 0; h < H; h++ {
 			copy(pad[(h+1)*Wp+1:], plane[h*W:(h+1)*W])
 		}
+		if p.vector() {
+			_ = v[15*es+c*ld+col0+p.tiles-1]
+			winoIn(&pad[0], Wp, p.th, p.tw, &v[c*ld+col0], es)
+			continue
+		}
 		for e := range out {
 			out[e] = v[e*es+c*ld+col0:][:p.tiles]
 		}
@@ -158,6 +169,11 @@ func (p winoPlan) winoOutput(m []float32, ld, col0 int, yc, bias []float32) {
 			b = bias[o]
 		}
 		plane := yc[o*H*W : (o+1)*H*W]
+		if p.vector() {
+			_ = m[15*es+o*ld+col0+p.tiles-1]
+			winoOut(&m[o*ld+col0], es, p.th, p.tw, &plane[0], H, W, b)
+			continue
+		}
 		mo := m[o*ld+col0:]
 		for ty := 0; ty < p.th; ty++ {
 			for tx := 0; tx < p.tw; tx++ {

@@ -1,0 +1,323 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Winograd F(2×2, 3×3) input and output transforms for planes whose tile
+// rows fit one vector (tw ≤ 7 tiles: padded rows of ≤ 16 floats), a lane
+// per tile of a tile row, with the operations of winoInput and winoOutput
+// in the same order (same bits). AVX-512F.
+
+DATA winoCols<>+0(SB)/4, $0
+DATA winoCols<>+4(SB)/4, $2
+DATA winoCols<>+8(SB)/4, $4
+DATA winoCols<>+12(SB)/4, $6
+DATA winoCols<>+16(SB)/4, $8
+DATA winoCols<>+20(SB)/4, $10
+DATA winoCols<>+24(SB)/4, $12
+DATA winoCols<>+28(SB)/4, $14
+DATA winoCols<>+32(SB)/4, $0
+DATA winoCols<>+36(SB)/4, $2
+DATA winoCols<>+40(SB)/4, $4
+DATA winoCols<>+44(SB)/4, $6
+DATA winoCols<>+48(SB)/4, $8
+DATA winoCols<>+52(SB)/4, $10
+DATA winoCols<>+56(SB)/4, $12
+DATA winoCols<>+60(SB)/4, $14
+DATA winoCols<>+64(SB)/4, $1
+DATA winoCols<>+68(SB)/4, $3
+DATA winoCols<>+72(SB)/4, $5
+DATA winoCols<>+76(SB)/4, $7
+DATA winoCols<>+80(SB)/4, $9
+DATA winoCols<>+84(SB)/4, $11
+DATA winoCols<>+88(SB)/4, $13
+DATA winoCols<>+92(SB)/4, $15
+DATA winoCols<>+96(SB)/4, $1
+DATA winoCols<>+100(SB)/4, $3
+DATA winoCols<>+104(SB)/4, $5
+DATA winoCols<>+108(SB)/4, $7
+DATA winoCols<>+112(SB)/4, $9
+DATA winoCols<>+116(SB)/4, $11
+DATA winoCols<>+120(SB)/4, $13
+DATA winoCols<>+124(SB)/4, $15
+DATA winoCols<>+128(SB)/4, $2
+DATA winoCols<>+132(SB)/4, $4
+DATA winoCols<>+136(SB)/4, $6
+DATA winoCols<>+140(SB)/4, $8
+DATA winoCols<>+144(SB)/4, $10
+DATA winoCols<>+148(SB)/4, $12
+DATA winoCols<>+152(SB)/4, $14
+DATA winoCols<>+156(SB)/4, $0
+DATA winoCols<>+160(SB)/4, $2
+DATA winoCols<>+164(SB)/4, $4
+DATA winoCols<>+168(SB)/4, $6
+DATA winoCols<>+172(SB)/4, $8
+DATA winoCols<>+176(SB)/4, $10
+DATA winoCols<>+180(SB)/4, $12
+DATA winoCols<>+184(SB)/4, $14
+DATA winoCols<>+188(SB)/4, $0
+DATA winoCols<>+192(SB)/4, $3
+DATA winoCols<>+196(SB)/4, $5
+DATA winoCols<>+200(SB)/4, $7
+DATA winoCols<>+204(SB)/4, $9
+DATA winoCols<>+208(SB)/4, $11
+DATA winoCols<>+212(SB)/4, $13
+DATA winoCols<>+216(SB)/4, $15
+DATA winoCols<>+220(SB)/4, $1
+DATA winoCols<>+224(SB)/4, $3
+DATA winoCols<>+228(SB)/4, $5
+DATA winoCols<>+232(SB)/4, $7
+DATA winoCols<>+236(SB)/4, $9
+DATA winoCols<>+240(SB)/4, $11
+DATA winoCols<>+244(SB)/4, $13
+DATA winoCols<>+248(SB)/4, $15
+DATA winoCols<>+252(SB)/4, $1
+GLOBL winoCols<>(SB), RODATA|NOPTR, $256
+
+DATA winoInterleave<>+0(SB)/4, $0
+DATA winoInterleave<>+4(SB)/4, $16
+DATA winoInterleave<>+8(SB)/4, $1
+DATA winoInterleave<>+12(SB)/4, $17
+DATA winoInterleave<>+16(SB)/4, $2
+DATA winoInterleave<>+20(SB)/4, $18
+DATA winoInterleave<>+24(SB)/4, $3
+DATA winoInterleave<>+28(SB)/4, $19
+DATA winoInterleave<>+32(SB)/4, $4
+DATA winoInterleave<>+36(SB)/4, $20
+DATA winoInterleave<>+40(SB)/4, $5
+DATA winoInterleave<>+44(SB)/4, $21
+DATA winoInterleave<>+48(SB)/4, $6
+DATA winoInterleave<>+52(SB)/4, $22
+DATA winoInterleave<>+56(SB)/4, $7
+DATA winoInterleave<>+60(SB)/4, $23
+GLOBL winoInterleave<>(SB), RODATA|NOPTR, $64
+
+// func winoIn(pad *float32, wp, th, tw int, out *float32, es int)
+//
+// For each tile row ty < th: the 4 padded rows from pad + 2·ty·wp (wp ≤ 16
+// floats each) give the 16 transformed values of tw tiles, written to
+// out + e·es + ty·tw, e = 0…15, tw floats each.
+TEXT ·winoIn(SB), NOSPLIT, $0-48
+	MOVQ wp+8(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	MOVQ tw+24(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K2
+	MOVQ pad+0(FP), SI
+	MOVQ wp+8(FP), R8
+	SHLQ $2, R8
+	LEAQ (R8)(R8*1), R11
+	MOVQ th+16(FP), CX
+	MOVQ tw+24(FP), R9
+	SHLQ $2, R9
+	MOVQ out+32(FP), DI
+	MOVQ es+40(FP), R10
+	SHLQ $2, R10
+	VMOVUPS winoCols<>+0(SB), Z20
+	VMOVUPS winoCols<>+64(SB), Z21
+	VMOVUPS winoCols<>+128(SB), Z22
+	VMOVUPS winoCols<>+192(SB), Z23
+	TESTQ CX, CX
+	JLE indone
+
+inloop:
+	MOVQ SI, AX
+	VMOVUPS.Z (AX), K1, Z0
+	ADDQ R8, AX
+	VMOVUPS.Z (AX), K1, Z1
+	ADDQ R8, AX
+	VMOVUPS.Z (AX), K1, Z2
+	ADDQ R8, AX
+	VMOVUPS.Z (AX), K1, Z3
+	VSUBPS Z2, Z0, Z4 // t0 = d0 − d2
+	VADDPS Z2, Z1, Z5 // t1 = d1 + d2
+	VSUBPS Z1, Z2, Z6 // t2 = d2 − d1
+	VSUBPS Z3, Z1, Z7 // t3 = d1 − d3
+	MOVQ DI, BX
+	VPERMPS Z4, Z20, Z8
+	VPERMPS Z4, Z21, Z9
+	VPERMPS Z4, Z22, Z10
+	VPERMPS Z4, Z23, Z11
+	VSUBPS Z10, Z8, Z12
+	VADDPS Z10, Z9, Z13
+	VSUBPS Z9, Z10, Z14
+	VSUBPS Z11, Z9, Z15
+	VMOVUPS Z12, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z13, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z14, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z15, K2, (BX)
+	ADDQ R10, BX
+	VPERMPS Z5, Z20, Z8
+	VPERMPS Z5, Z21, Z9
+	VPERMPS Z5, Z22, Z10
+	VPERMPS Z5, Z23, Z11
+	VSUBPS Z10, Z8, Z12
+	VADDPS Z10, Z9, Z13
+	VSUBPS Z9, Z10, Z14
+	VSUBPS Z11, Z9, Z15
+	VMOVUPS Z12, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z13, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z14, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z15, K2, (BX)
+	ADDQ R10, BX
+	VPERMPS Z6, Z20, Z8
+	VPERMPS Z6, Z21, Z9
+	VPERMPS Z6, Z22, Z10
+	VPERMPS Z6, Z23, Z11
+	VSUBPS Z10, Z8, Z12
+	VADDPS Z10, Z9, Z13
+	VSUBPS Z9, Z10, Z14
+	VSUBPS Z11, Z9, Z15
+	VMOVUPS Z12, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z13, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z14, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z15, K2, (BX)
+	ADDQ R10, BX
+	VPERMPS Z7, Z20, Z8
+	VPERMPS Z7, Z21, Z9
+	VPERMPS Z7, Z22, Z10
+	VPERMPS Z7, Z23, Z11
+	VSUBPS Z10, Z8, Z12
+	VADDPS Z10, Z9, Z13
+	VSUBPS Z9, Z10, Z14
+	VSUBPS Z11, Z9, Z15
+	VMOVUPS Z12, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z13, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z14, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z15, K2, (BX)
+	ADDQ R11, SI
+	ADDQ R9, DI
+	DECQ CX
+	JNZ inloop
+
+indone:
+	VZEROUPPER
+	RET
+
+// func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32)
+//
+// For each tile row ty < th: the 16 values m + e·es + ty·tw (tw floats
+// each) give output rows 2·ty and 2·ty+1 (those < h) of y, w ≤ 2·tw
+// floats each, plus b.
+TEXT ·winoOut(SB), NOSPLIT, $0-60
+	MOVQ tw+24(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K2
+	MOVQ w+48(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K3
+	MOVQ m+0(FP), SI
+	MOVQ es+8(FP), R10
+	SHLQ $2, R10
+	MOVQ th+16(FP), CX
+	MOVQ tw+24(FP), R9
+	SHLQ $2, R9
+	MOVQ y+32(FP), DI
+	MOVQ h+40(FP), R12
+	MOVQ w+48(FP), R8
+	SHLQ $2, R8
+	VBROADCASTSS b+56(FP), Z30
+	VMOVUPS winoInterleave<>(SB), Z24
+	XORQ DX, DX // output row 2·ty
+	TESTQ CX, CX
+	JLE outdone
+
+outloop:
+	MOVQ SI, BX
+	VMOVUPS.Z (BX), K2, Z0
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z1
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z2
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z3
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z4
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z5
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z6
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z7
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z8
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z9
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z10
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z11
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z12
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z13
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z14
+	ADDQ R10, BX
+	VMOVUPS.Z (BX), K2, Z15
+	VADDPS Z4, Z0, Z16
+	VADDPS Z8, Z16, Z16 // t0q = m(q) + m(4+q) + m(8+q)
+	VSUBPS Z8, Z4, Z20
+	VSUBPS Z12, Z20, Z20 // t1q = m(4+q) − m(8+q) − m(12+q)
+	VADDPS Z5, Z1, Z17
+	VADDPS Z9, Z17, Z17 // t0q = m(q) + m(4+q) + m(8+q)
+	VSUBPS Z9, Z5, Z21
+	VSUBPS Z13, Z21, Z21 // t1q = m(4+q) − m(8+q) − m(12+q)
+	VADDPS Z6, Z2, Z18
+	VADDPS Z10, Z18, Z18 // t0q = m(q) + m(4+q) + m(8+q)
+	VSUBPS Z10, Z6, Z22
+	VSUBPS Z14, Z22, Z22 // t1q = m(4+q) − m(8+q) − m(12+q)
+	VADDPS Z7, Z3, Z19
+	VADDPS Z11, Z19, Z19 // t0q = m(q) + m(4+q) + m(8+q)
+	VSUBPS Z11, Z7, Z23
+	VSUBPS Z15, Z23, Z23 // t1q = m(4+q) − m(8+q) − m(12+q)
+	VADDPS Z17, Z16, Z25
+	VADDPS Z18, Z25, Z25
+	VADDPS Z30, Z25, Z25 // even columns
+	VSUBPS Z18, Z17, Z26
+	VSUBPS Z19, Z26, Z26
+	VADDPS Z30, Z26, Z26 // odd columns
+	VPERMT2PS Z26, Z24, Z25
+	VMOVUPS Z25, K3, (DI)
+	VADDPS Z21, Z20, Z25
+	VADDPS Z22, Z25, Z25
+	VADDPS Z30, Z25, Z25 // even columns
+	VSUBPS Z22, Z21, Z26
+	VSUBPS Z23, Z26, Z26
+	VADDPS Z30, Z26, Z26 // odd columns
+	VPERMT2PS Z26, Z24, Z25
+	LEAQ 1(DX), AX
+	CMPQ AX, R12
+	JGE outnext
+	VMOVUPS Z25, K3, (DI)(R8*1)
+
+outnext:
+	ADDQ R9, SI
+	LEAQ (DI)(R8*2), DI
+	ADDQ $2, DX
+	DECQ CX
+	JNZ outloop
+
+outdone:
+	VZEROUPPER
+	RET
