@@ -58,3 +58,43 @@ zero:
 done:
 	VZEROUPPER
 	RET
+
+// func col2imRows(dx *float32, off int, src *float32, rows, w, ow int, lmask uint32)
+//
+// For i in [0, rows) and each lane l < 32 whose bit is set in lmask:
+// dx[i·w + off + l] += src[i·ow + l]. Other lanes are neither read nor
+// written, so dx + off may point before the row. AVX-512F.
+TEXT ·col2imRows(SB), NOSPLIT, $0-52
+	MOVQ dx+0(FP), DI
+	MOVQ off+8(FP), AX
+	LEAQ (DI)(AX*4), DI
+	MOVQ src+16(FP), SI
+	MOVQ rows+24(FP), CX
+	MOVQ w+32(FP), R8
+	SHLQ $2, R8
+	MOVQ ow+40(FP), R9
+	SHLQ $2, R9
+	MOVL lmask+48(FP), AX
+	KMOVW AX, K1
+	SHRL $16, AX
+	KMOVW AX, K2
+	TESTQ CX, CX
+	JLE c2idone
+
+c2iloop:
+	VMOVUPS.Z (SI), K1, Z0
+	VMOVUPS.Z 64(SI), K2, Z1
+	VMOVUPS.Z (DI), K1, Z2
+	VMOVUPS.Z 64(DI), K2, Z3
+	VADDPS Z0, Z2, Z2
+	VADDPS Z1, Z3, Z3
+	VMOVUPS Z2, K1, (DI)
+	VMOVUPS Z3, K2, 64(DI)
+	ADDQ R8, DI
+	ADDQ R9, SI
+	DECQ CX
+	JNZ c2iloop
+
+c2idone:
+	VZEROUPPER
+	RET

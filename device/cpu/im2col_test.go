@@ -30,8 +30,8 @@ func BenchmarkIm2col(b *testing.B) {
 	}
 }
 
-// TestIm2colMasked checks the masked path against the loop path, bit for
-// bit, on output rows of 1 to 32 floats, pads wider than the filter, and a
+// TestIm2colMasked checks the masked im2col and col2im against the loop
+// paths, bit for bit, on output rows of 1 to 32 floats, pads wider than the filter, and a
 // column stride wider than the rows.
 func TestIm2colMasked(t *testing.T) {
 	if !hasMaskedRows {
@@ -68,6 +68,20 @@ func TestIm2colMasked(t *testing.T) {
 		for i := range got {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 				t.Fatalf("%+v: col[%d] (row %d, column %d) = %v, want %v", s, i, i/ld, i%ld, got[i], want[i])
+			}
+		}
+
+		// col2im of random columns, the sums in the same order.
+		for i := range got {
+			got[i] = float32(r.NormFloat64())
+		}
+		dxGot, dxWant := make([]float32, len(x)+1), make([]float32, len(x)+1)
+		dxGot[len(x)], dxWant[len(x)] = 3, 3
+		col2imMasked(got, ld, dxGot[:len(x)], s)
+		col2imLoops(got, ld, dxWant[:len(x)], s)
+		for i := range dxGot {
+			if math.Float32bits(dxGot[i]) != math.Float32bits(dxWant[i]) {
+				t.Fatalf("%+v: col2im dx[%d] = %v, want %v", s, i, dxGot[i], dxWant[i])
 			}
 		}
 	}

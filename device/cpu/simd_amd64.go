@@ -31,3 +31,9 @@ func winoIn(pad *float32, wp, th, tw int, out *float32, es int)
 
 //go:noescape
 func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32)
+
+// col2imRows adds one col2im row (output rows of up to 32 floats) into the
+// input gradient with masked AVX-512 loads and stores; see im2col_amd64.s.
+//
+//go:noescape
+func col2imRows(dx *float32, off int, src *float32, rows, w, ow int, lmask uint32)

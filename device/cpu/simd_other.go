@@ -23,3 +23,7 @@ func winoIn(pad *float32, wp, th, tw int, out *float32, es int) {
 func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32) {
 	panic("cpu: winoOut needs AVX-512")
 }
+
+func col2imRows(dx *float32, off int, src *float32, rows, w, ow int, lmask uint32) {
+	panic("cpu: col2imRows needs AVX-512")
+}
