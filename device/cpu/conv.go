@@ -238,20 +238,30 @@ func im2colMasked(xg, col []float32, ld int, s device.ConvShape, rows int) {
 // (Cg·R·S, ld), columns [0, OH·OW) of each row, that read each pixel. A
 // pixel's sum runs over (r, s, oh, ow) in that order.
 func col2im(dcol []float32, ld int, dxg []float32, s device.ConvShape) {
-	if hasMaskedRows && s.Stride == 1 && s.OW() <= 32 {
+	if hasMaskedRows && s.Stride == 1 && s.W <= 32 && s.S <= 32 {
 		col2imMasked(dcol, ld, dxg, s)
 		return
 	}
 	col2imLoops(dcol, ld, dxg, s)
 }
 
-// col2imMasked is col2im for stride 1 and output rows of at most 32 floats:
-// each (c, r, s) row adds its valid columns [lo, hi) into the input rows it
-// read with masked AVX-512 loads and stores (col2imRows), in the same order
-// as col2imLoops, so the sums are the same.
+// col2imMasked is col2im for stride 1 and rows of at most 32 floats: for
+// each (c, r) and input row h, the row is held in registers while the S
+// filter columns add their shifted, masked output rows (col2imAcc), in the
+// order of col2imLoops, so the sums are the same.
 func col2imMasked(dcol []float32, ld int, dxg []float32, s device.ConvShape) {
 	OH, OW := s.OH(), s.OW()
 	Cg := len(dxg) / (s.H * s.W)
+	// masks[q]: the input columns w whose output column w + Pad − q is in
+	// the valid range [lo, hi) of filter column q.
+	var masks [32]uint32
+	for q := 0; q < s.S; q++ {
+		lo, hi := validCols(s, q)
+		if lo < hi {
+			a, b := lo-s.Pad+q, hi-s.Pad+q
+			masks[q] = uint32((uint64(1)<<b - 1) &^ (uint64(1)<<a - 1))
+		}
+	}
 	for c := 0; c < Cg; c++ {
 		plane := dxg[c*s.H*s.W : (c+1)*s.H*s.W] // (H, W)
 		clear(plane)
@@ -262,15 +272,9 @@ func col2imMasked(dcol []float32, ld int, dxg []float32, s device.ConvShape) {
 			}
 			h0 := oh0 - s.Pad + r
 			_ = plane[(h0+oh1-oh0-1)*s.W+s.W-1]
-			for q := 0; q < s.S; q++ {
-				lo, hi := validCols(s, q)
-				if lo >= hi {
-					continue
-				}
-				src := dcol[((c*s.R+r)*s.S+q)*ld:][:OH*OW]
-				lmask := uint32((uint64(1)<<hi - 1) &^ (uint64(1)<<lo - 1))
-				col2imRows(&plane[h0*s.W], q-s.Pad, &src[oh0*OW], oh1-oh0, s.W, OW, lmask)
-			}
+			src := dcol[(c*s.R+r)*s.S*ld:]
+			_ = src[(s.S-1)*ld+oh1*OW-1]
+			col2imAcc(&plane[h0*s.W], oh1-oh0, s.W, &src[oh0*OW], ld, OW, s.S, s.Pad, &masks)
 		}
 	}
 }

@@ -59,42 +59,67 @@ done:
 	VZEROUPPER
 	RET
 
-// func col2imRows(dx *float32, off int, src *float32, rows, w, ow int, lmask uint32)
+// func col2imAcc(dx *float32, rows, w int, src *float32, ld, ow, s, pad int, masks *[32]uint32)
 //
-// For i in [0, rows) and each lane l < 32 whose bit is set in lmask:
-// dx[i·w + off + l] += src[i·ow + l]. Other lanes are neither read nor
-// written, so dx + off may point before the row. AVX-512F.
-TEXT ·col2imRows(SB), NOSPLIT, $0-52
+// For i in [0, rows): row i of dx (w ≤ 32 floats at dx + i·w) gets, for q
+// = 0 … s−1 in turn, lanes l of masks[q] += src[q·ld + i·ow + pad − q + l]
+// (merge-masked adds: other lanes keep their bits). The row stays in
+// registers across the s adds, so no store has to reach a load at a
+// shifted address. AVX-512F.
+TEXT ·col2imAcc(SB), NOSPLIT, $0-72
 	MOVQ dx+0(FP), DI
-	MOVQ off+8(FP), AX
-	LEAQ (DI)(AX*4), DI
-	MOVQ src+16(FP), SI
-	MOVQ rows+24(FP), CX
-	MOVQ w+32(FP), R8
-	SHLQ $2, R8
+	MOVQ rows+8(FP), CX
+	MOVQ w+16(FP), R8
+	MOVQ src+24(FP), SI
+	MOVQ ld+32(FP), R10
+	SHLQ $2, R10
+	SUBQ $4, R10 // from q to q+1: one row of ld on, one float back
 	MOVQ ow+40(FP), R9
 	SHLQ $2, R9
-	MOVL lmask+48(FP), AX
-	KMOVW AX, K1
-	SHRL $16, AX
-	KMOVW AX, K2
+	MOVQ s+48(FP), R11
+	MOVQ pad+56(FP), R13
+	SHLQ $2, R13
+	MOVQ masks+64(FP), R12
+	MOVQ CX, DX
+	MOVQ R8, CX
+	MOVQ $1, AX
+	SHLQ CX, AX
+	DECQ AX
+	KMOVW AX, K5
+	SHRQ $16, AX
+	KMOVW AX, K6
+	MOVQ DX, CX
+	SHLQ $2, R8
 	TESTQ CX, CX
-	JLE c2idone
+	JLE accdone
 
-c2iloop:
-	VMOVUPS.Z (SI), K1, Z0
-	VMOVUPS.Z 64(SI), K2, Z1
-	VMOVUPS.Z (DI), K1, Z2
-	VMOVUPS.Z 64(DI), K2, Z3
-	VADDPS Z0, Z2, Z2
-	VADDPS Z1, Z3, Z3
-	VMOVUPS Z2, K1, (DI)
-	VMOVUPS Z3, K2, 64(DI)
+accrow:
+	VMOVUPS.Z (DI), K5, Z0
+	VMOVUPS.Z 64(DI), K6, Z1
+	LEAQ (SI)(R13*1), AX
+	MOVQ R12, BX
+	XORQ DX, DX
+
+accq:
+	KMOVW (BX), K1
+	KMOVW 2(BX), K2
+	VMOVUPS.Z (AX), K1, Z2
+	VMOVUPS.Z 64(AX), K2, Z3
+	VADDPS Z2, Z0, K1, Z0
+	VADDPS Z3, Z1, K2, Z1
+	ADDQ R10, AX
+	ADDQ $4, BX
+	INCQ DX
+	CMPQ DX, R11
+	JLT accq
+
+	VMOVUPS Z0, K5, (DI)
+	VMOVUPS Z1, K6, 64(DI)
 	ADDQ R8, DI
 	ADDQ R9, SI
 	DECQ CX
-	JNZ c2iloop
+	JNZ accrow
 
-c2idone:
+accdone:
 	VZEROUPPER
 	RET

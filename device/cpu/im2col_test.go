@@ -86,3 +86,30 @@ func TestIm2colMasked(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCol2im times one sample's col2im for the shapes of BenchmarkIm2col.
+func BenchmarkCol2im(b *testing.B) {
+	for _, s := range []device.ConvShape{
+		{N: 1, C: 64, H: 13, W: 13, K: 192, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
+		{N: 1, C: 384, H: 6, W: 6, K: 256, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+	} {
+		b.Run(fmt.Sprintf("%dx%dx%d_%dx%d", s.C, s.H, s.W, s.R, s.S), func(b *testing.B) {
+			dx := make([]float32, s.C*s.H*s.W)
+			P := s.OH() * s.OW()
+			col := make([]float32, s.C*s.R*s.S*P)
+			for b.Loop() {
+				col2im(col, P, dx, s)
+			}
+			b.ReportMetric(float64(len(col))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+		})
+		b.Run(fmt.Sprintf("loops_%dx%dx%d_%dx%d", s.C, s.H, s.W, s.R, s.S), func(b *testing.B) {
+			dx := make([]float32, s.C*s.H*s.W)
+			P := s.OH() * s.OW()
+			col := make([]float32, s.C*s.R*s.S*P)
+			for b.Loop() {
+				col2imLoops(col, P, dx, s)
+			}
+			b.ReportMetric(float64(len(col))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+		})
+	}
+}

@@ -32,8 +32,8 @@ func winoIn(pad *float32, wp, th, tw int, out *float32, es int)
 //go:noescape
 func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32)
 
-// col2imRows adds one col2im row (output rows of up to 32 floats) into the
-// input gradient with masked AVX-512 loads and stores; see im2col_amd64.s.
+// col2imAcc adds the rows of one (channel, filter row) of col2im into the
+// input gradient, a row at a time in registers; see im2col_amd64.s.
 //
 //go:noescape
-func col2imRows(dx *float32, off int, src *float32, rows, w, ow int, lmask uint32)
+func col2imAcc(dx *float32, rows, w int, src *float32, ld, ow, s, pad int, masks *[32]uint32)

@@ -24,6 +24,6 @@ func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32) {
 	panic("cpu: winoOut needs AVX-512")
 }
 
-func col2imRows(dx *float32, off int, src *float32, rows, w, ow int, lmask uint32) {
-	panic("cpu: col2imRows needs AVX-512")
+func col2imAcc(dx *float32, rows, w int, src *float32, ld, ow, s, pad int, masks *[32]uint32) {
+	panic("cpu: col2imAcc needs AVX-512")
 }
