@@ -443,6 +443,10 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 		}
 	})
 
+	if d.useWinograd(s) {
+		d.winogradFilterGrad(xs, dys, dws, s.N, s.Groups, s.C/s.Groups, s.K/s.Groups, s.H, s.W)
+		return nil
+	}
 	ar := d.acquire()
 	defer d.release(ar)
 	lanes := min(maxLanes, p.chunks)

@@ -236,3 +236,130 @@ func (d *Device) winograd(xs, ws, bias, ys []float32, N, groups, Ci, Co, H, W in
 		}
 	})
 }
+
+// The filter gradient of a Winograd-eligible convolution is taken in the
+// Winograd domain too. With Z_e = U_e ⊙ V_e the forward's products and y's
+// tile = Aᵀ Z A, the gradient of Z for an output-gradient tile g (2×2) is
+// A g Aᵀ (4×4), so for each position e
+//
+//	dU_e (Co, Ci) = Σ_tiles (A g Aᵀ)_e[o, t] · V_e[i, t]   16 GEMMs over the tiles
+//	dw[o, i]     += Gᵀ dU[o, i] G                          (4×4 → 3×3)
+//
+// which is 16·T multiply-adds per (o, i) against im2col's 9·4·T (T tiles of
+// 2×2 outputs), and no im2col. The batch is cut into chunks of Q samples
+// (from the shape alone); each chunk's transforms run in parallel over its
+// samples, then the 16 GEMMs in parallel over e, each accumulating its dU_e
+// over the chunks in order, so the bits depend on the shape only.
+
+// winoDy fills gz (16, Co, ld), columns [col0, col0+tiles) of each row,
+// with A g Aᵀ of the 2×2 tiles g of dyc (Co, H, W), one sample's group;
+// tile rows and columns past H and W read as zero.
+func (p winoPlan) winoDy(dyc, gz []float32, ld, col0 int) {
+	H, W := p.H, p.W
+	es := p.Co * ld
+	var out [16][]float32
+	for o := 0; o < p.Co; o++ {
+		plane := dyc[o*H*W : (o+1)*H*W]
+		for e := range out {
+			out[e] = gz[e*es+o*ld+col0:][:p.tiles]
+		}
+		j := 0
+		for ty := 0; ty < p.th; ty++ {
+			h := 2 * ty
+			r0 := plane[h*W : (h+1)*W]
+			var r1 []float32
+			if h+1 < H {
+				r1 = plane[(h+1)*W : (h+2)*W]
+			}
+			for tx := 0; tx < p.tw; tx++ {
+				w := 2 * tx
+				var g00, g01, g10, g11 float32
+				g00 = r0[w]
+				if w+1 < W {
+					g01 = r0[w+1]
+				}
+				if r1 != nil {
+					g10 = r1[w]
+					if w+1 < W {
+						g11 = r1[w+1]
+					}
+				}
+				// s = A g (4×2): rows g0, g0 + g1, g0 − g1, −g1.
+				s00, s01 := g00, g01
+				s10, s11 := g00+g10, g01+g11
+				s20, s21 := g00-g10, g01-g11
+				s30, s31 := -g10, -g11
+				// s Aᵀ (4×4): each row (a, b) → a, a + b, a − b, −b.
+				out[0][j], out[1][j], out[2][j], out[3][j] = s00, s00+s01, s00-s01, -s01
+				out[4][j], out[5][j], out[6][j], out[7][j] = s10, s10+s11, s10-s11, -s11
+				out[8][j], out[9][j], out[10][j], out[11][j] = s20, s20+s21, s20-s21, -s21
+				out[12][j], out[13][j], out[14][j], out[15][j] = s30, s30+s31, s30-s31, -s31
+				j++
+			}
+		}
+	}
+}
+
+// winogradFilterGrad adds to dws (G·Co, Ci, 3, 3) the filter gradient of
+// the 3×3, stride-1, pad-1 convolution of xs (N, G·Ci, H, W) whose output
+// gradient is dys (N, G·Co, H, W).
+func (d *Device) winogradFilterGrad(xs, dys, dws []float32, N, groups, Ci, Co, H, W int) {
+	// Chunks as the forward's (winoBudget), without its floor on their
+	// number: here each chunk is parallel within itself. (A chunk of V
+	// much past the caches made the transforms' stores the bottleneck.)
+	p := planWino(N, Ci, Co, H, W)
+	p.Q = min(N, max(1, winoBudget/(16*(Ci+Co)*p.tiles)))
+	p.chunks = (N + p.Q - 1) / p.Q
+	ar := d.acquire()
+	defer d.release(ar)
+	ldMax := p.Q * p.tiles
+	v, gz := ar.take(16*Ci*ldMax), ar.take(16*Co*ldMax)
+	du := ar.take(16 * Co * Ci)
+	pads := ar.take(d.workers * p.padSize())
+	HW := H * W
+	for g := 0; g < groups; g++ {
+		for c := 0; c < p.chunks; c++ {
+			n0 := c * p.Q
+			q := min(p.Q, N-n0)
+			ld := q * p.tiles
+			d.run(ar, q, func(wk *worker, i int) {
+				n := n0 + i
+				p.winoInput(xs[(n*groups+g)*Ci*HW:][:Ci*HW], v, pads[wk.idx*p.padSize():], ld, i*p.tiles)
+				p.winoDy(dys[(n*groups+g)*Co*HW:][:Co*HW], gz, ld, i*p.tiles)
+			})
+			beta := float32(1)
+			if c == 0 {
+				beta = 0
+			}
+			// dU_e (Co, Ci) (+)= dZ_e (Co, ld) · V_eᵀ (ld, Ci)
+			d.run(ar, 16, func(wk *worker, e int) {
+				d.sgemm(wk, false, true, Co, Ci, ld, 1, gz[e*Co*ld:], ld, v[e*Ci*ld:], ld, beta, du[e*Co*Ci:], Ci)
+			})
+		}
+		// dw[o, i] += Gᵀ dU[o, i] G, G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1].
+		dwg := dws[g*Co*Ci*9 : (g+1)*Co*Ci*9]
+		d.parallelFor(Co*Ci, 256, func(lo, hi int) {
+			for oi := lo; oi < hi; oi++ {
+				var m [16]float32
+				for e := range m {
+					m[e] = du[e*Co*Ci+oi]
+				}
+				// t = Gᵀ m (3×4), then t G (3×3).
+				var t [3][4]float32
+				for b := 0; b < 4; b++ {
+					m0, m1, m2, m3 := m[b], m[4+b], m[8+b], m[12+b]
+					t[0][b] = m0 + 0.5*(m1+m2)
+					t[1][b] = 0.5 * (m1 - m2)
+					t[2][b] = 0.5*(m1+m2) + m3
+				}
+				w := dwg[oi*9 : oi*9+9]
+				for a := 0; a < 3; a++ {
+					t0, t1, t2, t3 := t[a][0], t[a][1], t[a][2], t[a][3]
+					w[3*a] += t0 + 0.5*(t1+t2)
+					w[3*a+1] += 0.5 * (t1 - t2)
+					w[3*a+2] += 0.5*(t1+t2) + t3
+				}
+			}
+		})
+	}
+}

@@ -49,14 +49,25 @@ func expectBound(t *testing.T, what string, s device.ConvShape, got []float32, w
 	}
 }
 
-// TestWinogradCrossCheck runs the Winograd forward and backward-data paths
-// against device/ref in float64 with the device test suite's tolerance, on
+// TestWinogradCrossCheck runs the Winograd forward, backward-data and
+// filter-gradient paths against device/ref in float64 with the device test suite's tolerance, on
 // the host-sized device and on one with 13 workers (identical bits).
 func TestWinogradCrossCheck(t *testing.T) {
 	if winogradOff {
 		t.Skip("ALEXCL_WINOGRAD=off")
 	}
-	type out struct{ y, dx []float32 }
+	// The default chunking, then one sample a chunk (the filter gradient
+	// accumulating over chunks).
+	saved := winoBudget
+	defer func() { winoBudget = saved }()
+	for _, budget := range []int{saved, 1} {
+		winoBudget = budget
+		testWinogradCrossCheck(t)
+	}
+}
+
+func testWinogradCrossCheck(t *testing.T) {
+	type out struct{ y, dx, dw []float32 }
 	results := map[int][]out{}
 	for di, d := range devices(t) {
 		rng := rand.New(rand.NewPCG(9, 9))
@@ -68,9 +79,12 @@ func TestWinogradCrossCheck(t *testing.T) {
 			X, Wt, Bv, DY := randF32(rng, nx), randF32(rng, nw), randF32(rng, s.K), randF32(rng, ny)
 			x, w, b, dy := d.up(X), d.up(Wt), d.up(Bv), d.up(DY)
 			y, dx := d.up(randF32(rng, ny)), d.up(randF32(rng, nx))
+			DW0, DB0 := randF32(rng, nw), randF32(rng, s.K)
+			dw, db := d.up(DW0), d.up(DB0)
 			d.must(d.Conv2DForward(x, w, b, y, s))
 			d.must(d.Conv2DBackwardData(dy, w, dx, s))
-			o := out{d.down(y, ny), d.down(dx, nx)}
+			d.must(d.Conv2DBackwardFilter(x, dy, dw, db, s))
+			o := out{d.down(y, ny), d.down(dx, nx), d.down(dw, nw)}
 			results[di] = append(results[di], o)
 
 			want, bound := make([]float64, ny), make([]float64, ny)
@@ -82,7 +96,13 @@ func TestWinogradCrossCheck(t *testing.T) {
 			ref.Conv2DBackwardData(f64s(DY), f64s(Wt), wantX, s)
 			ref.Conv2DBackwardData(abs64s(DY), abs64s(Wt), boundX, s)
 			expectBound(t, "winograd backward data", s, o.dx, wantX, boundX, s.K/s.Groups*9)
-			for _, bf := range []device.Buffer{x, w, b, dy, y, dx} {
+
+			// The filter gradient accumulates onto DW0.
+			wantW, boundW := f64s(DW0), abs64s(DW0)
+			ref.Conv2DBackwardFilter(f64s(X), f64s(DY), wantW, make([]float64, s.K), s)
+			ref.Conv2DBackwardFilter(abs64s(X), abs64s(DY), boundW, make([]float64, s.K), s)
+			expectBound(t, "winograd filter gradient", s, o.dw, wantW, boundW, s.N*s.H*s.W+1)
+			for _, bf := range []device.Buffer{x, w, b, dy, y, dx, dw, db} {
 				d.must(d.Free(bf))
 			}
 		}
@@ -90,6 +110,7 @@ func TestWinogradCrossCheck(t *testing.T) {
 	for i, s := range winoShapes {
 		bitsEqual(t, "winograd forward", s, results[0][i].y, results[1][i].y)
 		bitsEqual(t, "winograd backward data", s, results[0][i].dx, results[1][i].dx)
+		bitsEqual(t, "winograd filter gradient", s, results[0][i].dw, results[1][i].dw)
 	}
 }
 
@@ -99,6 +120,9 @@ var miniConv4 = device.ConvShape{N: 128, C: 384, H: 6, W: 6, K: 256, R: 3, S: 3,
 // BenchmarkMiniConv4Forward is its forward pass (Winograd unless
 // ALEXCL_WINOGRAD=off).
 func BenchmarkMiniConv4Forward(b *testing.B) { benchConv(b, miniConv4, "forward") }
+
+// BenchmarkMiniConv4BackwardFilter is its filter gradient (im2col + GEMM).
+func BenchmarkMiniConv4BackwardFilter(b *testing.B) { benchConv(b, miniConv4, "filter") }
 
 // BenchmarkMiniConv4BackwardData is its data gradient.
 func BenchmarkMiniConv4BackwardData(b *testing.B) { benchConv(b, miniConv4, "data") }
