@@ -27,7 +27,7 @@ func lrnBwd5(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef 
 // channel plane whose tile rows fit a vector (tw ≤ 7); see wino_amd64.s.
 //
 //go:noescape
-func winoIn(pad *float32, wp, th, tw int, out *float32, es int)
+func winoIn(plane *float32, h, w, th, tw int, out *float32, es int)
 
 //go:noescape
 func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32)
@@ -37,3 +37,9 @@ func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32)
 //
 //go:noescape
 func col2imAcc(dx *float32, rows, w int, src *float32, ld, ow, s, pad int, masks *[32]uint32)
+
+// winoDyT is winoDy's transform of one plane whose tile rows fit a vector;
+// see wino_amd64.s.
+//
+//go:noescape
+func winoDyT(plane *float32, h, w, th, tw int, out *float32, es int)

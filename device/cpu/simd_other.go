@@ -16,7 +16,7 @@ func lrnBwd5(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef 
 	panic("cpu: lrnBwd5 needs AVX-512")
 }
 
-func winoIn(pad *float32, wp, th, tw int, out *float32, es int) {
+func winoIn(plane *float32, h, w, th, tw int, out *float32, es int) {
 	panic("cpu: winoIn needs AVX-512")
 }
 
@@ -26,4 +26,8 @@ func winoOut(m *float32, es, th, tw int, y *float32, h, w int, b float32) {
 
 func col2imAcc(dx *float32, rows, w int, src *float32, ld, ow, s, pad int, masks *[32]uint32) {
 	panic("cpu: col2imAcc needs AVX-512")
+}
+
+func winoDyT(plane *float32, h, w, th, tw int, out *float32, es int) {
+	panic("cpu: winoDyT needs AVX-512")
 }

@@ -63,8 +63,9 @@ func TestLRNAssembly(t *testing.T) {
 	}
 }
 
-// TestWinogradAssembly checks winoIn and winoOut against the Go transforms
-// bit for bit, on planes of 1×1 to 14×14 (odd sizes leave half tiles).
+// TestWinogradAssembly checks winoIn, winoDyT and winoOut against the Go
+// transforms bit for bit, on planes of 1×1 to 14×14 (odd sizes leave half
+// tiles).
 func TestWinogradAssembly(t *testing.T) {
 	if !hasMaskedRows {
 		t.Skip("no AVX-512: the assembly does not run here")
@@ -95,6 +96,24 @@ func TestWinogradAssembly(t *testing.T) {
 				t.Fatalf("%d×%d input: v[%d] = %v, want %v", H, W, i, vGot[i], vWant[i])
 			}
 		}
+		// The output-gradient transform, from the same kind of planes.
+		dy := make([]float32, p.Co*H*W)
+		for i := range dy {
+			dy[i] = float32(r.NormFloat64())
+		}
+		dy[0] = float32(math.Copysign(0, -1))
+		gGot, gWant := make([]float32, 16*p.Co*ld), make([]float32, 16*p.Co*ld)
+		for i := range gGot {
+			gGot[i], gWant[i] = float32(math.NaN()), float32(math.NaN())
+		}
+		p.winoDy(dy, gGot, ld, 2)
+		s.winoDy(dy, gWant, ld, 2)
+		for i := range gGot {
+			if math.Float32bits(gGot[i]) != math.Float32bits(gWant[i]) {
+				t.Fatalf("%d×%d output gradient: gz[%d] = %v, want %v", H, W, i, gGot[i], gWant[i])
+			}
+		}
+
 		m := make([]float32, 16*p.Co*ld)
 		for i := range m {
 			m[i] = float32(r.NormFloat64())

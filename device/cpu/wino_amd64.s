@@ -91,32 +91,36 @@ DATA winoInterleave<>+56(SB)/4, $7
 DATA winoInterleave<>+60(SB)/4, $23
 GLOBL winoInterleave<>(SB), RODATA|NOPTR, $64
 
-// func winoIn(pad *float32, wp, th, tw int, out *float32, es int)
+// func winoIn(plane *float32, h, w, th, tw int, out *float32, es int)
 //
-// For each tile row ty < th: the 4 padded rows from pad + 2·ty·wp (wp ≤ 16
-// floats each) give the 16 transformed values of tw tiles, written to
-// out + e·es + ty·tw, e = 0…15, tw floats each.
-TEXT ·winoIn(SB), NOSPLIT, $0-48
-	MOVQ wp+8(FP), CX
+// For each tile row ty < th: the 4 input rows 2·ty−1 … 2·ty+2 of plane
+// (h × w, w ≤ 14), zero outside it and read with a one-column left border
+// (masked loads: lane l is column l−1), give the 16 transformed values of
+// tw tiles, written to out + e·es + ty·tw, e = 0…15, tw floats each.
+TEXT ·winoIn(SB), NOSPLIT, $0-56
+	MOVQ w+16(FP), CX
+	INCQ CX
 	MOVL $1, AX
 	SHLL CX, AX
 	DECL AX
+	ANDL $-2, AX // lanes 1 … w
 	KMOVW AX, K1
-	MOVQ tw+24(FP), CX
+	MOVQ tw+32(FP), CX
 	MOVL $1, AX
 	SHLL CX, AX
 	DECL AX
 	KMOVW AX, K2
-	MOVQ pad+0(FP), SI
-	MOVQ wp+8(FP), R8
+	MOVQ plane+0(FP), SI
+	MOVQ h+8(FP), R12
+	MOVQ w+16(FP), R8
 	SHLQ $2, R8
-	LEAQ (R8)(R8*1), R11
-	MOVQ th+16(FP), CX
-	MOVQ tw+24(FP), R9
+	MOVQ th+24(FP), CX
+	MOVQ tw+32(FP), R9
 	SHLQ $2, R9
-	MOVQ out+32(FP), DI
-	MOVQ es+40(FP), R10
+	MOVQ out+40(FP), DI
+	MOVQ es+48(FP), R10
 	SHLQ $2, R10
+	MOVQ $-1, DX // the tile row's first input row
 	VMOVUPS winoCols<>+0(SB), Z20
 	VMOVUPS winoCols<>+64(SB), Z21
 	VMOVUPS winoCols<>+128(SB), Z22
@@ -125,14 +129,58 @@ TEXT ·winoIn(SB), NOSPLIT, $0-48
 	JLE indone
 
 inloop:
-	MOVQ SI, AX
-	VMOVUPS.Z (AX), K1, Z0
-	ADDQ R8, AX
-	VMOVUPS.Z (AX), K1, Z1
-	ADDQ R8, AX
-	VMOVUPS.Z (AX), K1, Z2
-	ADDQ R8, AX
-	VMOVUPS.Z (AX), K1, Z3
+	LEAQ 0(DX), AX
+	CMPQ AX, $0
+	JLT inzero0
+	CMPQ AX, R12
+	JGE inzero0
+	IMULQ R8, AX
+	VMOVUPS.Z -4(SI)(AX*1), K1, Z0
+	JMP inrow0
+
+inzero0:
+	VPXORD Z0, Z0, Z0
+
+inrow0:
+	LEAQ 1(DX), AX
+	CMPQ AX, $0
+	JLT inzero1
+	CMPQ AX, R12
+	JGE inzero1
+	IMULQ R8, AX
+	VMOVUPS.Z -4(SI)(AX*1), K1, Z1
+	JMP inrow1
+
+inzero1:
+	VPXORD Z1, Z1, Z1
+
+inrow1:
+	LEAQ 2(DX), AX
+	CMPQ AX, $0
+	JLT inzero2
+	CMPQ AX, R12
+	JGE inzero2
+	IMULQ R8, AX
+	VMOVUPS.Z -4(SI)(AX*1), K1, Z2
+	JMP inrow2
+
+inzero2:
+	VPXORD Z2, Z2, Z2
+
+inrow2:
+	LEAQ 3(DX), AX
+	CMPQ AX, $0
+	JLT inzero3
+	CMPQ AX, R12
+	JGE inzero3
+	IMULQ R8, AX
+	VMOVUPS.Z -4(SI)(AX*1), K1, Z3
+	JMP inrow3
+
+inzero3:
+	VPXORD Z3, Z3, Z3
+
+inrow3:
 	VSUBPS Z2, Z0, Z4 // t0 = d0 − d2
 	VADDPS Z2, Z1, Z5 // t1 = d1 + d2
 	VSUBPS Z1, Z2, Z6 // t2 = d2 − d1
@@ -201,7 +249,7 @@ inloop:
 	VMOVUPS Z14, K2, (BX)
 	ADDQ R10, BX
 	VMOVUPS Z15, K2, (BX)
-	ADDQ R11, SI
+	ADDQ $2, DX
 	ADDQ R9, DI
 	DECQ CX
 	JNZ inloop
@@ -319,5 +367,119 @@ outnext:
 	JNZ outloop
 
 outdone:
+	VZEROUPPER
+	RET
+
+// func winoDyT(plane *float32, h, w, th, tw int, out *float32, es int)
+//
+// The output-gradient transform of winoDy: for each tile row ty < th, rows
+// 2·ty and 2·ty+1 of plane (h × w, w ≤ 14; zero past h and w) give A g Aᵀ
+// of tw tiles, written to out + e·es + ty·tw, e = 0…15, tw floats each.
+// Negation flips the sign bit, as Go's unary minus does.
+TEXT ·winoDyT(SB), NOSPLIT, $0-56
+	MOVQ w+16(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	MOVQ tw+32(FP), CX
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K2
+	MOVQ plane+0(FP), SI
+	MOVQ h+8(FP), R12
+	MOVQ w+16(FP), R8
+	SHLQ $2, R8
+	MOVQ th+24(FP), CX
+	MOVQ tw+32(FP), R9
+	SHLQ $2, R9
+	MOVQ out+40(FP), DI
+	MOVQ es+48(FP), R10
+	SHLQ $2, R10
+	MOVL $0x80000000, AX
+	VPBROADCASTD AX, Z31
+	VMOVUPS winoCols<>+0(SB), Z20 // even columns
+	VMOVUPS winoCols<>+64(SB), Z21 // odd columns
+	XORQ DX, DX // the tile row's first row
+	TESTQ CX, CX
+	JLE dydone
+
+dyloop:
+	MOVQ DX, AX
+	IMULQ R8, AX
+	VMOVUPS.Z (SI)(AX*1), K1, Z0
+	LEAQ 1(DX), AX
+	CMPQ AX, R12
+	JGE dyzero
+	IMULQ R8, AX
+	VMOVUPS.Z (SI)(AX*1), K1, Z1
+	JMP dyrows
+
+dyzero:
+	VPXORD Z1, Z1, Z1
+
+dyrows:
+	VPERMPS Z0, Z20, Z2 // g00
+	VPERMPS Z0, Z21, Z3 // g01
+	VPERMPS Z1, Z20, Z4 // g10
+	VPERMPS Z1, Z21, Z5 // g11
+	// s = A g: (s00, s01) = (g00, g01), s1 = g0 + g1, s2 = g0 − g1, s3 = −g1
+	VADDPS Z4, Z2, Z6
+	VADDPS Z5, Z3, Z7
+	VSUBPS Z4, Z2, Z8
+	VSUBPS Z5, Z3, Z9
+	VXORPS Z31, Z4, Z10
+	VXORPS Z31, Z5, Z11
+	MOVQ DI, BX
+	VADDPS Z3, Z2, Z12
+	VSUBPS Z3, Z2, Z13
+	VXORPS Z31, Z3, Z14
+	VMOVUPS Z2, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z12, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z13, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z14, K2, (BX)
+	ADDQ R10, BX
+	VADDPS Z7, Z6, Z12
+	VSUBPS Z7, Z6, Z13
+	VXORPS Z31, Z7, Z14
+	VMOVUPS Z6, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z12, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z13, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z14, K2, (BX)
+	ADDQ R10, BX
+	VADDPS Z9, Z8, Z12
+	VSUBPS Z9, Z8, Z13
+	VXORPS Z31, Z9, Z14
+	VMOVUPS Z8, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z12, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z13, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z14, K2, (BX)
+	ADDQ R10, BX
+	VADDPS Z11, Z10, Z12
+	VSUBPS Z11, Z10, Z13
+	VXORPS Z31, Z11, Z14
+	VMOVUPS Z10, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z12, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z13, K2, (BX)
+	ADDQ R10, BX
+	VMOVUPS Z14, K2, (BX)
+	ADDQ $2, DX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ dyloop
+
+dydone:
 	VZEROUPPER
 	RET

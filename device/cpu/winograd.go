@@ -118,20 +118,23 @@ func (p winoPlan) padSize() int { return round16((2*p.th + 2) * (2*p.tw + 2)) }
 // that every tile reads a full 4×4 patch.
 func (p winoPlan) winoInput(xc, v, pad []float32, ld, col0 int) {
 	H, W := p.H, p.W
+	es := p.Ci * ld // stride between the 16 matrices
+	if p.vector() {
+		// The assembly reads the plane itself, the border by masking.
+		_ = v[15*es+(p.Ci-1)*ld+col0+p.tiles-1]
+		for c := 0; c < p.Ci; c++ {
+			winoIn(&xc[c*H*W], H, W, p.th, p.tw, &v[c*ld+col0], es)
+		}
+		return
+	}
 	Wp := 2*p.tw + 2
 	pad = pad[:(2*p.th+2)*Wp]
 	clear(pad)
-	es := p.Ci * ld // stride between the 16 matrices
 	var out [16][]float32
 	for c := 0; c < p.Ci; c++ {
 		plane := xc[c*H*W : (c+1)*H*W]
 		for h := 0; h < H; h++ {
 			copy(pad[(h+1)*Wp+1:], plane[h*W:(h+1)*W])
-		}
-		if p.vector() {
-			_ = v[15*es+c*ld+col0+p.tiles-1]
-			winoIn(&pad[0], Wp, p.th, p.tw, &v[c*ld+col0], es)
-			continue
 		}
 		for e := range out {
 			out[e] = v[e*es+c*ld+col0:][:p.tiles]
@@ -257,6 +260,13 @@ func (d *Device) winograd(xs, ws, bias, ys []float32, N, groups, Ci, Co, H, W in
 func (p winoPlan) winoDy(dyc, gz []float32, ld, col0 int) {
 	H, W := p.H, p.W
 	es := p.Co * ld
+	if p.vector() {
+		_ = gz[15*es+(p.Co-1)*ld+col0+p.tiles-1]
+		for o := 0; o < p.Co; o++ {
+			winoDyT(&dyc[o*H*W], H, W, p.th, p.tw, &gz[o*ld+col0], es)
+		}
+		return
+	}
 	var out [16][]float32
 	for o := 0; o < p.Co; o++ {
 		plane := dyc[o*H*W : (o+1)*H*W]
