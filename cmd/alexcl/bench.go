@@ -61,6 +61,7 @@ type benchResult struct {
 	Device     string `json:"device"`
 	DeviceName string `json:"device_name"`
 	Platform   string `json:"platform"`
+	Driver     string `json:"driver"` // for the cpu device: Go's version and the GEMM
 	Batch      int    `json:"batch"`
 	Steps      int    `json:"steps"`
 	Warmup     int    `json:"warmup"`
@@ -230,7 +231,7 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 		trainFLOPs += f + benchBackwardFLOPs(l, i, f)
 	}
 	res := &benchResult{
-		Network: cfg.Name, Device: info.ID, DeviceName: info.Name, Platform: info.Platform,
+		Network: cfg.Name, Device: info.ID, DeviceName: info.Name, Platform: info.Platform, Driver: info.Driver,
 		Batch: batch, Steps: steps, Warmup: warmup,
 		TrainImagesPerSecond: float64(batch) / trainT.Seconds(),
 		InferImagesPerSecond: float64(batch) / inferT.Seconds(),
@@ -296,8 +297,9 @@ func ms(t time.Duration) float64 { return float64(t) / float64(time.Millisecond)
 
 // print writes the human-readable report.
 func (r *benchResult) print(w io.Writer) error {
-	fmt.Fprintf(w, "%s on %s (%s, %s), batch %d, median of %d steps after %d warm-up\n\n",
+	fmt.Fprintf(w, "%s on %s (%s, %s), batch %d, median of %d steps after %d warm-up\n",
 		r.Network, r.Device, r.DeviceName, r.Platform, r.Batch, r.Steps, r.Warmup)
+	fmt.Fprintf(w, "driver: %s\n\n", r.Driver)
 	fmt.Fprintf(w, "training   %9.1f images/s  %9.1f ms/step  %8.1f GFLOP/s (%.2f GFLOP per image)\n",
 		r.TrainImagesPerSecond, r.TrainStepMS, r.TrainGFLOPS, r.TrainGFLOPPerImage)
 	fmt.Fprintf(w, "inference  %9.1f images/s  %9.1f ms/step  %8.1f GFLOP/s\n",

@@ -92,27 +92,7 @@ func BenchmarkMaxPoolForward(b *testing.B) {
 	b.ReportMetric(float64(s.N*s.C*s.H*s.W)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
 }
 
-func benchLRN(b *testing.B, backward bool) {
-	d := testDevice{New(), &testing.T{}}
-	defer d.Close()
-	s := paperLRN1
-	n := s.N * s.C * s.H * s.W
-	rng := rand.New(rand.NewPCG(3, 4))
-	x, y, sc, dy, dx := d.up(randF32(rng, n)), d.up(make([]float32, n)), d.up(make([]float32, n)), d.up(randF32(rng, n)), d.up(make([]float32, n))
-	d.must(d.LRNForward(x, y, sc, s))
-	for b.Loop() {
-		var err error
-		if backward {
-			err = d.LRNBackward(x, y, sc, dy, dx, s)
-		} else {
-			err = d.LRNForward(x, y, sc, s)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
-}
+func benchLRN(b *testing.B, backward bool) { benchLRNShape(b, paperLRN1, backward) }
 
 // BenchmarkLRNForward is paper AlexNet's first LRN at batch 32.
 func BenchmarkLRNForward(b *testing.B) { benchLRN(b, false) }

@@ -3,10 +3,9 @@
 //
 // Convolutions are im2col (or Winograd) followed by float32 GEMMs over
 // chunks of samples (conv.go, winograd.go). The GEMMs run on alexcl's own
-// AVX-512 kernel (package sgemm) where the CPU has AVX-512, else on a
-// system BLAS (OpenBLAS) loaded at run time without cgo, else on alexcl's
-// AVX2 kernel, else on gonum's pure-Go BLAS; ALEXCL_GEMM picks one
-// (gemm.go). The other ops are parallel
+// AVX-512 or AVX2 kernels (package sgemm) where the CPU has them, else on
+// a system BLAS (OpenBLAS) loaded at run time without cgo, else on gonum's
+// pure-Go BLAS; ALEXCL_GEMM picks one (gemm.go). The other ops are parallel
 // loops over batch, channel or rows.
 //
 // Every op is judged against the readable reference in device/ref, and every

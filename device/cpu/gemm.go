@@ -39,11 +39,13 @@ import (
 // TestGemmPathsCrossCheck runs every path this machine has against
 // device/ref on random shapes around the blocking cut-offs.
 //
-// ALEXCL_GEMM chooses the path: avx512, blas, avx2 or go; unset or auto
-// takes the first of those this machine has, in that order. (OpenBLAS comes
-// before our AVX2 kernel: on a machine with both it was ≈5% faster here.
-// ALEXCL_BLAS=off, which keeps package blas from loading a library, leaves
-// auto without it.)
+// ALEXCL_GEMM chooses the path: avx512, avx2, blas or go; unset or auto
+// takes the first of those this machine has, in that order. (Our AVX2
+// kernel comes before OpenBLAS: on this project's machine, whole training
+// steps ran 0–20% faster with it than with OpenBLAS's AVX2 kernels, though
+// a lone large GEMM was ≈5% slower; BENCHMARKS.md. So OpenBLAS serves CPUs
+// without AVX2, e.g. arm64. ALEXCL_BLAS=off, which keeps package blas from
+// loading a library, leaves auto without it.)
 
 var gonumImpl gonum.Implementation
 
@@ -62,14 +64,11 @@ func gemmFromEnv() (gemmPath, *sgemm.Kernel, *blas.Lib, error) {
 	// A BLAS library is loaded only when it will run: loading OpenBLAS
 	// starts its thread pool, which costs CPU time even when idle.
 	auto := func() (gemmPath, *sgemm.Kernel, *blas.Lib) {
-		if sgemm.AVX512.Available() {
-			return gemmAsm, sgemm.AVX512, nil
+		if k := sgemm.Best(); k != nil {
+			return gemmAsm, k, nil
 		}
 		if lib, err := blas.Load(); err == nil {
 			return gemmBLAS, nil, lib
-		}
-		if sgemm.AVX2.Available() {
-			return gemmAsm, sgemm.AVX2, nil
 		}
 		return gemmGonum, nil, nil
 	}

@@ -1,0 +1,25 @@
+#!/bin/bash
+# The CPU ratio rounds of BENCHMARKS.md: three rounds, each PyTorch on the
+# CPU (../shared/anchors/torch_train_bench.py), then `alexcl bench` for
+# paper (batch 32) and mini (batch 128) on the cpu device with each GEMM
+# (auto, ALEXCL_GEMM=avx2, ALEXCL_GEMM=blas) and on POCL (cl0).
+#
+#   go build -o alexcl ./cmd/alexcl && ci/bench-cpu.sh ./alexcl
+set -euo pipefail
+B=${1:-./alexcl}
+TORCH=${TORCH_BENCH:-../shared/anchors/torch_train_bench.py}
+rate() { python3 -c "import json,sys; d=json.load(sys.stdin); print('%.1f %.1f' % (d['train_images_per_second'], d['infer_images_per_second']))"; }
+for round in 1 2 3; do
+	echo "== round $round $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)"
+	OMP_NUM_THREADS=2 /usr/bin/python3 "$TORCH" cpu 2>&1 | grep img
+	for cfg in "cpu auto" "cpu avx2" "cpu blas" "cl0 -"; do
+		set -- $cfg
+		dev=$1 gemm=$2
+		for p in "paper 32" "mini 128"; do
+			set -- $p
+			env=()
+			[ "$gemm" != - ] && env=(ALEXCL_GEMM="$gemm")
+			echo "alexcl $dev gemm=$gemm $1 b$2 (train, infer img/s): $(env "${env[@]}" "$B" bench --device "$dev" --preset "$1" --batch "$2" --steps 5 --warmup 1 --profile-steps 0 --json | rate)"
+		done
+	done
+done
