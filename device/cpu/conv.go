@@ -164,7 +164,7 @@ func validCols(s device.ConvShape, q int) (lo, hi int) {
 // (Cg, H, W), the channels of one group of one sample. Padding reads as zero.
 func im2col(xg, col []float32, ld int, s device.ConvShape) {
 	rows := len(xg) / (s.H * s.W) * s.R * s.S
-	if hasMaskedRows && s.Stride == 1 && s.OW() <= 32 && s.S <= 32 {
+	if useAVX512 && s.Stride == 1 && s.OW() <= 32 && s.S <= 32 {
 		im2colMasked(xg, col, ld, s, rows)
 		return
 	}
@@ -238,7 +238,7 @@ func im2colMasked(xg, col []float32, ld int, s device.ConvShape, rows int) {
 // (Cg·R·S, ld), columns [0, OH·OW) of each row, that read each pixel. A
 // pixel's sum runs over (r, s, oh, ow) in that order.
 func col2im(dcol []float32, ld int, dxg []float32, s device.ConvShape) {
-	if hasMaskedRows && s.Stride == 1 && s.W <= 32 && s.S <= 32 {
+	if useAVX512 && s.Stride == 1 && s.W <= 32 && s.S <= 32 {
 		col2imMasked(dcol, ld, dxg, s)
 		return
 	}

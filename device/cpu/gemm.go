@@ -86,7 +86,7 @@ func gemmFromEnv() (gemmPath, *sgemm.Kernel, *blas.Lib, error) {
 			k = sgemm.AVX2
 		}
 		if !k.Available() {
-			return fail("cpu: ALEXCL_GEMM=%s, but this CPU (or OS) does not support it; unset ALEXCL_GEMM to use the fastest GEMM there is", v)
+			return fail("cpu: ALEXCL_GEMM=%s, but this CPU (or OS) does not support it, or ALEXCL_AVX512=off hides it; unset ALEXCL_GEMM to use the fastest GEMM there is", v)
 		}
 		return gemmAsm, k, nil, nil
 	case "blas":

@@ -567,11 +567,14 @@ func lrnForward5(x, y, scale, ring []float32, C, HW, pn int, K, alphaOverSize, b
 		if o >= 2 && c < C && beta == 0.75 { // a whole window: square x[c] on the way
 			xc := x[c*HW:][:pn]
 			ring := [5][]float32{row(o - 2)[:pn], row(o - 1)[:pn], row(o)[:pn], row(o + 1)[:pn], row(c)[:pn]}
-			if hasMaskedRows && pn > 0 {
-				_, _, _ = xc[pn-1], xo[pn-1], yo[pn-1]
+			if n8 := pn &^ 7; useAVX2 && n8 > 0 {
+				_, _, _ = xc[n8-1], xo[n8-1], yo[n8-1]
 				ptrs := [5]*float32{&ring[0][0], &ring[1][0], &ring[2][0], &ring[3][0], &ring[4][0]}
-				lrnFwd5(pn, &xc[0], &xo[0], &yo[0], &so[0], &ptrs, K, alphaOverSize)
-				continue
+				lrnFwd5AVX2(n8, &xc[0], &xo[0], &yo[0], &so[0], &ptrs, K, alphaOverSize)
+				for i := range ring {
+					ring[i] = ring[i][n8:]
+				}
+				xc, xo, yo, so = xc[n8:], xo[n8:], yo[n8:], so[n8:]
 			}
 			lrnFwd5Go(xc, xo, yo, so, &ring, K, alphaOverSize)
 			continue
@@ -683,11 +686,14 @@ func lrnBackward5(x, y, scale, dy, dx, ring, wsum []float32, C, HW, pn int, coef
 		if j >= 2 && c < C && beta == 0.75 { // a whole window: channel c's terms on the way
 			dyc, yc, sc, dxc := dy[c*HW:][:pn], y[c*HW:][:pn], scale[c*HW:][:pn], dx[c*HW:][:pn]
 			ring := [5][]float32{row(j - 2)[:pn], row(j - 1)[:pn], row(j)[:pn], row(j + 1)[:pn], row(c)[:pn]}
-			if hasMaskedRows && pn > 0 {
-				_, _ = xj[pn-1], dxj[pn-1]
+			if n8 := pn &^ 7; useAVX2 && n8 > 0 {
+				_, _ = xj[n8-1], dxj[n8-1]
 				ptrs := [5]*float32{&ring[0][0], &ring[1][0], &ring[2][0], &ring[3][0], &ring[4][0]}
-				lrnBwd5(pn, &dyc[0], &yc[0], &sc[0], &dxc[0], &xj[0], &dxj[0], &ptrs, coef)
-				continue
+				lrnBwd5AVX2(n8, &dyc[0], &yc[0], &sc[0], &dxc[0], &xj[0], &dxj[0], &ptrs, coef)
+				for i := range ring {
+					ring[i] = ring[i][n8:]
+				}
+				dyc, yc, sc, dxc, xj, dxj = dyc[n8:], yc[n8:], sc[n8:], dxc[n8:], xj[n8:], dxj[n8:]
 			}
 			lrnBwd5Go(dyc, yc, sc, dxc, xj, dxj, &ring, coef)
 			continue
@@ -708,8 +714,7 @@ func lrnBackward5(x, y, scale, dy, dx, ring, wsum []float32, C, HW, pn int, coef
 
 // lrnFwd5Go is the β = 0.75 inner loop of lrnForward5 for a whole window:
 // ring[4] = xc², so = K + α/n·(ring[0] + … + ring[4]), yo = xo·so^(−3/4).
-// lrnFwd5 (assembly, where there is AVX-512) does the same operations in
-// the same order.
+// lrnFwd5AVX2 (assembly) does the same operations in the same order.
 func lrnFwd5Go(xc, xo, yo, so []float32, ring *[5][]float32, K, alphaOverSize float32) {
 	xc, xo, yo = xc[:len(so)], xo[:len(so)], yo[:len(so)]
 	a0, a1, a2, a3, a4 := ring[0][:len(so)], ring[1][:len(so)], ring[2][:len(so)], ring[3][:len(so)], ring[4][:len(so)]
@@ -727,8 +732,8 @@ func lrnFwd5Go(xc, xo, yo, so []float32, ring *[5][]float32, K, alphaOverSize fl
 
 // lrnBwd5Go is the β = 0.75 inner loop of lrnBackward5 for a whole window:
 // channel c's terms ring[4] = dyc·yc/sc and dxc = dyc·sc^(−3/4), then
-// dxj −= coef·xj·(ring[0] + … + ring[4]). lrnBwd5 (assembly) does the same
-// operations in the same order.
+// dxj −= coef·xj·(ring[0] + … + ring[4]). lrnBwd5AVX2 (assembly) does the
+// same operations in the same order.
 func lrnBwd5Go(dyc, yc, sc, dxc, xj, dxj []float32, ring *[5][]float32, coef float32) {
 	dyc, yc, sc, xj, dxj = dyc[:len(dxc)], yc[:len(dxc)], sc[:len(dxc)], xj[:len(dxc)], dxj[:len(dxc)]
 	t0, t1, t2, t3, t4 := ring[0][:len(dxc)], ring[1][:len(dxc)], ring[2][:len(dxc)], ring[3][:len(dxc)], ring[4][:len(dxc)]

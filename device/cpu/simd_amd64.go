@@ -2,26 +2,27 @@
 
 package cpu
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
 
-// hasMaskedRows is whether the AVX-512 routines of this package (im2colRows,
-// lrnFwd5, lrnBwd5, winoIn, winoOut) can run: AVX-512F, with OS support.
-var hasMaskedRows = cpu.X86.HasAVX512F
+	"golang.org/x/sys/cpu"
+)
+
+// useAVX512 is whether the AVX-512 routines of this package (im2colRows,
+// col2imAcc, winoIn, winoDyT, winoOut) run: the CPU and
+// OS support AVX-512F, and ALEXCL_AVX512 is not off (which makes the device
+// behave as on a CPU without it: Go loops here, the AVX2 GEMM kernel).
+var useAVX512 = cpu.X86.HasAVX512F && os.Getenv("ALEXCL_AVX512") != "off"
+
+// useAVX2 is whether the AVX2 routines (lrnFwd5AVX2, lrnBwd5AVX2) can run,
+// for CPUs without AVX-512.
+var useAVX2 = cpu.X86.HasAVX2
 
 // im2colRows writes one im2col row of output rows of up to 32 floats with
 // masked AVX-512 loads and stores; see im2col_amd64.s.
 //
 //go:noescape
 func im2colRows(dst, src *float32, off, oh0, oh1, oh, w, ow int, lmask, smask uint32)
-
-// lrnFwd5 and lrnBwd5 are lrnFwd5Go and lrnBwd5Go on n pixels, 16 at a
-// time; see lrn_amd64.s.
-//
-//go:noescape
-func lrnFwd5(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32)
-
-//go:noescape
-func lrnBwd5(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32)
 
 // winoIn and winoOut are the Winograd input and output transforms of one
 // channel plane whose tile rows fit a vector (tw ≤ 7); see wino_amd64.s.
@@ -43,3 +44,12 @@ func col2imAcc(dx *float32, rows, w int, src *float32, ld, ow, s, pad int, masks
 //
 //go:noescape
 func winoDyT(plane *float32, h, w, th, tw int, out *float32, es int)
+
+// lrnFwd5AVX2 and lrnBwd5AVX2 are lrnFwd5Go and lrnBwd5Go on n (a
+// multiple of 8) pixels, 8 at a time; see lrn_amd64.s.
+//
+//go:noescape
+func lrnFwd5AVX2(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32)
+
+//go:noescape
+func lrnBwd5AVX2(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32)

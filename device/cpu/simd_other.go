@@ -2,18 +2,13 @@
 
 package cpu
 
-const hasMaskedRows = false
+const (
+	useAVX512 = false
+	useAVX2   = false
+)
 
 func im2colRows(dst, src *float32, off, oh0, oh1, oh, w, ow int, lmask, smask uint32) {
 	panic("cpu: im2colRows needs AVX-512")
-}
-
-func lrnFwd5(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32) {
-	panic("cpu: lrnFwd5 needs AVX-512")
-}
-
-func lrnBwd5(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32) {
-	panic("cpu: lrnBwd5 needs AVX-512")
 }
 
 func winoIn(plane *float32, h, w, th, tw int, out *float32, es int) {
@@ -30,4 +25,12 @@ func col2imAcc(dx *float32, rows, w int, src *float32, ld, ow, s, pad int, masks
 
 func winoDyT(plane *float32, h, w, th, tw int, out *float32, es int) {
 	panic("cpu: winoDyT needs AVX-512")
+}
+
+func lrnFwd5AVX2(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32) {
+	panic("cpu: lrnFwd5AVX2 needs AVX2")
+}
+
+func lrnBwd5AVX2(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32) {
+	panic("cpu: lrnBwd5AVX2 needs AVX2")
 }

@@ -6,12 +6,33 @@ import (
 	"testing"
 )
 
-// TestLRNAssembly checks lrnFwd5 and lrnBwd5 against their Go loops bit for
-// bit, on lengths around the 16-pixel step and its masked tail.
+// TestLRNAssembly checks lrnFwd5AVX2 and lrnBwd5AVX2 against their Go loops
+// bit for bit.
 func TestLRNAssembly(t *testing.T) {
-	if !hasMaskedRows {
-		t.Skip("no AVX-512: the assembly does not run here")
+	type impl struct {
+		name string
+		ok   bool
+		step int // the routine takes multiples of step pixels
+		fwd  func(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32)
+		bwd  func(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32)
 	}
+	ran := 0
+	for _, im := range []impl{{"avx2", useAVX2, 8, lrnFwd5AVX2, lrnBwd5AVX2}} {
+		if !im.ok {
+			t.Logf("%s: cannot run here", im.name)
+			continue
+		}
+		ran++
+		t.Run(im.name, func(t *testing.T) { testLRNAssembly(t, im.step, im.fwd, im.bwd) })
+	}
+	if ran == 0 {
+		t.Skip("no AVX2: the assembly does not run here")
+	}
+}
+
+func testLRNAssembly(t *testing.T, step int,
+	lrnFwd5 func(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float32),
+	lrnBwd5 func(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32)) {
 	r := rand.New(rand.NewPCG(7, 8))
 	vec := func(n int, lo, hi float64) []float32 {
 		v := make([]float32, n)
@@ -29,6 +50,9 @@ func TestLRNAssembly(t *testing.T) {
 		}
 	}
 	for _, n := range []int{1, 2, 15, 16, 17, 31, 32, 33, 100, 1024} {
+		if n%step != 0 {
+			continue
+		}
 		// Forward: ring rows 0–3 are squares already, row 4 is written.
 		xc, xo := vec(n, -3, 3), vec(n, -3, 3)
 		var rg, rw [5][]float32
@@ -67,7 +91,7 @@ func TestLRNAssembly(t *testing.T) {
 // transforms bit for bit, on planes of 1×1 to 14×14 (odd sizes leave half
 // tiles).
 func TestWinogradAssembly(t *testing.T) {
-	if !hasMaskedRows {
+	if !useAVX512 {
 		t.Skip("no AVX-512: the assembly does not run here")
 	}
 	r := rand.New(rand.NewPCG(9, 10))

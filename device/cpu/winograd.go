@@ -52,7 +52,7 @@ type winoPlan struct {
 // vector reports whether the transforms run as AVX-512 assembly (winoIn,
 // winoOut: a tile row in one vector), which gives the same bits as the Go
 // loops.
-func (p winoPlan) vector() bool { return hasMaskedRows && p.tw <= 7 && !p.scalar }
+func (p winoPlan) vector() bool { return useAVX512 && p.tw <= 7 && !p.scalar }
 
 // winoBudget is the target size, in floats, of a chunk's V and M.
 var winoBudget = 2 << 20

@@ -2,14 +2,19 @@
 
 package sgemm
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 //go:generate go run gen_kernel.go
 
 func init() {
 	// x/sys/cpu reports AVX-512F and AVX2 only when the OS also saves the
-	// wider registers on context switches.
-	AVX512.ok = cpu.X86.HasAVX512F
+	// wider registers on context switches. ALEXCL_AVX512=off hides
+	// AVX-512, to measure or rule out that path.
+	AVX512.ok = cpu.X86.HasAVX512F && os.Getenv("ALEXCL_AVX512") != "off"
 	AVX512.tile, AVX512.copyRows = kernelAVX512, copy32
 	AVX2.ok = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 	AVX2.tile, AVX2.copyRows = kernelAVX2, copy16
