@@ -34,6 +34,13 @@ func kernelAVX2(kc int, a, b, c *float32, ldc int, alpha, beta float32)
 //go:noescape
 func transpose8(dst *float32, ldd int, src *float32, lds int, blocks int)
 
+// transpose6 writes, for b in [0, blocks), the transposed 6×8 block at
+// src[0:6, 8b:8b+8] (row stride lds) to dst[8b:8b+8, 0:6], packed. It
+// needs AVX.
+//
+//go:noescape
+func transpose6(dst *float32, src *float32, lds int, blocks int)
+
 // copy32 and copy16 copy 32 (AVX-512) or 16 (AVX) floats from each of rows
 // rows of src (row stride lds) into dst, packed.
 //

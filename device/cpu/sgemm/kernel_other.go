@@ -8,3 +8,7 @@ package sgemm
 func transpose8(dst *float32, ldd int, src *float32, lds int, blocks int) {
 	panic("sgemm: no transpose kernel on this platform")
 }
+
+func transpose6(dst *float32, src *float32, lds int, blocks int) {
+	panic("sgemm: no transpose kernel on this platform")
+}

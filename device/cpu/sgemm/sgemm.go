@@ -226,14 +226,19 @@ func (kr *Kernel) packA(dst []float32, tA bool, A []float32, lda, i0, p0, m, k i
 			}
 			continue
 		}
-		// Rows of the sliver's columns: with all 12 rows there, two 8-row
-		// transposes (rows 0–7 and 4–11, writing 4–7 twice) cover k
-		// rounded down to 8; the rest goes element by element.
+		// Rows of the sliver's columns: with all its rows there, 8×8
+		// transposes (12 rows: rows 0–7 and 4–11, writing 4–7 twice) or
+		// 6×8 ones cover k rounded down to 8; the rest goes element by
+		// element.
 		k8, p1 := k/8*8, 0
-		if mr == 12 && h == mr && k8 > 0 && hasAVX {
+		if h == mr && k8 > 0 && hasAVX && (mr == 12 || mr == 6) {
 			_ = A[(i0+s+mr-1)*lda+p0+k8-1]
-			transpose8(&sl[0], mr, &A[(i0+s)*lda+p0], lda, k8/8)
-			transpose8(&sl[4], mr, &A[(i0+s+4)*lda+p0], lda, k8/8)
+			if mr == 12 {
+				transpose8(&sl[0], mr, &A[(i0+s)*lda+p0], lda, k8/8)
+				transpose8(&sl[4], mr, &A[(i0+s+4)*lda+p0], lda, k8/8)
+			} else {
+				transpose6(&sl[0], &A[(i0+s)*lda+p0], lda, k8/8)
+			}
 			p1 = k8
 		}
 		for ii := 0; ii < h; ii++ {
