@@ -1,8 +1,10 @@
 #!/bin/bash
 # The CPU ratio rounds of BENCHMARKS.md: three rounds, each PyTorch on the
 # CPU (../shared/anchors/torch_train_bench.py), then `alexcl bench` for
-# paper (batch 32) and mini (batch 128) on the cpu device with each GEMM
-# (auto, ALEXCL_GEMM=avx2, ALEXCL_GEMM=blas) and on POCL (cl0).
+# paper (batch 32) and mini (batch 128) on the cpu device as it is, as on
+# a CPU without AVX-512 (ALEXCL_AVX512=off: the AVX2 kernel, Go loops for
+# the AVX-512 helpers), with OpenBLAS's GEMM (ALEXCL_GEMM=blas), and on
+# POCL (cl0).
 #
 #   go build -o alexcl ./cmd/alexcl && ci/bench-cpu.sh ./alexcl
 set -euo pipefail
@@ -12,14 +14,12 @@ rate() { python3 -c "import json,sys; d=json.load(sys.stdin); print('%.1f %.1f' 
 for round in 1 2 3; do
 	echo "== round $round $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)"
 	OMP_NUM_THREADS=2 /usr/bin/python3 "$TORCH" cpu 2>&1 | grep img
-	for cfg in "cpu auto" "cpu avx2" "cpu blas" "cl0 -"; do
+	for cfg in "cpu ALEXCL_CPU=as-is" "cpu ALEXCL_AVX512=off" "cpu ALEXCL_GEMM=blas" "cl0 ALEXCL_CPU=as-is"; do
 		set -- $cfg
-		dev=$1 gemm=$2
+		dev=$1 env=$2
 		for p in "paper 32" "mini 128"; do
 			set -- $p
-			env=()
-			[ "$gemm" != - ] && env=(ALEXCL_GEMM="$gemm")
-			echo "alexcl $dev gemm=$gemm $1 b$2 (train, infer img/s): $(env "${env[@]}" "$B" bench --device "$dev" --preset "$1" --batch "$2" --steps 5 --warmup 1 --profile-steps 0 --json | rate)"
+			echo "alexcl $dev $env $1 b$2 (train, infer img/s): $(env "$env" "$B" bench --device "$dev" --preset "$1" --batch "$2" --steps 5 --warmup 1 --profile-steps 0 --json | rate)"
 		done
 	done
 done
