@@ -14,8 +14,8 @@ import (
 // behave as on a CPU without it: Go loops here, the AVX2 GEMM kernel).
 var useAVX512 = cpu.X86.HasAVX512F && os.Getenv("ALEXCL_AVX512") != "off"
 
-// useAVX2 is whether the AVX2 routines (lrnFwd5AVX2, lrnBwd5AVX2) can run,
-// for CPUs without AVX-512.
+// useAVX2 is whether the AVX2 routines (lrnFwd5AVX2, lrnBwd5AVX2,
+// winoInAVX2, winoOutAVX2) can run.
 var useAVX2 = cpu.X86.HasAVX2
 
 // im2colRows writes one im2col row of output rows of up to 32 floats with
@@ -53,3 +53,13 @@ func lrnFwd5AVX2(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float
 
 //go:noescape
 func lrnBwd5AVX2(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32)
+
+// winoInAVX2 and winoOutAVX2 are winoIn and winoOut for planes whose tile
+// rows fit 8 floats (tw ≤ 3), for CPUs without AVX-512; masks are the
+// lanes to load and store (see wino_amd64.s).
+//
+//go:noescape
+func winoInAVX2(plane *float32, h, w, th, tw int, out *float32, es int, masks *[2][8]int32)
+
+//go:noescape
+func winoOutAVX2(m *float32, es, th, tw int, y *float32, h, w int, b float32, masks *[2][8]int32)

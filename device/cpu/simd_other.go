@@ -34,3 +34,11 @@ func lrnFwd5AVX2(n int, xc, xo, yo, so *float32, ring *[5]*float32, k, aos float
 func lrnBwd5AVX2(n int, dyc, yc, sc, dxc, xj, dxj *float32, ring *[5]*float32, coef float32) {
 	panic("cpu: lrnBwd5AVX2 needs AVX2")
 }
+
+func winoInAVX2(plane *float32, h, w, th, tw int, out *float32, es int, masks *[2][8]int32) {
+	panic("cpu: winoInAVX2 needs AVX2")
+}
+
+func winoOutAVX2(m *float32, es, th, tw int, y *float32, h, w int, b float32, masks *[2][8]int32) {
+	panic("cpu: winoOutAVX2 needs AVX2")
+}

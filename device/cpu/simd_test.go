@@ -87,19 +87,35 @@ func testLRNAssembly(t *testing.T, step int,
 	}
 }
 
-// TestWinogradAssembly checks winoIn, winoDyT and winoOut against the Go
-// transforms bit for bit, on planes of 1×1 to 14×14 (odd sizes leave half
-// tiles).
+// TestWinogradAssembly checks the vector transforms (winoIn, winoDyT and
+// winoOut with AVX-512; winoInAVX2 and winoOutAVX2) against the Go loops bit
+// for bit, on planes of 1×1 to 14×14 (odd sizes leave half tiles).
 func TestWinogradAssembly(t *testing.T) {
-	if !useAVX512 {
-		t.Skip("no AVX-512: the assembly does not run here")
+	ran := 0
+	for _, variant := range []string{"avx512", "avx2"} {
+		if (variant == "avx512" && !useAVX512) || (variant == "avx2" && !useAVX2) {
+			t.Logf("%s: cannot run here", variant)
+			continue
+		}
+		ran++
+		t.Run(variant, func(t *testing.T) { testWinogradAssembly(t, variant == "avx2") })
 	}
+	if ran == 0 {
+		t.Skip("neither AVX-512 nor AVX2: the assembly does not run here")
+	}
+}
+
+func testWinogradAssembly(t *testing.T, avx2 bool) {
 	r := rand.New(rand.NewPCG(9, 10))
-	for _, hw := range [][2]int{{1, 1}, {6, 6}, {13, 13}, {14, 14}, {5, 12}, {14, 3}, {7, 9}} {
+	for _, hw := range [][2]int{{1, 1}, {6, 6}, {13, 13}, {14, 14}, {5, 12}, {14, 3}, {7, 9}, {5, 5}, {2, 6}} {
 		H, W := hw[0], hw[1]
 		p := planWino(3, 5, 4, H, W)
-		if !p.vector() {
-			t.Fatalf("%d×%d: not on the vector path", H, W)
+		p.avx2 = avx2
+		if !p.vector() && !p.vector8() {
+			if avx2 && p.tw > 3 {
+				continue // wider than the AVX2 transforms take
+			}
+			t.Fatalf("%d×%d: not on a vector path", H, W)
 		}
 		ld := p.Q*p.tiles + 3
 		x := make([]float32, p.Ci*H*W)

@@ -483,3 +483,308 @@ dyrows:
 dydone:
 	VZEROUPPER
 	RET
+
+// The AVX2 forms of winoIn and winoOut, for planes of tile rows that fit
+// 8 floats (tw ≤ 3: mini's 6×6 planes), with vector masks instead of mask
+// registers; same operations in the same order.
+
+DATA winoCols8<>+0(SB)/4, $0
+DATA winoCols8<>+4(SB)/4, $2
+DATA winoCols8<>+8(SB)/4, $4
+DATA winoCols8<>+12(SB)/4, $6
+DATA winoCols8<>+16(SB)/4, $0
+DATA winoCols8<>+20(SB)/4, $2
+DATA winoCols8<>+24(SB)/4, $4
+DATA winoCols8<>+28(SB)/4, $6
+DATA winoCols8<>+32(SB)/4, $1
+DATA winoCols8<>+36(SB)/4, $3
+DATA winoCols8<>+40(SB)/4, $5
+DATA winoCols8<>+44(SB)/4, $7
+DATA winoCols8<>+48(SB)/4, $1
+DATA winoCols8<>+52(SB)/4, $3
+DATA winoCols8<>+56(SB)/4, $5
+DATA winoCols8<>+60(SB)/4, $7
+DATA winoCols8<>+64(SB)/4, $2
+DATA winoCols8<>+68(SB)/4, $4
+DATA winoCols8<>+72(SB)/4, $6
+DATA winoCols8<>+76(SB)/4, $0
+DATA winoCols8<>+80(SB)/4, $2
+DATA winoCols8<>+84(SB)/4, $4
+DATA winoCols8<>+88(SB)/4, $6
+DATA winoCols8<>+92(SB)/4, $0
+DATA winoCols8<>+96(SB)/4, $3
+DATA winoCols8<>+100(SB)/4, $5
+DATA winoCols8<>+104(SB)/4, $7
+DATA winoCols8<>+108(SB)/4, $1
+DATA winoCols8<>+112(SB)/4, $3
+DATA winoCols8<>+116(SB)/4, $5
+DATA winoCols8<>+120(SB)/4, $7
+DATA winoCols8<>+124(SB)/4, $1
+GLOBL winoCols8<>(SB), RODATA|NOPTR, $128
+
+// func winoInAVX2(plane *float32, h, w, th, tw int, out *float32, es int, masks *[2][8]int32)
+//
+// winoIn with 8-float rows: masks[0] selects lanes 1 … w of a row read
+// from one float before it, masks[1] the tw lanes stored.
+TEXT ·winoInAVX2(SB), NOSPLIT, $0-64
+	MOVQ plane+0(FP), SI
+	MOVQ h+8(FP), R12
+	MOVQ w+16(FP), R8
+	SHLQ $2, R8
+	MOVQ th+24(FP), CX
+	MOVQ tw+32(FP), R9
+	SHLQ $2, R9
+	MOVQ out+40(FP), DI
+	MOVQ es+48(FP), R10
+	SHLQ $2, R10
+	MOVQ masks+56(FP), AX
+	VMOVDQU 0(AX), Y14
+	VMOVDQU 32(AX), Y15
+	MOVQ $-1, DX
+	TESTQ CX, CX
+	JLE in2done
+
+in2loop:
+	LEAQ 0(DX), AX
+	CMPQ AX, $0
+	JLT in2zero0
+	CMPQ AX, R12
+	JGE in2zero0
+	IMULQ R8, AX
+	VMASKMOVPS -4(SI)(AX*1), Y14, Y0
+	JMP in2row0
+
+in2zero0:
+	VXORPS Y0, Y0, Y0
+
+in2row0:
+	LEAQ 1(DX), AX
+	CMPQ AX, $0
+	JLT in2zero1
+	CMPQ AX, R12
+	JGE in2zero1
+	IMULQ R8, AX
+	VMASKMOVPS -4(SI)(AX*1), Y14, Y1
+	JMP in2row1
+
+in2zero1:
+	VXORPS Y1, Y1, Y1
+
+in2row1:
+	LEAQ 2(DX), AX
+	CMPQ AX, $0
+	JLT in2zero2
+	CMPQ AX, R12
+	JGE in2zero2
+	IMULQ R8, AX
+	VMASKMOVPS -4(SI)(AX*1), Y14, Y2
+	JMP in2row2
+
+in2zero2:
+	VXORPS Y2, Y2, Y2
+
+in2row2:
+	LEAQ 3(DX), AX
+	CMPQ AX, $0
+	JLT in2zero3
+	CMPQ AX, R12
+	JGE in2zero3
+	IMULQ R8, AX
+	VMASKMOVPS -4(SI)(AX*1), Y14, Y3
+	JMP in2row3
+
+in2zero3:
+	VXORPS Y3, Y3, Y3
+
+in2row3:
+	VSUBPS Y2, Y0, Y4
+	VADDPS Y2, Y1, Y5
+	VSUBPS Y1, Y2, Y6
+	VSUBPS Y3, Y1, Y7
+	VMOVDQU winoCols8<>+0(SB), Y0
+	VMOVDQU winoCols8<>+32(SB), Y1
+	VMOVDQU winoCols8<>+64(SB), Y2
+	VMOVDQU winoCols8<>+96(SB), Y3
+	MOVQ DI, BX
+	VPERMPS Y4, Y0, Y8
+	VPERMPS Y4, Y1, Y9
+	VPERMPS Y4, Y2, Y10
+	VPERMPS Y4, Y3, Y11
+	VSUBPS Y10, Y8, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VADDPS Y10, Y9, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VSUBPS Y9, Y10, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VSUBPS Y11, Y9, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VPERMPS Y5, Y0, Y8
+	VPERMPS Y5, Y1, Y9
+	VPERMPS Y5, Y2, Y10
+	VPERMPS Y5, Y3, Y11
+	VSUBPS Y10, Y8, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VADDPS Y10, Y9, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VSUBPS Y9, Y10, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VSUBPS Y11, Y9, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VPERMPS Y6, Y0, Y8
+	VPERMPS Y6, Y1, Y9
+	VPERMPS Y6, Y2, Y10
+	VPERMPS Y6, Y3, Y11
+	VSUBPS Y10, Y8, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VADDPS Y10, Y9, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VSUBPS Y9, Y10, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VSUBPS Y11, Y9, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VPERMPS Y7, Y0, Y8
+	VPERMPS Y7, Y1, Y9
+	VPERMPS Y7, Y2, Y10
+	VPERMPS Y7, Y3, Y11
+	VSUBPS Y10, Y8, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VADDPS Y10, Y9, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VSUBPS Y9, Y10, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ R10, BX
+	VSUBPS Y11, Y9, Y12
+	VMASKMOVPS Y12, Y15, (BX)
+	ADDQ $2, DX
+	ADDQ R9, DI
+	DECQ CX
+	JNZ in2loop
+
+in2done:
+	VZEROUPPER
+	RET
+
+// func winoOutAVX2(m *float32, es, th, tw int, y *float32, h, w int, b float32, masks *[2][8]int32)
+//
+// winoOut with 8-float rows: masks[0] selects the tw lanes loaded from m,
+// masks[1] the w lanes of an output row stored.
+TEXT ·winoOutAVX2(SB), NOSPLIT, $0-72
+	MOVQ m+0(FP), SI
+	MOVQ es+8(FP), R10
+	SHLQ $2, R10
+	MOVQ th+16(FP), CX
+	MOVQ tw+24(FP), R9
+	SHLQ $2, R9
+	MOVQ y+32(FP), DI
+	MOVQ h+40(FP), R12
+	MOVQ w+48(FP), R8
+	SHLQ $2, R8
+	VBROADCASTSS b+56(FP), Y12
+	MOVQ masks+64(FP), AX
+	VMOVDQU 0(AX), Y14
+	VMOVDQU 32(AX), Y15
+	XORQ DX, DX
+	TESTQ CX, CX
+	JLE out2done
+
+out2loop:
+	MOVQ SI, BX
+	VMASKMOVPS (BX), Y14, Y0
+	MOVQ BX, AX
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y1
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y2
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y3
+	VADDPS Y1, Y0, Y4
+	VADDPS Y2, Y4, Y4
+	VSUBPS Y2, Y1, Y8
+	VSUBPS Y3, Y8, Y8
+	ADDQ R10, BX
+	VMASKMOVPS (BX), Y14, Y0
+	MOVQ BX, AX
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y1
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y2
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y3
+	VADDPS Y1, Y0, Y5
+	VADDPS Y2, Y5, Y5
+	VSUBPS Y2, Y1, Y9
+	VSUBPS Y3, Y9, Y9
+	ADDQ R10, BX
+	VMASKMOVPS (BX), Y14, Y0
+	MOVQ BX, AX
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y1
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y2
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y3
+	VADDPS Y1, Y0, Y6
+	VADDPS Y2, Y6, Y6
+	VSUBPS Y2, Y1, Y10
+	VSUBPS Y3, Y10, Y10
+	ADDQ R10, BX
+	VMASKMOVPS (BX), Y14, Y0
+	MOVQ BX, AX
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y1
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y2
+	LEAQ (AX)(R10*4), AX
+	VMASKMOVPS (AX), Y14, Y3
+	VADDPS Y1, Y0, Y7
+	VADDPS Y2, Y7, Y7
+	VSUBPS Y2, Y1, Y11
+	VSUBPS Y3, Y11, Y11
+	VADDPS Y5, Y4, Y0
+	VADDPS Y6, Y0, Y0
+	VADDPS Y12, Y0, Y0 // even columns
+	VSUBPS Y6, Y5, Y1
+	VSUBPS Y7, Y1, Y1
+	VADDPS Y12, Y1, Y1 // odd columns
+	VUNPCKLPS Y1, Y0, Y2
+	VUNPCKHPS Y1, Y0, Y3
+	VINSERTF128 $1, X3, Y2, Y2
+	VMASKMOVPS Y2, Y15, (DI)
+	VADDPS Y9, Y8, Y0
+	VADDPS Y10, Y0, Y0
+	VADDPS Y12, Y0, Y0 // even columns
+	VSUBPS Y10, Y9, Y1
+	VSUBPS Y11, Y1, Y1
+	VADDPS Y12, Y1, Y1 // odd columns
+	VUNPCKLPS Y1, Y0, Y2
+	VUNPCKHPS Y1, Y0, Y3
+	VINSERTF128 $1, X3, Y2, Y2
+	LEAQ 1(DX), AX
+	CMPQ AX, R12
+	JGE out2next
+	VMASKMOVPS Y2, Y15, (DI)(R8*1)
+
+out2next:
+	ADDQ R9, SI
+	LEAQ (DI)(R8*2), DI
+	ADDQ $2, DX
+	DECQ CX
+	JNZ out2loop
+
+out2done:
+	VZEROUPPER
+	RET

@@ -47,12 +47,27 @@ type winoPlan struct {
 	Ci, Co, H, W, th, tw, tiles int
 	Q, chunks                   int
 	scalar                      bool // tests: the Go transforms even where the vector ones run
+	avx2                        bool // tests: the AVX2 transforms even where AVX-512 runs
 }
 
 // vector reports whether the transforms run as AVX-512 assembly (winoIn,
 // winoOut: a tile row in one vector), which gives the same bits as the Go
 // loops.
-func (p winoPlan) vector() bool { return useAVX512 && p.tw <= 7 && !p.scalar }
+func (p winoPlan) vector() bool { return useAVX512 && p.tw <= 7 && !p.scalar && !p.avx2 }
+
+// vector8 reports whether the input and output transforms run as AVX2
+// assembly (winoInAVX2, winoOutAVX2: tile rows of 8 floats), where vector
+// does not; same bits as the Go loops.
+func (p winoPlan) vector8() bool { return !p.vector() && useAVX2 && p.tw <= 3 && !p.scalar }
+
+// laneMask returns the AVX2 lane mask of lanes [lo, hi): −1 (all bits)
+// in those lanes, 0 elsewhere.
+func laneMask(lo, hi int) (m [8]int32) {
+	for l := max(lo, 0); l < min(hi, 8); l++ {
+		m[l] = -1
+	}
+	return m
+}
 
 // winoBudget is the target size, in floats, of a chunk's V and M.
 var winoBudget = 2 << 20
@@ -127,6 +142,14 @@ func (p winoPlan) winoInput(xc, v, pad []float32, ld, col0 int) {
 		}
 		return
 	}
+	if p.vector8() {
+		masks := [2][8]int32{laneMask(1, W+1), laneMask(0, p.tw)}
+		_ = v[15*es+(p.Ci-1)*ld+col0+p.tiles-1]
+		for c := 0; c < p.Ci; c++ {
+			winoInAVX2(&xc[c*H*W], H, W, p.th, p.tw, &v[c*ld+col0], es, &masks)
+		}
+		return
+	}
 	Wp := 2*p.tw + 2
 	pad = pad[:(2*p.th+2)*Wp]
 	clear(pad)
@@ -175,6 +198,12 @@ func (p winoPlan) winoOutput(m []float32, ld, col0 int, yc, bias []float32) {
 		if p.vector() {
 			_ = m[15*es+o*ld+col0+p.tiles-1]
 			winoOut(&m[o*ld+col0], es, p.th, p.tw, &plane[0], H, W, b)
+			continue
+		}
+		if p.vector8() {
+			masks := [2][8]int32{laneMask(0, p.tw), laneMask(0, W)}
+			_ = m[15*es+o*ld+col0+p.tiles-1]
+			winoOutAVX2(&m[o*ld+col0], es, p.th, p.tw, &plane[0], H, W, b, &masks)
 			continue
 		}
 		mo := m[o*ld+col0:]
