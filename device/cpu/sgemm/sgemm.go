@@ -38,7 +38,7 @@ var (
 	AVX2   = &Kernel{Name: "avx2", mr: 6, nr: 16}
 )
 
-// hasAVX is whether transpose8 can run.
+// hasAVX is whether transpose8 and transpose6 can run.
 var hasAVX bool
 
 // Available reports whether the CPU and OS support the kernel.
