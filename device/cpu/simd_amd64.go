@@ -8,6 +8,8 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
+//go:generate go run gen_wino.go
+
 // useAVX512 is whether the AVX-512 routines of this package (im2colRows,
 // col2imAcc, winoIn, winoDyT, winoOut) run: the CPU and
 // OS support AVX-512F, and ALEXCL_AVX512 is not off (which makes the device
