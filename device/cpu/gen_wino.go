@@ -284,7 +284,8 @@ func winoDyT() {
 	w("// The output-gradient transform of winoDy: for each tile row ty < th, rows")
 	w("// 2·ty and 2·ty+1 of plane (h × w, w ≤ 14; zero past h and w) give A g Aᵀ")
 	w("// of tw tiles, written to out + e·es + ty·tw, e = 0…15, tw floats each.")
-	w("// Negation flips the sign bit, as Go's unary minus does.")
+	w("// Negation flips the sign bit (VPXORD: AVX-512F alone), as Go's unary")
+	w("// minus does.")
 	w("TEXT ·winoDyT(SB), NOSPLIT, $0-56")
 	laneMask("w+16(FP)", "K1")
 	laneMask("tw+32(FP)", "K2")
@@ -330,8 +331,8 @@ func winoDyT() {
 	w("\tVADDPS Z5, Z3, Z7")
 	w("\tVSUBPS Z4, Z2, Z8")
 	w("\tVSUBPS Z5, Z3, Z9")
-	w("\tVXORPS Z31, Z4, Z10")
-	w("\tVXORPS Z31, Z5, Z11")
+	w("\tVPXORD Z31, Z4, Z10")
+	w("\tVPXORD Z31, Z5, Z11")
 	w("\tMOVQ DI, BX")
 	// s Aᵀ: each row (a, b) → a, a + b, a − b, −b.
 	rows := [4][2]int{{2, 3}, {6, 7}, {8, 9}, {10, 11}}
@@ -339,7 +340,7 @@ func winoDyT() {
 		a, bb := ab[0], ab[1]
 		w("\tVADDPS Z%d, Z%d, Z12", bb, a)
 		w("\tVSUBPS Z%d, Z%d, Z13", bb, a)
-		w("\tVXORPS Z31, Z%d, Z14", bb)
+		w("\tVPXORD Z31, Z%d, Z14", bb)
 		for k, reg := range []int{a, 12, 13, 14} {
 			w("\tVMOVUPS Z%d, K2, (BX)", reg)
 			if !(ri == 3 && k == 3) {

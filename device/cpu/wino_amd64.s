@@ -378,7 +378,8 @@ outdone:
 // The output-gradient transform of winoDy: for each tile row ty < th, rows
 // 2·ty and 2·ty+1 of plane (h × w, w ≤ 14; zero past h and w) give A g Aᵀ
 // of tw tiles, written to out + e·es + ty·tw, e = 0…15, tw floats each.
-// Negation flips the sign bit, as Go's unary minus does.
+// Negation flips the sign bit (VPXORD: AVX-512F alone), as Go's unary
+// minus does.
 TEXT ·winoDyT(SB), NOSPLIT, $0-56
 	MOVQ w+16(FP), CX
 	MOVL $1, AX
@@ -432,12 +433,12 @@ dyrows:
 	VADDPS Z5, Z3, Z7
 	VSUBPS Z4, Z2, Z8
 	VSUBPS Z5, Z3, Z9
-	VXORPS Z31, Z4, Z10
-	VXORPS Z31, Z5, Z11
+	VPXORD Z31, Z4, Z10
+	VPXORD Z31, Z5, Z11
 	MOVQ DI, BX
 	VADDPS Z3, Z2, Z12
 	VSUBPS Z3, Z2, Z13
-	VXORPS Z31, Z3, Z14
+	VPXORD Z31, Z3, Z14
 	VMOVUPS Z2, K2, (BX)
 	ADDQ R10, BX
 	VMOVUPS Z12, K2, (BX)
@@ -448,7 +449,7 @@ dyrows:
 	ADDQ R10, BX
 	VADDPS Z7, Z6, Z12
 	VSUBPS Z7, Z6, Z13
-	VXORPS Z31, Z7, Z14
+	VPXORD Z31, Z7, Z14
 	VMOVUPS Z6, K2, (BX)
 	ADDQ R10, BX
 	VMOVUPS Z12, K2, (BX)
@@ -459,7 +460,7 @@ dyrows:
 	ADDQ R10, BX
 	VADDPS Z9, Z8, Z12
 	VSUBPS Z9, Z8, Z13
-	VXORPS Z31, Z9, Z14
+	VPXORD Z31, Z9, Z14
 	VMOVUPS Z8, K2, (BX)
 	ADDQ R10, BX
 	VMOVUPS Z12, K2, (BX)
@@ -470,7 +471,7 @@ dyrows:
 	ADDQ R10, BX
 	VADDPS Z11, Z10, Z12
 	VSUBPS Z11, Z10, Z13
-	VXORPS Z31, Z11, Z14
+	VPXORD Z31, Z11, Z14
 	VMOVUPS Z10, K2, (BX)
 	ADDQ R10, BX
 	VMOVUPS Z12, K2, (BX)
