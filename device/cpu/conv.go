@@ -168,11 +168,13 @@ func im2col(xg, col []float32, ld int, s device.ConvShape) {
 		im2colMasked(xg, col, ld, s, rows)
 		return
 	}
-	im2colLoops(xg, col, ld, s, rows)
+	im2colLoops(xg, col, ld, s, rows, useAVX512)
 }
 
-// im2colLoops is im2col with copy and clear for each output row.
-func im2colLoops(xg, col []float32, ld int, s device.ConvShape, rows int) {
+// im2colLoops is im2col with copy and clear for each output row; with
+// gather (AVX-512 only), a strided row is read with vector gathers
+// (gatherStrided) instead of a loop.
+func im2colLoops(xg, col []float32, ld int, s device.ConvShape, rows int, gather bool) {
 	OH, OW := s.OH(), s.OW()
 	for row := 0; row < rows; row++ {
 		c, r, q := row/(s.R*s.S), (row/s.S)%s.R, row%s.S
@@ -195,6 +197,11 @@ func im2colLoops(xg, col []float32, ld int, s device.ConvShape, rows int) {
 				continue
 			}
 			o := out[lo:hi]
+			if gather {
+				_ = src[w0+(len(o)-1)*s.Stride]
+				gatherStrided(&o[0], &src[w0], len(o), s.Stride)
+				continue
+			}
 			for i := range o {
 				o[i] = src[w0+i*s.Stride]
 			}

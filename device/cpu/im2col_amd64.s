@@ -123,3 +123,61 @@ accq:
 accdone:
 	VZEROUPPER
 	RET
+
+// func gatherStrided(dst, src *float32, n, stride int)
+//
+// dst[i] = src[i·stride] for i < n, 16 at a time with a masked tail, by
+// AVX-512 gathers (lane l of the index is l·stride). AVX-512F.
+TEXT ·gatherStrided(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ stride+24(FP), AX
+	VPBROADCASTD AX, Z1
+	VPMULLD gatherLanes<>(SB), Z1, Z1 // l·stride
+	SHLQ $6, AX                       // 16·stride floats, in bytes
+	MOVQ AX, R8
+
+gloop:
+	CMPQ CX, $16
+	JLT gtail
+	KXNORW K1, K1, K1
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ R8, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP gloop
+
+gtail:
+	TESTQ CX, CX
+	JLE gdone
+	MOVL $1, AX
+	SHLL CX, AX
+	DECL AX
+	KMOVW AX, K1
+	KMOVW AX, K2
+	VGATHERDPS (SI)(Z1*4), K1, Z0
+	VMOVUPS Z0, K2, (DI)
+
+gdone:
+	VZEROUPPER
+	RET
+
+DATA gatherLanes<>+0(SB)/4, $0
+DATA gatherLanes<>+4(SB)/4, $1
+DATA gatherLanes<>+8(SB)/4, $2
+DATA gatherLanes<>+12(SB)/4, $3
+DATA gatherLanes<>+16(SB)/4, $4
+DATA gatherLanes<>+20(SB)/4, $5
+DATA gatherLanes<>+24(SB)/4, $6
+DATA gatherLanes<>+28(SB)/4, $7
+DATA gatherLanes<>+32(SB)/4, $8
+DATA gatherLanes<>+36(SB)/4, $9
+DATA gatherLanes<>+40(SB)/4, $10
+DATA gatherLanes<>+44(SB)/4, $11
+DATA gatherLanes<>+48(SB)/4, $12
+DATA gatherLanes<>+52(SB)/4, $13
+DATA gatherLanes<>+56(SB)/4, $14
+DATA gatherLanes<>+60(SB)/4, $15
+GLOBL gatherLanes<>(SB), RODATA|NOPTR, $64

@@ -64,7 +64,7 @@ func TestIm2colMasked(t *testing.T) {
 			got[i], want[i] = float32(math.NaN()), float32(math.NaN())
 		}
 		im2colMasked(x, got, ld, s, rows)
-		im2colLoops(x, want, ld, s, rows)
+		im2colLoops(x, want, ld, s, rows, false)
 		for i := range got {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 				t.Fatalf("%+v: col[%d] (row %d, column %d) = %v, want %v", s, i, i/ld, i%ld, got[i], want[i])
@@ -111,5 +111,36 @@ func BenchmarkCol2im(b *testing.B) {
 			}
 			b.ReportMetric(float64(len(col))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
 		})
+	}
+}
+
+// TestIm2colGather checks the gathered strided rows against the loop, bit
+// for bit, on strides 2 to 4 and rows around the 16-float step.
+func TestIm2colGather(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("no AVX-512: the gathers do not run here")
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, s := range []device.ConvShape{
+		{C: 3, H: 227, W: 227, R: 11, S: 11, Stride: 4},
+		{C: 2, H: 9, W: 9, R: 3, S: 3, Stride: 2, Pad: 1},
+		{C: 1, H: 40, W: 37, R: 5, S: 3, Stride: 3, Pad: 2},
+		{C: 2, H: 5, W: 66, R: 2, S: 2, Stride: 2},
+		{C: 1, H: 3, W: 3, R: 3, S: 3, Stride: 2},
+	} {
+		s.N, s.K, s.Groups = 1, 1, 1
+		x := make([]float32, s.C*s.H*s.W)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		P, rows := s.OH()*s.OW(), s.C*s.R*s.S
+		got, want := make([]float32, rows*P), make([]float32, rows*P)
+		im2colLoops(x, got, P, s, rows, true)
+		im2colLoops(x, want, P, s, rows, false)
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%+v: col[%d] = %v, want %v", s, i, got[i], want[i])
+			}
+		}
 	}
 }

@@ -65,3 +65,9 @@ func winoInAVX2(plane *float32, h, w, th, tw int, out *float32, es int, masks *[
 
 //go:noescape
 func winoOutAVX2(m *float32, es, th, tw int, y *float32, h, w int, b float32, masks *[2][8]int32)
+
+// gatherStrided copies n floats src[0], src[stride], … into dst with
+// AVX-512 gathers; see im2col_amd64.s.
+//
+//go:noescape
+func gatherStrided(dst, src *float32, n, stride int)

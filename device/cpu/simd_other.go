@@ -42,3 +42,7 @@ func winoInAVX2(plane *float32, h, w, th, tw int, out *float32, es int, masks *[
 func winoOutAVX2(m *float32, es, th, tw int, y *float32, h, w int, b float32, masks *[2][8]int32) {
 	panic("cpu: winoOutAVX2 needs AVX2")
 }
+
+func gatherStrided(dst, src *float32, n, stride int) {
+	panic("cpu: gatherStrided needs AVX-512")
+}
