@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One call on a machine with an NVIDIA GPU and its driver: correctness on
+# the GPU (selftest), alexcl's training throughput (paper at batch 128 and
+# 256, mini at 512, with per-layer kernel times) and PyTorch's on the same
+# card, then one epoch of the default training run. BENCHMARKS.md's GPU
+# section came from this.
+#
+#   go build -o alexcl ./cmd/alexcl   # CGO_ENABLED=0 builds run anywhere
+#   ci/bench-gpu.sh ./alexcl OUTDIR
+#
+# TORCH_BENCH names PyTorch's script (default ../shared/anchors/
+# torch_train_bench.py). NVIDIA's OpenCL library is registered with the ICD
+# loader through OCL_ICD_VENDORS when the machine has no .icd file for it.
+set -uo pipefail
+B=$(realpath "${1:-./alexcl}")
+OUT=$(mkdir -p "${2:-gpu-out}" && realpath "${2:-gpu-out}")
+TORCH=$(realpath "${TORCH_BENCH:-../shared/anchors/torch_train_bench.py}")
+
+if ! grep -qs nvidia /etc/OpenCL/vendors/*.icd; then
+	v=$(mktemp -d)
+	for lib in /usr/lib/libnvidia-opencl.so.1 /usr/lib/x86_64-linux-gnu/libnvidia-opencl.so.1; do
+		[ -e "$lib" ] && echo "$lib" > "$v/nvidia.icd" && break
+	done
+	cp /etc/OpenCL/vendors/*.icd "$v/" 2>/dev/null
+	export OCL_ICD_VENDORS=$v
+fi
+
+nvidia-smi --query-gpu=name,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+"$B" list-devices > "$OUT/list.txt" 2>&1
+timeout 120 "$B" selftest --device gpu0 > "$OUT/selftest.txt" 2>&1
+echo "selftest rc=$?" >> "$OUT/selftest.txt"
+tail -2 "$OUT/selftest.txt"
+for b in 128 256; do
+	timeout 90 "$B" bench --device gpu0 --preset paper --batch $b --steps 10 --warmup 3 > "$OUT/paper$b.txt" 2>&1
+	head -4 "$OUT/paper$b.txt"
+done
+timeout 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 > "$OUT/mini512.txt" 2>&1
+head -4 "$OUT/mini512.txt"
+timeout 180 python3 "$TORCH" cuda 128 256 > "$OUT/torch.txt" 2>&1
+cat "$OUT/torch.txt"
+(cd "$(mktemp -d)" && timeout 120 "$B" train --device gpu0 --epochs 1 --out run) > "$OUT/train.txt" 2>&1
+echo "train rc=$?" >> "$OUT/train.txt"
+tail -3 "$OUT/train.txt"
