@@ -9,7 +9,8 @@
 #   ci/bench-gpu.sh ./alexcl OUTDIR
 #
 # TORCH_BENCH names PyTorch's script (default ../shared/anchors/
-# torch_train_bench.py). NVIDIA's OpenCL library is registered with the ICD
+# torch_train_bench.py), PYTHON the interpreter with CUDA PyTorch
+# (default python3). NVIDIA's OpenCL library is registered with the ICD
 # loader through OCL_ICD_VENDORS when the machine has no .icd file for it.
 set -uo pipefail
 B=$(realpath "${1:-./alexcl}")
@@ -36,7 +37,7 @@ for b in 128 256; do
 done
 timeout 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 > "$OUT/mini512.txt" 2>&1
 head -4 "$OUT/mini512.txt"
-timeout 180 python3 "$TORCH" cuda 128 256 > "$OUT/torch.txt" 2>&1
+timeout 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256 > "$OUT/torch.txt" 2>&1
 cat "$OUT/torch.txt"
 (cd "$(mktemp -d)" && timeout 120 "$B" train --device gpu0 --epochs 1 --out run) > "$OUT/train.txt" 2>&1
 echo "train rc=$?" >> "$OUT/train.txt"
