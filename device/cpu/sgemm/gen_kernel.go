@@ -60,11 +60,24 @@ func kernel(w func(string, ...any), name, reg string, mr, vecs, vb int) {
 	w("\tMOVQ c+24(FP), DX")
 	w("\tMOVQ ldc+32(FP), R8")
 	w("\tSHLQ $2, R8")
+	// The C tile is read at the end (beta ≠ 0): start fetching it now.
+	w("\tMOVQ DX, R10")
+	for i := 0; i < mr; i++ {
+		for v := 0; v < vecs*vb; v += 64 {
+			w("\tPREFETCHT0 %d(R10)", v)
+		}
+		if i < mr-1 {
+			w("\tADDQ R8, R10")
+		}
+	}
 	for i := 0; i < acc; i++ {
 		w("\t%s %s%d, %s%d, %s%d", zero, reg, i, reg, i, reg, i)
 	}
 	w("")
 	w("loop%s:", name)
+	// A's sliver streams from L2; fetch about ten steps ahead (the
+	// hardware prefetcher alone left ≈7% on the table).
+	w("\tPREFETCHT0 512(AX)")
 	for v := 0; v < vecs; v++ {
 		w("\tVMOVUPS %d(BX), %s%d", v*vb, reg, bReg+v)
 	}
