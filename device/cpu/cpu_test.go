@@ -469,3 +469,22 @@ func TestInfo(t *testing.T) {
 		t.Fatalf("info %+v", info)
 	}
 }
+
+// TestWorkspaceBytes checks that the scratch a convolution leaves in the
+// arenas (columns, GEMM packing) is reported.
+func TestWorkspaceBytes(t *testing.T) {
+	d := testDevice{New(), t}
+	defer d.Close()
+	if n := d.WorkspaceBytes(); n != 0 {
+		t.Fatalf("a new device holds %d bytes of scratch", n)
+	}
+	s := device.ConvShape{N: 2, C: 3, H: 13, W: 13, K: 4, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1}
+	rng := rand.New(rand.NewPCG(1, 1))
+	x, w := d.up(randF32(rng, s.N*s.C*s.H*s.W)), d.up(randF32(rng, s.K*s.C*s.R*s.S))
+	b, y := d.up(randF32(rng, s.K)), d.up(make([]float32, s.N*s.K*s.OH()*s.OW()))
+	d.must(d.Conv2DForward(x, w, b, y, s))
+	// At least one sample's columns (C·R·S × OH·OW floats).
+	if n, min := d.WorkspaceBytes(), int64(s.C*s.R*s.S*s.OH()*s.OW()*4); n < min {
+		t.Fatalf("after a convolution: %d bytes of scratch reported, want at least %d", n, min)
+	}
+}

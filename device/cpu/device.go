@@ -417,6 +417,22 @@ type arena struct {
 	workers []*worker
 }
 
+// WorkspaceBytes is the scratch the device holds between ops (im2col
+// columns, Winograd tiles, GEMM packing), which MemStats does not count:
+// the idle arenas, which is all of them between ops.
+func (d *Device) WorkspaceBytes() int64 {
+	d.arenaMu.Lock()
+	defer d.arenaMu.Unlock()
+	var n int64
+	for _, a := range d.arenas {
+		n += int64(len(a.buf)) * 4
+		for _, w := range a.workers {
+			n += w.ws.Bytes() + int64(len(w.tr))*4
+		}
+	}
+	return n
+}
+
 // acquire returns an idle arena (or a new one) with a worker state for each
 // of the device's workers.
 func (d *Device) acquire() *arena {

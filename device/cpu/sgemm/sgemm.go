@@ -76,6 +76,9 @@ type Workspace struct {
 	tile [maxMR * maxNR]float32
 }
 
+// Bytes is the memory the workspace holds.
+func (w *Workspace) Bytes() int64 { return int64(len(w.a)+len(w.b)+len(w.tile)) * 4 }
+
 func (w *Workspace) grow() {
 	if w.a == nil {
 		w.a = make([]float32, mc*kc)
