@@ -234,7 +234,7 @@ func im2colMasked(xg, col []float32, ld int, s device.ConvShape, rows int) {
 			}
 			for q := 0; q < s.S; q++ {
 				dst := col[row*ld : row*ld+OH*OW] // (OH, OW)
-				im2colRows(&dst[0], &plane[h0*s.W], q-s.Pad, oh0, oh1, OH, s.W, OW, lmask[q%32], smask)
+				im2colRows(&dst[0], &plane[h0*s.W], q-s.Pad, oh0, oh1, OH, s.W, OW, lmask[q], smask)
 				row++
 			}
 		}

@@ -9,30 +9,47 @@ import (
 	"github.com/alexcl/alexcl/device"
 )
 
-// BenchmarkIm2col times one sample's columns for mini's conv2 (64×13×13,
-// 5×5 pad 2) and conv4 (384×6×6, 3×3 pad 1) and paper's conv1 (3×227×227,
-// 11×11 stride 4).
+// benchShapes are mini's conv2 (64×13×13, 5×5 pad 2) and conv4 (384×6×6,
+// 3×3 pad 1) and paper's conv1 (3×227×227, 11×11 stride 4), one sample.
+var benchShapes = []device.ConvShape{
+	{N: 1, C: 64, H: 13, W: 13, K: 192, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
+	{N: 1, C: 384, H: 6, W: 6, K: 256, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+	{N: 1, C: 3, H: 227, W: 227, K: 96, R: 11, S: 11, Stride: 4, Pad: 0, Groups: 1},
+}
+
+// benchColumns runs fn(x, col, ld) on one sample of s, reporting column
+// floats a second.
+func benchColumns(b *testing.B, name string, s device.ConvShape, fn func(x, col []float32, ld int)) {
+	b.Run(fmt.Sprintf("%s%dx%dx%d_%dx%d", name, s.C, s.H, s.W, s.R, s.S), func(b *testing.B) {
+		x := make([]float32, s.C*s.H*s.W)
+		P := s.OH() * s.OW()
+		col := make([]float32, s.C*s.R*s.S*P)
+		for b.Loop() {
+			fn(x, col, P)
+		}
+		b.ReportMetric(float64(len(col))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
+	})
+}
+
+// BenchmarkIm2col times one sample's columns for benchShapes.
 func BenchmarkIm2col(b *testing.B) {
-	for _, s := range []device.ConvShape{
-		{N: 1, C: 64, H: 13, W: 13, K: 192, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
-		{N: 1, C: 384, H: 6, W: 6, K: 256, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
-		{N: 1, C: 3, H: 227, W: 227, K: 96, R: 11, S: 11, Stride: 4, Pad: 0, Groups: 1},
-	} {
-		b.Run(fmt.Sprintf("%dx%dx%d_%dx%d", s.C, s.H, s.W, s.R, s.S), func(b *testing.B) {
-			x := make([]float32, s.C*s.H*s.W)
-			P := s.OH() * s.OW()
-			col := make([]float32, s.C*s.R*s.S*P)
-			for b.Loop() {
-				im2col(x, col, P, s)
-			}
-			b.ReportMetric(float64(len(col))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
-		})
+	for _, s := range benchShapes {
+		benchColumns(b, "", s, func(x, col []float32, ld int) { im2col(x, col, ld, s) })
+	}
+}
+
+// BenchmarkCol2im times one sample's col2im for the stride-1 benchShapes,
+// the dispatching function and the loop path.
+func BenchmarkCol2im(b *testing.B) {
+	for _, s := range benchShapes[:2] {
+		benchColumns(b, "", s, func(x, col []float32, ld int) { col2im(col, ld, x, s) })
+		benchColumns(b, "loops_", s, func(x, col []float32, ld int) { col2imLoops(col, ld, x, s) })
 	}
 }
 
 // TestIm2colMasked checks the masked im2col and col2im against the loop
-// paths, bit for bit, on output rows of 1 to 32 floats, pads wider than the filter, and a
-// column stride wider than the rows.
+// paths, bit for bit, on output rows of 1 to 32 floats, pads wider than the
+// filter, and a column stride wider than the rows.
 func TestIm2colMasked(t *testing.T) {
 	if !useAVX512 {
 		t.Skip("no AVX-512: the masked path does not run here")
@@ -84,33 +101,6 @@ func TestIm2colMasked(t *testing.T) {
 				t.Fatalf("%+v: col2im dx[%d] = %v, want %v", s, i, dxGot[i], dxWant[i])
 			}
 		}
-	}
-}
-
-// BenchmarkCol2im times one sample's col2im for the shapes of BenchmarkIm2col.
-func BenchmarkCol2im(b *testing.B) {
-	for _, s := range []device.ConvShape{
-		{N: 1, C: 64, H: 13, W: 13, K: 192, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
-		{N: 1, C: 384, H: 6, W: 6, K: 256, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
-	} {
-		b.Run(fmt.Sprintf("%dx%dx%d_%dx%d", s.C, s.H, s.W, s.R, s.S), func(b *testing.B) {
-			dx := make([]float32, s.C*s.H*s.W)
-			P := s.OH() * s.OW()
-			col := make([]float32, s.C*s.R*s.S*P)
-			for b.Loop() {
-				col2im(col, P, dx, s)
-			}
-			b.ReportMetric(float64(len(col))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
-		})
-		b.Run(fmt.Sprintf("loops_%dx%dx%d_%dx%d", s.C, s.H, s.W, s.R, s.S), func(b *testing.B) {
-			dx := make([]float32, s.C*s.H*s.W)
-			P := s.OH() * s.OW()
-			col := make([]float32, s.C*s.R*s.S*P)
-			for b.Loop() {
-				col2imLoops(col, P, dx, s)
-			}
-			b.ReportMetric(float64(len(col))*float64(b.N)/b.Elapsed().Seconds()/1e9, "Gelem/s")
-		})
 	}
 }
 
