@@ -151,6 +151,26 @@ type SGDParams struct {
 	LR, Momentum, WeightDecay float32
 }
 
+// AsyncWriter is implemented by devices that can copy host data into a
+// buffer while earlier work still runs: the OpenCL device copies on a second
+// queue, so a GPU's copy engine uploads the next batch during the current
+// step. Devices without it (the CPU device) are served by Write.
+type AsyncWriter interface {
+	// WriteAsync starts copying src into dst at byte offset off and
+	// returns without waiting for the copy or for earlier work. Work
+	// queued after the call sees the new bytes; work queued before it
+	// must not use dst (callers alternate between two buffers). src must
+	// not change until the Transfer's Wait returns.
+	WriteAsync(dst Buffer, off int, src []byte) (Transfer, error)
+}
+
+// Transfer is a copy started by WriteAsync.
+type Transfer interface {
+	// Wait blocks until the copy has finished, so that its source may be
+	// reused, and reports an error it raised. Later calls return the same.
+	Wait() error
+}
+
 // Device runs alexcl's ops on one piece of hardware. See doc.go for the
 // contract every implementation keeps.
 type Device interface {

@@ -5,7 +5,11 @@
 //
 //	upload batch → Forward(train) → Loss → Backward → Step → ReadLoss
 //
-// reading back only the loss and the top-1/top-5 counts each step. After
+// reading back only the loss and the top-1/top-5 counts each step. On a
+// device that can copy while it computes (device.AsyncWriter: OpenCL) the
+// next batch is uploaded into a second input buffer while the current step
+// runs, so no upload sits between two steps; the results are the same bits
+// either way. After
 // every epoch it evaluates on the test split ([Evaluate]), applies the
 // learning-rate schedule (step, the paper's ÷10 on plateau, or none) and
 // writes a checkpoint.

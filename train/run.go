@@ -344,16 +344,11 @@ func (r *run) printHeader(mc model.Config, trainDS data.Dataset, spec data.Spec)
 func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 	cfg, d, net := r.cfg, r.d, r.net
 	r.stepping = true
-	x, err := device.AllocFloat32(d, cfg.Batch*net.InputLen())
+	feed, err := newFeeder(d, loader, cfg.Batch, net.InputLen())
 	if err != nil {
-		return Result{}, fmt.Errorf("input buffer: %w", err)
+		return Result{}, err
 	}
-	defer d.Free(x)
-	labels, err := d.Alloc(4 * cfg.Batch)
-	if err != nil {
-		return Result{}, fmt.Errorf("label buffer: %w", err)
-	}
-	defer d.Free(labels)
+	defer feed.close()
 
 	var (
 		// The window since the last metrics row, and the epoch so far.
@@ -378,7 +373,7 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 
 	for r.st.Step < r.total {
 		if r.st.Batch == r.perEpoch { // resumed right at an epoch's end
-			if _, err := loader.Next(); err != io.EOF {
+			if _, _, _, err := feed.next(); err != io.EOF {
 				return Result{}, fmt.Errorf("training data: expected the end of epoch %d, got %v", r.st.Epoch+1, err)
 			}
 			if err := epochEnd(true); err != nil {
@@ -390,18 +385,14 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 			return r.result(last, lastEpochLoss), r.interrupt()
 		}
 		stepStart := time.Now()
-		b, err := loader.Next()
+		b, x, labels, err := feed.next()
+		if ue := (*uploadError)(nil); errors.As(err, &ue) {
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, ue.err)
+		}
 		if err != nil {
 			return r.result(last, lastEpochLoss), fmt.Errorf("training data at epoch %d batch %d: %w", r.st.Epoch+1, r.st.Batch, err)
 		}
 		n := b.N
-		if err := d.Write(x, 0, device.Float32Bytes(b.X)); err != nil {
-			return Result{}, fmt.Errorf("step %d: upload batch: %w", r.st.Step+1, err)
-		}
-		if err := d.Write(labels, 0, device.Int32Bytes(b.Y)); err != nil {
-			return Result{}, fmt.Errorf("step %d: upload labels: %w", r.st.Step+1, err)
-		}
-		loader.Release(b) // Write has copied it: the loader may fill it again
 		if _, err := net.Forward(x, n, true, uint64(r.st.Step)); err != nil {
 			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
@@ -414,6 +405,9 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		sgd := device.SGDParams{LR: float32(r.st.Schedule.LR), Momentum: float32(cfg.Momentum), WeightDecay: float32(cfg.WeightDecay)}
 		if err := net.Step(sgd); err != nil {
 			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
+		}
+		if r.st.Step+1 < r.total {
+			feed.prefetch() // the next batch's copy runs beside this step
 		}
 		lossSum, top1, _, err := net.ReadLoss(n)
 		if err != nil {
@@ -452,7 +446,7 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		}
 		saved := false
 		if r.st.Batch == r.perEpoch {
-			if _, err := loader.Next(); err != io.EOF {
+			if _, _, _, err := feed.next(); err != io.EOF {
 				return r.result(last, lastEpochLoss), fmt.Errorf("training data: expected the end of epoch %d, got %v", r.st.Epoch+1, err)
 			}
 			if err := epochEnd(true); err != nil {

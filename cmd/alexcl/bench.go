@@ -74,6 +74,10 @@ type benchResult struct {
 	InferGFLOPS          float64 `json:"infer_gflops"`
 	TrainGFLOPPerImage   float64 `json:"train_gflop_per_image"`
 
+	// Upload says when a training step's batch is copied to the device:
+	// "in the step", or "during the previous step" (a second queue).
+	Upload string `json:"upload"`
+
 	PeakDeviceBytes int64 `json:"peak_device_bytes"` // MemStats.Peak + conv workspace
 	WorkspaceBytes  int64 `json:"workspace_bytes"`
 
@@ -140,29 +144,58 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 	for i := range labels {
 		labels[i] = int32(rng.IntN(net.Classes()))
 	}
-	xb, err := device.AllocFloat32(d, len(x))
-	if err != nil {
-		return nil, err
+	// Like alexcl train, a device that can copy while it computes gets two
+	// input buffers and the next step's batch copied during this one.
+	aw, _ := d.(device.AsyncWriter)
+	var xbs, lbs [2]device.Buffer
+	for s := range xbs {
+		if s == 1 && aw == nil {
+			break
+		}
+		if xbs[s], err = device.AllocFloat32(d, len(x)); err != nil {
+			return nil, err
+		}
+		defer d.Free(xbs[s])
+		if lbs[s], err = device.AllocFloat32(d, batch); err != nil {
+			return nil, err
+		}
+		defer d.Free(lbs[s])
 	}
-	defer d.Free(xb)
-	lb, err := device.AllocFloat32(d, batch)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Free(lb)
 	xBytes, lBytes := device.Float32Bytes(x), device.Int32Bytes(labels)
 	sgd := device.SGDParams{LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4}
-	var step uint64
+	var (
+		step     uint64
+		slot     int               // buffers this step trains on
+		ahead    bool              // their copy was started during the last step
+		inFlight []device.Transfer // copies started, not yet waited for
+	)
+	waitCopies := func() error {
+		var err error
+		for _, t := range inFlight {
+			if e := t.Wait(); e != nil && err == nil {
+				err = e
+			}
+		}
+		inFlight = inFlight[:0]
+		return err
+	}
+	defer waitCopies()
 
 	// trainStep is one full training step as `alexcl train` runs it.
 	trainStep := func() error {
 		step++
 		tr.phase = "upload"
-		if err := d.Write(xb, 0, xBytes); err != nil {
+		if err := waitCopies(); err != nil {
 			return err
 		}
-		if err := d.Write(lb, 0, lBytes); err != nil {
-			return err
+		xb, lb := xbs[slot], lbs[slot]
+		if !ahead {
+			if err := d.Write(xb, 0, xBytes); err != nil {
+				return err
+			}
+			if err := d.Write(lb, 0, lBytes); err != nil {
+				return err
+			}
 		}
 		tr.phase = "forward"
 		if _, err := net.Forward(xb, batch, true, step); err != nil {
@@ -180,10 +213,26 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 		if err := net.Step(sgd); err != nil {
 			return err
 		}
+		if aw != nil {
+			tr.phase = "upload"
+			slot ^= 1
+			for _, c := range []struct {
+				b   device.Buffer
+				src []byte
+			}{{xbs[slot], xBytes}, {lbs[slot], lBytes}} {
+				t, err := aw.WriteAsync(c.b, 0, c.src)
+				if err != nil {
+					return err
+				}
+				inFlight = append(inFlight, t)
+			}
+			ahead = true
+		}
 		tr.phase = "read"
 		_, _, _, err := net.ReadLoss(batch)
 		return err
 	}
+	xb := xbs[0]
 	inferStep := func() error {
 		tr.phase = "upload"
 		if err := d.Write(xb, 0, xBytes); err != nil {
@@ -215,6 +264,9 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 	}
 
 	trainT, err := timeSteps(trainStep)
+	if err == nil {
+		err = waitCopies()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("training step: %w", err)
 	}
@@ -240,6 +292,10 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 		TrainGFLOPS:          trainFLOPs / trainT.Seconds() / 1e9,
 		InferGFLOPS:          fwdFLOPs / inferT.Seconds() / 1e9,
 		TrainGFLOPPerImage:   trainFLOPs / float64(batch) / 1e9,
+		Upload:               "in the step",
+	}
+	if aw != nil {
+		res.Upload = "during the previous step"
 	}
 
 	if profileSteps > 0 {
@@ -299,7 +355,8 @@ func ms(t time.Duration) float64 { return float64(t) / float64(time.Millisecond)
 func (r *benchResult) print(w io.Writer) error {
 	fmt.Fprintf(w, "%s on %s (%s, %s), batch %d, median of %d steps after %d warm-up\n",
 		r.Network, r.Device, r.DeviceName, r.Platform, r.Batch, r.Steps, r.Warmup)
-	fmt.Fprintf(w, "driver: %s\n\n", r.Driver)
+	fmt.Fprintf(w, "driver: %s\n", r.Driver)
+	fmt.Fprintf(w, "batch upload: %s\n\n", r.Upload)
 	fmt.Fprintf(w, "training   %9.1f images/s  %9.1f ms/step  %8.1f GFLOP/s (%.2f GFLOP per image)\n",
 		r.TrainImagesPerSecond, r.TrainStepMS, r.TrainGFLOPS, r.TrainGFLOPPerImage)
 	fmt.Fprintf(w, "inference  %9.1f images/s  %9.1f ms/step  %8.1f GFLOP/s\n",

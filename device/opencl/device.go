@@ -82,6 +82,9 @@ type Device struct {
 	ws     workspace
 	labels labelStatus
 	prof   profiler
+
+	// up is WriteAsync's transfer queue (upload.go).
+	up uploads
 }
 
 // buffer is a device.Buffer of this package.
@@ -226,6 +229,7 @@ func (d *Device) release() {
 	}
 	d.kernels = nil
 	d.prog.Release()
+	d.releaseUploads()
 	d.queue.Release()
 	d.ctx.Release()
 }
@@ -240,7 +244,7 @@ func (d *Device) Close() error {
 		return nil
 	}
 	d.closed = true
-	err := d.queue.Finish()
+	err := d.finish()
 	d.statsMu.Lock()
 	for b := range d.live {
 		b.freed = true
@@ -354,7 +358,9 @@ func (d *Device) Write(dst device.Buffer, off int, src []byte) error {
 	if err != nil || len(src) == 0 {
 		return err
 	}
-	ev, err := d.queue.EnqueueWriteBuffer(buf.mem, true, off, len(src), unsafe.Pointer(&src[0]), nil)
+	w := d.takeWaits()
+	ev, err := d.queue.EnqueueWriteBuffer(buf.mem, true, off, len(src), unsafe.Pointer(&src[0]), w)
+	d.putWaits(w, err)
 	if err != nil {
 		return fmt.Errorf("write %d bytes to %s: %w", len(src), d.info.ID, err)
 	}
@@ -372,12 +378,14 @@ func (d *Device) Read(src device.Buffer, off int, dst []byte) error {
 		return err
 	}
 	if len(dst) == 0 {
-		if err := d.queue.Finish(); err != nil {
+		if err := d.finish(); err != nil {
 			return fmt.Errorf("read from %s: %w", d.info.ID, err)
 		}
 		return d.takeLabelError("read")
 	}
-	ev, err := d.queue.EnqueueReadBuffer(buf.mem, true, off, len(dst), unsafe.Pointer(&dst[0]), nil)
+	w := d.takeWaits()
+	ev, err := d.queue.EnqueueReadBuffer(buf.mem, true, off, len(dst), unsafe.Pointer(&dst[0]), w)
+	d.putWaits(w, err)
 	if err != nil {
 		return fmt.Errorf("read %d bytes from %s: %w", len(dst), d.info.ID, err)
 	}
@@ -400,7 +408,9 @@ func (d *Device) Copy(dst device.Buffer, dstOff int, src device.Buffer, srcOff i
 	if db == sb && srcOff < dstOff+n && dstOff < srcOff+n {
 		return fmt.Errorf("copy: %d bytes from offset %d to %d overlap in one buffer", n, srcOff, dstOff)
 	}
-	ev, err := d.queue.EnqueueCopyBuffer(sb.mem, db.mem, srcOff, dstOff, n, nil)
+	w := d.takeWaits()
+	ev, err := d.queue.EnqueueCopyBuffer(sb.mem, db.mem, srcOff, dstOff, n, w)
+	d.putWaits(w, err)
 	if err != nil {
 		return fmt.Errorf("copy %d bytes on %s: %w", n, d.info.ID, err)
 	}
@@ -421,7 +431,9 @@ func (d *Device) Fill(b device.Buffer, v float32) error {
 	if n == 0 {
 		return nil
 	}
-	ev, err := d.queue.EnqueueFillBuffer(buf.mem, unsafe.Pointer(&v), 4, 0, n, nil)
+	w := d.takeWaits()
+	ev, err := d.queue.EnqueueFillBuffer(buf.mem, unsafe.Pointer(&v), 4, 0, n, w)
+	d.putWaits(w, err)
 	if err != nil {
 		return fmt.Errorf("fill %d bytes on %s: %w", n, d.info.ID, err)
 	}
@@ -436,7 +448,7 @@ func (d *Device) Sync() error {
 	if d.closed {
 		return fmt.Errorf("sync %s: %w", d.info.ID, errClosed)
 	}
-	if err := d.queue.Finish(); err != nil {
+	if err := d.finish(); err != nil {
 		return fmt.Errorf("sync %s: %w", d.info.ID, err)
 	}
 	return d.takeLabelError("sync")

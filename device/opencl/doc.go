@@ -6,7 +6,10 @@
 // One Device holds one context and one in-order command queue (profiling
 // enabled) on one OpenCL device, and the program built once from
 // clkernels.Sources with the -D tunables of Options. Ops are queued and
-// return at once; Read and Sync wait (see device/doc.go).
+// return at once; Read and Sync wait (see device/doc.go). WriteAsync
+// (device.AsyncWriter) copies on a second in-order queue, and the compute
+// queue's next command waits for the copy's event, so the next batch
+// uploads while the current step computes.
 //
 // Compiled program binaries are cached under
 // os.UserCacheDir()/alexcl/kernels, keyed by a SHA-256 of the sources, the

@@ -66,7 +66,9 @@ func (d *Device) launch(name string, global, local []int, args ...any) error {
 	if err := k.SetArgs(clArgs...); err != nil {
 		return fmt.Errorf("%s: launch %s: %w", d.info.ID, name, err)
 	}
-	ev, err := d.queue.EnqueueNDRangeKernel(k, nil, global, local, nil)
+	w := d.takeWaits()
+	ev, err := d.queue.EnqueueNDRangeKernel(k, nil, global, local, w)
+	d.putWaits(w, err)
 	if err != nil {
 		return fmt.Errorf("%s: launch %s global %v local %v: %w", d.info.ID, name, global, local, err)
 	}

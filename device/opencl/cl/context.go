@@ -364,6 +364,15 @@ func (e *Event) Duration() (time.Duration, error) {
 	return time.Duration(end - start), nil
 }
 
+// Retain returns a second reference to the event (clRetainEvent), to be
+// Released on its own.
+func (e *Event) Retain() (*Event, error) {
+	if err := check("clRetainEvent", int32(call(fns.RetainEvent, e.id))); err != nil {
+		return nil, err
+	}
+	return &Event{e.id}, nil
+}
+
 // Release releases the event. The command it tracks is unaffected.
 func (e *Event) Release() {
 	if e != nil && e.id != 0 {

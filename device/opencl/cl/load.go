@@ -40,6 +40,7 @@ var fns struct {
 	WaitForEvents           uintptr
 	GetEventInfo            uintptr
 	GetEventProfilingInfo   uintptr
+	RetainEvent             uintptr
 	ReleaseEvent            uintptr
 }
 
@@ -84,6 +85,7 @@ func symbols() []struct {
 		{"clWaitForEvents", &fns.WaitForEvents},
 		{"clGetEventInfo", &fns.GetEventInfo},
 		{"clGetEventProfilingInfo", &fns.GetEventProfilingInfo},
+		{"clRetainEvent", &fns.RetainEvent},
 		{"clReleaseEvent", &fns.ReleaseEvent},
 	}
 }
