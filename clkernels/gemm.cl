@@ -196,6 +196,142 @@ void gemm(GEMM_ARGS)
     }
 }
 
+// gemm_blk: the GPU kernel of the "blocked" family (GEMM_KIND=blocked),
+// the same product as gemm with the same tunables, arranged for the
+// memory system of a GPU:
+//   - each work item's register block is made of 4 x 4 pieces: rows
+//     ty*4 + i*4*RTSM + {0..3} and columns tx*4 + j*4*RTSN + {0..3}, so
+//     each k step reads its WPTM + WPTN operands from local memory as
+//     float4s (a quarter of the loads of gemm's scalar reads);
+//   - the local tiles are double-buffered, and the next tile is read from
+//     global memory into registers before the current one is multiplied,
+//     so its latency hides behind the arithmetic and one barrier per K step
+//     suffices;
+//   - the local rows are padded by 4 floats, which keeps float4 alignment
+//     and leaves at most two-way bank conflicts on the transposing stores.
+// For every C entry the products are summed in the same order as gemm's
+// (t, then k ascending), so both kernels give the same bits.
+// Built only when WPTM and WPTN are multiples of 4.
+#if GEMM_WPTM % 4 == 0 && GEMM_WPTN % 4 == 0
+#define GEMMB_PAD 4
+#define GEMMB_ATILE (GEMM_TSM * GEMM_TSK)
+#define GEMMB_BTILE (GEMM_TSN * GEMM_TSK)
+#define GEMMB_LA ((GEMMB_ATILE + GEMM_WG - 1) / GEMM_WG) // A elements a work item stages
+#define GEMMB_LB ((GEMMB_BTILE + GEMM_WG - 1) / GEMM_WG)
+
+__kernel __attribute__((reqd_work_group_size(GEMM_RTSN, GEMM_RTSM, 1)))
+void gemm_blk(GEMM_ARGS)
+{
+    __local float As[2][GEMM_TSK][GEMM_TSM + GEMMB_PAD]; // As[.][k][m] = opA(m0+m, k0+k)
+    __local float Bs[2][GEMM_TSK][GEMM_TSN + GEMMB_PAD]; // Bs[.][k][n] = opB(k0+k, n0+n)
+
+    GEMM_BATCH()
+    const int tx = get_local_id(0);
+    const int ty = get_local_id(1);
+    const int tid = ty * GEMM_RTSN + tx;
+    const int m0 = get_group_id(1) * GEMM_TSM;
+    const int n0 = get_group_id(0) * GEMM_TSN;
+    const int ktiles = (K + GEMM_TSK - 1) / GEMM_TSK;
+    const int iters = nt * ktiles;
+
+    float acc[GEMM_WPTM][GEMM_WPTN];
+    for (int i = 0; i < GEMM_WPTM; i++)
+        for (int j = 0; j < GEMM_WPTN; j++)
+            acc[i][j] = 0.0f;
+    float ra[GEMMB_LA], rb[GEMMB_LB];
+
+    // Stage tile it (t = it / ktiles, k0 = (it % ktiles) * TSK) in ra, rb;
+    // consecutive work items read consecutive addresses where a stride is 1.
+#define GEMMB_FETCH(it)                                                     \
+    {                                                                       \
+        const int t_ = (it) / ktiles;                                       \
+        const int k0_ = ((it) - t_ * ktiles) * GEMM_TSK;                    \
+        __global const float *At_ = A + t_ * ast;                           \
+        __global const float *Bt_ = B + t_ * bst;                           \
+        for (int i = 0; i < GEMMB_LA; i++) {                                \
+            const int l = tid + i * GEMM_WG;                                \
+            int mm, kk;                                                     \
+            if (sak == 1) { mm = l / GEMM_TSK; kk = l % GEMM_TSK; }         \
+            else          { kk = l / GEMM_TSM; mm = l % GEMM_TSM; }         \
+            const int m = m0 + mm, k = k0_ + kk;                            \
+            ra[i] = (l < GEMMB_ATILE && m < M && k < K) ? At_[m * sam + k * sak] : 0.0f; \
+        }                                                                   \
+        for (int i = 0; i < GEMMB_LB; i++) {                                \
+            const int l = tid + i * GEMM_WG;                                \
+            int nn, kk;                                                     \
+            if (sbn == 1) { kk = l / GEMM_TSN; nn = l % GEMM_TSN; }         \
+            else          { nn = l / GEMM_TSK; kk = l % GEMM_TSK; }         \
+            const int n = n0 + nn, k = k0_ + kk;                            \
+            rb[i] = (l < GEMMB_BTILE && n < N && k < K) ? Bt_[k * sbk + n * sbn] : 0.0f; \
+        }                                                                   \
+    }
+    // Store the staged tile into local buffer buf.
+#define GEMMB_STORE(buf)                                                    \
+    {                                                                       \
+        for (int i = 0; i < GEMMB_LA; i++) {                                \
+            const int l = tid + i * GEMM_WG;                                \
+            int mm, kk;                                                     \
+            if (sak == 1) { mm = l / GEMM_TSK; kk = l % GEMM_TSK; }         \
+            else          { kk = l / GEMM_TSM; mm = l % GEMM_TSM; }         \
+            if (l < GEMMB_ATILE)                                            \
+                As[buf][kk][mm] = ra[i];                                    \
+        }                                                                   \
+        for (int i = 0; i < GEMMB_LB; i++) {                                \
+            const int l = tid + i * GEMM_WG;                                \
+            int nn, kk;                                                     \
+            if (sbn == 1) { kk = l / GEMM_TSN; nn = l % GEMM_TSN; }         \
+            else          { nn = l / GEMM_TSK; kk = l % GEMM_TSK; }         \
+            if (l < GEMMB_BTILE)                                            \
+                Bs[buf][kk][nn] = rb[i];                                    \
+        }                                                                   \
+    }
+
+    if (iters > 0) {
+        GEMMB_FETCH(0)
+        GEMMB_STORE(0)
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int cur = 0;
+    for (int it = 0; it < iters; it++) {
+        const int more = it + 1 < iters;
+        if (more)
+            GEMMB_FETCH(it + 1)
+        for (int kk = 0; kk < GEMM_TSK; kk++) {
+            float a[GEMM_WPTM], b[GEMM_WPTN];
+            for (int i = 0; i < GEMM_WPTM / 4; i++) {
+                const float4 v = *(__local const float4 *)&As[cur][kk][i * 4 * GEMM_RTSM + ty * 4];
+                a[4 * i] = v.x; a[4 * i + 1] = v.y; a[4 * i + 2] = v.z; a[4 * i + 3] = v.w;
+            }
+            for (int j = 0; j < GEMM_WPTN / 4; j++) {
+                const float4 v = *(__local const float4 *)&Bs[cur][kk][j * 4 * GEMM_RTSN + tx * 4];
+                b[4 * j] = v.x; b[4 * j + 1] = v.y; b[4 * j + 2] = v.z; b[4 * j + 3] = v.w;
+            }
+            for (int i = 0; i < GEMM_WPTM; i++)
+                for (int j = 0; j < GEMM_WPTN; j++)
+                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        }
+        if (more)
+            GEMMB_STORE(cur ^ 1)
+        barrier(CLK_LOCAL_MEM_FENCE);
+        cur ^= 1;
+    }
+#undef GEMMB_FETCH
+#undef GEMMB_STORE
+
+    for (int i = 0; i < GEMM_WPTM; i++) {
+        const int m = m0 + (i / 4) * 4 * GEMM_RTSM + ty * 4 + i % 4;
+        if (m >= M)
+            continue;
+        for (int j = 0; j < GEMM_WPTN; j++) {
+            const int n = n0 + (j / 4) * 4 * GEMM_RTSN + tx * 4 + j % 4;
+            if (n >= N)
+                continue;
+            C[m * ldc + n] = gemm_out(acc[i][j], alpha, beta, C, m * ldc + n, bias, hasbias, m);
+        }
+    }
+}
+#endif // WPTM and WPTN multiples of 4
+
 __kernel void gemm_vec(GEMM_ARGS)
 {
     GEMM_BATCH()

@@ -33,7 +33,7 @@ type Options struct {
 	// appended after the defines.
 	BuildOptions []string
 	// Tune lets Open choose the GEMM and convolution tunables of this
-	// device by timing a few candidates on first use (about 10 s on a GPU,
+	// device by timing a few candidates on first use (about 15 s on a GPU,
 	// 20 s under POCL), stored beside the kernel binaries and read on later
 	// Opens (tune.go). False keeps the vendor defaults. ALEXCL_TUNE=off,
 	// on or force (re-tune) overrides it; Defines that set a tuned name

@@ -21,7 +21,7 @@
 // candidate GEMM kernel families and tiles (and, where the tiled GPU
 // family wins, conv2d_forward's tiles) on AlexNet-like shapes with
 // profiling events, checks every candidate's results against device/ref,
-// and keeps the fastest, within about 10 s on a GPU and 20 s under POCL.
+// and keeps the fastest, within about 15 s on a GPU and 20 s under POCL.
 // The choice is saved as tune-<key>.json beside the kernel binaries (same
 // key ingredients) and read by later Opens; a corrupt or stale record is
 // re-tuned. ALEXCL_TUNE=off keeps the vendor defaults (the kernel family

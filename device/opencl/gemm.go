@@ -32,17 +32,18 @@ type gemmCall struct {
 
 // Kernel families for the matrix products, chosen per device (see vector).
 const (
-	gemmTiled  = "tiled"  // gemm: local-memory tiles, for GPUs
-	gemmVector = "vector" // gemm_vec / gemm_dot: vector registers, for CPUs
+	gemmTiled   = "tiled"   // gemm: local-memory tiles, for GPUs
+	gemmBlocked = "blocked" // gemm_blk: gemm's tiles with float4 block reads, double-buffered, for GPUs
+	gemmVector  = "vector"  // gemm_vec / gemm_dot: vector registers, for CPUs
 )
 
 // gemmKind returns which kernel family the device's matrix products use:
-// Options.Defines["GEMM_KIND"] when it is "tiled" or "vector", else
-// "vector" on devices of type CPU (POCL, Intel's CPU runtime) and "tiled"
-// on GPUs and accelerators.
+// Options.Defines["GEMM_KIND"] when it is "tiled", "blocked" or "vector",
+// else "vector" on devices of type CPU (POCL, Intel's CPU runtime) and
+// "tiled" on GPUs and accelerators.
 func (d *Device) gemmKind() string {
 	switch k := d.opts.Defines["GEMM_KIND"]; k {
-	case gemmTiled, gemmVector:
+	case gemmTiled, gemmBlocked, gemmVector:
 		return k
 	}
 	if strings.Contains(d.info.Type, "CPU") {
@@ -56,7 +57,8 @@ func (d *Device) vector() bool { return d.gemmKind() == gemmVector }
 
 // gemm queues g on the kernel that suits the device and g's strides:
 // gemm_vec where B is contiguous along n and gemm_dot where both operands
-// are contiguous along k (vector devices), else the tiled gemm.
+// are contiguous along k (vector devices), else gemm_blk (blocked) or the
+// tiled gemm.
 func (d *Device) gemm(g gemmCall) error {
 	nb1, nb2, nt := max(g.nb1, 1), max(g.nb2, 1), max(g.nt, 1)
 	hasBias := 0
@@ -89,5 +91,9 @@ func (d *Device) gemm(g gemmCall) error {
 		}
 	}
 	global, local := d.tilingOf("GEMM").ndrange(g.M, g.N)
-	return d.launch("gemm", append(global, nb), append(local, 1), args...)
+	kernel := "gemm"
+	if d.gemmKind() == gemmBlocked {
+		kernel = "gemm_blk"
+	}
+	return d.launch(kernel, append(global, nb), append(local, 1), args...)
 }

@@ -169,12 +169,18 @@ func TestRetuned(t *testing.T) {
 	testMaxPool(t, d)
 }
 
-// TestGPUDefaults runs the tiled family with the tiles a GPU gets by
-// default and with 128 x 128 tiles of 8 x 8 register blocks.
+// TestGPUDefaults runs the tiled and blocked families with the tiles a
+// GPU gets by default and with 128 x 128 tiles of 8 x 8 register blocks,
+// and the blocked one also with small odd tiles: 12 x 8 tiles, K steps of
+// 5, and a 6-item work-group that stages 40 floats of B (not a multiple of
+// 6, so some items stage one fewer).
 func TestGPUDefaults(t *testing.T) {
 	for _, defs := range []map[string]string{
 		{"GEMM_KIND": "tiled"},
 		{"GEMM_KIND": "tiled", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_WPTM": "8", "GEMM_WPTN": "8"},
+		{"GEMM_KIND": "blocked"},
+		{"GEMM_KIND": "blocked", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_TSK": "8", "GEMM_WPTM": "8", "GEMM_WPTN": "8"},
+		{"GEMM_KIND": "blocked", "GEMM_TSM": "12", "GEMM_TSN": "8", "GEMM_TSK": "5", "GEMM_WPTM": "4", "GEMM_WPTN": "4"},
 	} {
 		t.Run(fmt.Sprint(defs), func(t *testing.T) {
 			d := openTestDevice(t, Options{Version: "test", Defines: defs})

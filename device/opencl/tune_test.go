@@ -63,6 +63,11 @@ func TestTuneCandidateFits(t *testing.T) {
 		{vector(16, 9, 8), gpu, "9 rows"},
 		{vector(16, 6, 256), small, "work-group height 256"},
 		{candidate{Kind: "cuda"}, gpu, "kernel family"},
+		{blocked(64, 64, 16, 4, 4), gpu, ""},
+		{blocked(64, 64, 16, 2, 4), gpu, "multiples of 4"},
+		{blocked(128, 128, 16, 8, 8), small, "work-group of 256"},
+		{tiled(128, 128, 32, 8, 8), gpu, ""},
+		{blocked(128, 128, 32, 8, 8), gpu, "local memory"}, // two buffers: 66 KiB
 	} {
 		err := tc.c.fits(tc.l)
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
@@ -168,6 +173,7 @@ func TestTuneRecordValidate(t *testing.T) {
 		"illegal":      {func(r *tuneRecord) { r.Defines["GEMM_WPTM"] = "3" }, "not a multiple"},
 		"too big":      {func(r *tuneRecord) { r.Defines["CONV_WPTM"] = "1" }, "work-group of 512"},
 		"missing conv": {func(r *tuneRecord) { delete(r.Defines, "CONV_TSN") }, "CONV_TSN"},
+		"blocked 2x4":  {func(r *tuneRecord) { r.Defines["GEMM_KIND"], r.Defines["GEMM_WPTM"] = gemmBlocked, "2" }, "multiples of 4"},
 	} {
 		r := good()
 		tc.edit(r)
@@ -358,4 +364,48 @@ func TestTuneConv(t *testing.T) {
 		t.Errorf("log:\n%s\nwant the wrong conv candidate dropped", log.String())
 	}
 	t.Logf("%s", log.String())
+}
+
+// TestTuneBlocked tunes the blocked family (gemm_blk) on this device: a
+// wrong candidate is dropped, the right one is chosen and its record reads
+// back, conv2d_forward's tiles are tuned after it as after the tiled
+// family, and the device built from the record launches gemm_blk.
+func TestTuneBlocked(t *testing.T) {
+	t.Setenv("ALEXCL_TUNE", "")
+	d := openTestDevice(t)
+	var log logLines
+	d.opts.Logf = log.logf
+	bad, good := blocked(16, 16, 8, 4, 4), blocked(32, 16, 8, 8, 4)
+	conv := tiled(16, 8, 4, 4, 2)
+	withSpec(t, smallSpec([]candidate{bad, good}, []candidate{conv}))
+	withCheckHook(t, func(family string, c candidate, out []float32) {
+		if family == "gemm" && c == bad {
+			out[0] += 1
+		}
+	})
+	rec, err := d.tune(limitsOf(d.dev))
+	if err != nil {
+		t.Fatalf("tune: %v\n%s", err, log.String())
+	}
+	want := good.defines("GEMM")
+	maps.Copy(want, conv.defines("CONV"))
+	if !maps.Equal(rec.Defines, want) {
+		t.Fatalf("chose %v, want %v\n%s", rec.Defines, want, log.String())
+	}
+	if !strings.Contains(log.String(), "candidate blocked 16x16x8/4x4 dropped: wrong result") {
+		t.Errorf("log:\n%s\nwant the wrong candidate dropped", log.String())
+	}
+	rec.Key = "k"
+	if err := rec.validate("k", limitsOf(d.dev)); err != nil {
+		t.Fatalf("record of the blocked family: %v", err)
+	}
+	if c, err := parseCandidate(rec.Defines, "GEMM"); err != nil || c != good {
+		t.Fatalf("record reads back as %v (%v), want %v", c, err, good)
+	}
+
+	tuned := openTestDevice(t, Options{Version: "test", Defines: rec.Defines})
+	if tuned.gemmKind() != gemmBlocked {
+		t.Fatalf("device built from the record uses %s", tuned.gemmKind())
+	}
+	testGemm(t, tuned)
 }
