@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One call on a machine with an NVIDIA GPU and its driver: correctness on
-# the GPU (selftest), alexcl's training throughput (paper at batch 128 and
-# 256, mini at 512, with per-layer kernel times) and PyTorch's on the same
-# card, then one epoch of the default training run. BENCHMARKS.md's GPU
+# the GPU (selftest, which also tunes the kernels: its log and the tuning
+# record are kept), alexcl's training throughput (paper at batch 128 and
+# 256, mini at 512, with per-layer kernel times; paper 128 again with the
+# upload inside the step) and PyTorch's on the same card, then one epoch of
+# the default training run. BENCHMARKS.md's GPU
 # section came from this.
 #
 #   go build -o alexcl ./cmd/alexcl   # CGO_ENABLED=0 builds run anywhere
@@ -31,12 +33,17 @@ nvidia-smi --query-gpu=name,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 timeout 120 "$B" selftest --device gpu0 > "$OUT/selftest.txt" 2>&1
 echo "selftest rc=$?" >> "$OUT/selftest.txt"
 tail -2 "$OUT/selftest.txt"
+grep -h 'tuning gemm\|tuned' "$OUT/selftest.txt" | head -20
+cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/tune-*.json "$OUT/" 2>/dev/null
 for b in 128 256; do
 	timeout 90 "$B" bench --device gpu0 --preset paper --batch $b --steps 10 --warmup 3 > "$OUT/paper$b.txt" 2>&1
-	head -4 "$OUT/paper$b.txt"
+	head -5 "$OUT/paper$b.txt"
 done
+# The same step with each batch uploaded inside it: what the overlap gains.
+timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload > "$OUT/paper128-sync.txt" 2>&1
+head -5 "$OUT/paper128-sync.txt"
 timeout 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 > "$OUT/mini512.txt" 2>&1
-head -4 "$OUT/mini512.txt"
+head -5 "$OUT/mini512.txt"
 timeout 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256 > "$OUT/torch.txt" 2>&1
 cat "$OUT/torch.txt"
 (cd "$(mktemp -d)" && timeout 120 "$B" train --device gpu0 --epochs 1 --out run) > "$OUT/train.txt" 2>&1

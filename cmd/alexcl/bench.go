@@ -37,6 +37,7 @@ func init() {
 			&cli.IntFlag{Name: "warmup", Value: 2, Usage: "untimed steps first (kernel builds, workspace growth, caches)"},
 			&cli.IntFlag{Name: "profile-steps", Value: 1, Usage: "steps profiled per layer after the timed ones (0: skip the per-layer table)"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the random weights, inputs and labels"},
+			&cli.BoolFlag{Name: "sync-upload", Usage: "upload each batch inside its step even where the device could copy it during the previous one (to measure what the overlap gains)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object on one line instead of tables"},
 		}, configOverrideFlags...),
 		Action: benchAction,
@@ -108,7 +109,7 @@ func benchAction(ctx *cli.Context) error {
 		return fmt.Errorf("bench: %w", err)
 	}
 	defer d.Close()
-	res, err := runBench(d, cfg, batch, steps, warmup, ctx.Int("profile-steps"), ctx.Uint64("seed"))
+	res, err := runBench(d, cfg, batch, steps, warmup, ctx.Int("profile-steps"), ctx.Uint64("seed"), ctx.Bool("sync-upload"))
 	if err != nil {
 		return fmt.Errorf("bench %s on %s: %w", cfg.Name, d.Info().ID, err)
 	}
@@ -124,7 +125,8 @@ func benchAction(ctx *cli.Context) error {
 }
 
 // runBench builds cfg on d and measures it.
-func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSteps int, seed uint64) (*benchResult, error) {
+// With syncUpload every batch is written inside its step.
+func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSteps int, seed uint64, syncUpload bool) (*benchResult, error) {
 	info := d.Info()
 	tr := &benchTracer{Device: d}
 	net, err := model.New(tr, cfg, batch)
@@ -147,6 +149,9 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 	// Like alexcl train, a device that can copy while it computes gets two
 	// input buffers and the next step's batch copied during this one.
 	aw, _ := d.(device.AsyncWriter)
+	if syncUpload {
+		aw = nil
+	}
 	var xbs, lbs [2]device.Buffer
 	for s := range xbs {
 		if s == 1 && aw == nil {
