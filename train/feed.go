@@ -18,9 +18,9 @@ type feeder struct {
 	loader *data.Loader
 	x, y   [2]device.Buffer // y[s] holds the labels of the batch in x[s]
 
-	slot  int         // buffers of the batch handed out last
-	cur   *staged     // that batch, kept until its copies have finished
-	ahead *staged     // what the next call of next returns, when prefetched
+	slot  int     // buffers of the batch handed out last
+	cur   *staged // that batch, kept until its copies have finished
+	ahead *staged // what the next call of next returns, when prefetched
 }
 
 // staged is a batch copied (or being copied) into the buffers of slot, or
