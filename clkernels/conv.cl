@@ -23,6 +23,9 @@
 //       NDRange: 3-D (ceil(N*OH*OW/TSN)*RTSN, ceil(Kg/TSM)*RTSM, groups),
 //       local (RTSN, RTSM, 1), RTSM = TSM/WPTM, RTSN = TSN/WPTN (16 x 16).
 //       The GPU path of Conv2DForward; CPUs take im2col + gemm_vec.
+//   conv2d_forward_blk(...)
+//       The same, arranged as gemm_blk (the blocked GEMM family), with
+//       less index arithmetic in the patch gather; see its comment.
 //   conv_im2col(x, col, n0, nc, ..., transposed)
 //       Unrolls the patches of images n0 .. n0+nc-1 of x into col, zero
 //       outside the image. With Q = Cg*R*S, q = (c*R + r)*S + s and
@@ -168,6 +171,200 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
         }
     }
 }
+
+// conv2d_forward_blk: conv2d_forward arranged as gemm_blk (GEMM_KIND=
+// blocked): 4 x 4 pieces of register block read from local memory as
+// float4s, double-buffered tiles with the next one staged in registers,
+// one barrier per K step. The patch gather also does less integer
+// arithmetic: when the work-group size is a multiple of CONV_TSN (RTSM a
+// multiple of WPTN) each work item stages patch entries of one column
+// only, whose image and pixel it finds once; the tap (c, r, s) of a row q
+// comes from two divisions through float reciprocals (exact for
+// q < 2^22; larger Q takes integer division). Every output is summed from
+// the bias in q order with the same expression as conv2d_forward's.
+// Built only in programs of the blocked family (GEMM_BLOCKED) whose
+// CONV_WPTM and CONV_WPTN are multiples of 4.
+#if defined(GEMM_BLOCKED) && CONV_WPTM % 4 == 0 && CONV_WPTN % 4 == 0
+#define CONVB_PAD 4
+#define CONVB_ATILE (CONV_TSM * CONV_TSK)
+#define CONVB_BTILE (CONV_TSN * CONV_TSK)
+#define CONVB_LA ((CONVB_ATILE + CONV_WG - 1) / CONV_WG)
+#define CONVB_LB ((CONVB_BTILE + CONV_WG - 1) / CONV_WG)
+#define CONVB_ONECOL (CONV_WG % CONV_TSN == 0)
+
+// convb_div returns a / b for 0 <= a < 2^22 and b >= 1 given inv = 1.0f/b:
+// (a + 0.5)/b is at least 0.5/b away from an integer, and the float
+// product's relative error, under 2^-23, moves it by less than that.
+inline int convb_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
+
+__kernel __attribute__((reqd_work_group_size(CONV_RTSN, CONV_RTSM, 1)))
+void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
+                        __global const float *w, // (K, Cg, R, S)
+                        __global const float *b, // (K)
+                        __global float *y,       // (N, K, OH, OW)
+                        const int N, const int C, const int H, const int W,
+                        const int K, const int R, const int S,
+                        const int stride, const int pad, const int groups,
+                        const int OH, const int OW)
+{
+    __local float As[2][CONV_TSK][CONV_TSM + CONVB_PAD]; // As[.][q][m] = w[g*Kg + m0+m][q0+q]
+    __local float Bs[2][CONV_TSK][CONV_TSN + CONVB_PAD]; // Bs[.][q][j] = patch (q0+q) of column j0+j
+
+    const int Cg = C / groups, Kg = K / groups;
+    const int RS = R * S, Q = Cg * RS;
+    const int OHW = OH * OW, P = N * OHW, HW = H * W;
+    const int g = get_global_id(2);
+    const int tx = get_local_id(0), ty = get_local_id(1);
+    const int tid = ty * CONV_RTSN + tx;
+    const int m0 = get_group_id(1) * CONV_TSM;
+    const int j0 = get_group_id(0) * CONV_TSN;
+    __global const float *wg = w + g * Kg * Q; // (Kg, Q)
+#ifdef CONVB_INTDIV // tests: integer division whatever Q
+    const int fastq = 0;
+#else
+    const int fastq = Q < (1 << 22);
+#endif
+    const float invRS = 1.0f / (float)RS, invS = 1.0f / (float)S;
+
+#if CONVB_ONECOL
+    // The column this work item stages: j = j0 + tid % TSN, rows
+    // tid / TSN + i * (WG / TSN) of each tile.
+    const int jcol = j0 + tid % CONV_TSN, qrow = tid / CONV_TSN;
+    const int jok = jcol < P;
+    const int ncol = jok ? jcol / OHW : 0, pcol = jok ? jcol - ncol * OHW : 0;
+    const int ohc = pcol / OW;
+    const int ih0 = ohc * stride - pad, iw0 = (pcol - ohc * OW) * stride - pad;
+    __global const float *xcol = x + (ncol * C + g * Cg) * HW;
+#endif
+
+    float acc[CONV_WPTM][CONV_WPTN];
+    for (int i = 0; i < CONV_WPTM; i++) {
+        const int m = m0 + (i / 4) * 4 * CONV_RTSM + ty * 4 + i % 4;
+        const float bias = m < Kg ? b[g * Kg + m] : 0.0f;
+        for (int jj = 0; jj < CONV_WPTN; jj++)
+            acc[i][jj] = bias;
+    }
+    float ra[CONVB_LA], rb[CONVB_LB];
+
+#define CONVB_TAP(q, c, r, s)                                               \
+    {                                                                       \
+        c = fastq ? convb_div(q, invRS) : (q) / RS;                         \
+        const int rs_ = (q) - c * RS;                                       \
+        r = fastq ? convb_div(rs_, invS) : rs_ / S;                         \
+        s = rs_ - r * S;                                                    \
+    }
+#if CONVB_ONECOL
+#define CONVB_FETCH_B(q0)                                                   \
+        for (int i = 0; i < CONVB_LB; i++) {                                \
+            const int qq = qrow + i * (CONV_WG / CONV_TSN), q = (q0) + qq;  \
+            float v = 0.0f;                                                 \
+            if (jok && qq < CONV_TSK && q < Q) {                            \
+                int c, r, s;                                                \
+                CONVB_TAP(q, c, r, s)                                       \
+                const int xh = ih0 + r, xw = iw0 + s;                       \
+                if (xh >= 0 && xh < H && xw >= 0 && xw < W)                 \
+                    v = xcol[c * HW + xh * W + xw];                         \
+            }                                                               \
+            rb[i] = v;                                                      \
+        }
+#define CONVB_STORE_B(buf)                                                  \
+        for (int i = 0; i < CONVB_LB; i++) {                                \
+            const int qq = qrow + i * (CONV_WG / CONV_TSN);                 \
+            if (qq < CONV_TSK)                                              \
+                Bs[buf][qq][tid % CONV_TSN] = rb[i];                        \
+        }
+#else
+#define CONVB_FETCH_B(q0)                                                   \
+        for (int i = 0; i < CONVB_LB; i++) {                                \
+            const int l = tid + i * CONV_WG;                                \
+            const int qq = l / CONV_TSN, jj = l % CONV_TSN;                 \
+            const int q = (q0) + qq, j = j0 + jj;                           \
+            float v = 0.0f;                                                 \
+            if (l < CONVB_BTILE && q < Q && j < P) {                        \
+                int c, r, s;                                                \
+                CONVB_TAP(q, c, r, s)                                       \
+                const int n = j / OHW, p = j % OHW;                         \
+                const int xh = (p / OW) * stride - pad + r;                 \
+                const int xw = (p % OW) * stride - pad + s;                 \
+                if (xh >= 0 && xh < H && xw >= 0 && xw < W)                 \
+                    v = x[((n * C + g * Cg + c) * H + xh) * W + xw];        \
+            }                                                               \
+            rb[i] = v;                                                      \
+        }
+#define CONVB_STORE_B(buf)                                                  \
+        for (int i = 0; i < CONVB_LB; i++) {                                \
+            const int l = tid + i * CONV_WG;                                \
+            if (l < CONVB_BTILE)                                            \
+                Bs[buf][l / CONV_TSN][l % CONV_TSN] = rb[i];                \
+        }
+#endif
+    // Weights: row-major (Kg, Q), consecutive work items along q.
+#define CONVB_FETCH(q0)                                                     \
+    {                                                                       \
+        for (int i = 0; i < CONVB_LA; i++) {                                \
+            const int l = tid + i * CONV_WG;                                \
+            const int mm = l / CONV_TSK, qq = l % CONV_TSK;                 \
+            const int m = m0 + mm, q = (q0) + qq;                           \
+            ra[i] = (l < CONVB_ATILE && m < Kg && q < Q) ? wg[m * Q + q] : 0.0f; \
+        }                                                                   \
+        CONVB_FETCH_B(q0)                                                   \
+    }
+#define CONVB_STORE(buf)                                                    \
+    {                                                                       \
+        for (int i = 0; i < CONVB_LA; i++) {                                \
+            const int l = tid + i * CONV_WG;                                \
+            if (l < CONVB_ATILE)                                            \
+                As[buf][l % CONV_TSK][l / CONV_TSK] = ra[i];                \
+        }                                                                   \
+        CONVB_STORE_B(buf)                                                  \
+    }
+
+    CONVB_FETCH(0)
+    CONVB_STORE(0)
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int cur = 0;
+    for (int q0 = 0; q0 < Q; q0 += CONV_TSK) {
+        const int more = q0 + CONV_TSK < Q;
+        if (more)
+            CONVB_FETCH(q0 + CONV_TSK)
+        for (int qq = 0; qq < CONV_TSK; qq++) {
+            float a[CONV_WPTM], bv[CONV_WPTN];
+            for (int i = 0; i < CONV_WPTM / 4; i++) {
+                const float4 v = *(__local const float4 *)&As[cur][qq][i * 4 * CONV_RTSM + ty * 4];
+                a[4 * i] = v.x; a[4 * i + 1] = v.y; a[4 * i + 2] = v.z; a[4 * i + 3] = v.w;
+            }
+            for (int jj = 0; jj < CONV_WPTN / 4; jj++) {
+                const float4 v = *(__local const float4 *)&Bs[cur][qq][jj * 4 * CONV_RTSN + tx * 4];
+                bv[4 * jj] = v.x; bv[4 * jj + 1] = v.y; bv[4 * jj + 2] = v.z; bv[4 * jj + 3] = v.w;
+            }
+            for (int i = 0; i < CONV_WPTM; i++)
+                for (int jj = 0; jj < CONV_WPTN; jj++)
+                    acc[i][jj] += a[i] * bv[jj];
+        }
+        if (more)
+            CONVB_STORE(cur ^ 1)
+        barrier(CLK_LOCAL_MEM_FENCE);
+        cur ^= 1;
+    }
+#undef CONVB_TAP
+#undef CONVB_FETCH_B
+#undef CONVB_STORE_B
+#undef CONVB_FETCH
+#undef CONVB_STORE
+
+    for (int jj = 0; jj < CONV_WPTN; jj++) {
+        const int j = j0 + (jj / 4) * 4 * CONV_RTSN + tx * 4 + jj % 4;
+        if (j >= P)
+            continue;
+        const int n = j / OHW, p = j - n * OHW;
+        for (int i = 0; i < CONV_WPTM; i++) {
+            const int m = m0 + (i / 4) * 4 * CONV_RTSM + ty * 4 + i % 4;
+            if (m < Kg)
+                y[(n * K + g * Kg + m) * OHW + p] = acc[i][jj];
+        }
+    }
+}
+#endif // GEMM_BLOCKED, CONV_WPTM and CONV_WPTN multiples of 4
 
 __kernel void conv2d_forward_direct(__global const float *x, // (N, C, H, W)
                                     __global const float *w, // (K, Cg, R, S)

@@ -211,8 +211,10 @@ void gemm(GEMM_ARGS)
 //     and leaves at most two-way bank conflicts on the transposing stores.
 // For every C entry the products are summed in the same order as gemm's
 // (t, then k ascending), so both kernels give the same bits.
-// Built only when WPTM and WPTN are multiples of 4.
-#if GEMM_WPTM % 4 == 0 && GEMM_WPTN % 4 == 0
+// Built only in programs of the blocked family (GEMM_BLOCKED, which the
+// host defines with GEMM_KIND=blocked) whose WPTM and WPTN are multiples
+// of 4.
+#if defined(GEMM_BLOCKED) && GEMM_WPTM % 4 == 0 && GEMM_WPTN % 4 == 0
 #define GEMMB_PAD 4
 #define GEMMB_ATILE (GEMM_TSM * GEMM_TSK)
 #define GEMMB_BTILE (GEMM_TSN * GEMM_TSK)
@@ -330,7 +332,7 @@ void gemm_blk(GEMM_ARGS)
         }
     }
 }
-#endif // WPTM and WPTN multiples of 4
+#endif // GEMM_BLOCKED, WPTM and WPTN multiples of 4
 
 __kernel void gemm_vec(GEMM_ARGS)
 {

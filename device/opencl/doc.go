@@ -18,8 +18,8 @@
 //
 // With Options.Tune (or ALEXCL_TUNE=on), the first Open of a device
 // autotunes its -D tunables before building the program: it times a few
-// candidate GEMM kernel families and tiles (and, where the tiled GPU
-// family wins, conv2d_forward's tiles) on AlexNet-like shapes with
+// candidate GEMM kernel families and tiles (and, where a GPU family wins,
+// the forward convolution's tiles) on AlexNet-like shapes with
 // profiling events, checks every candidate's results against device/ref,
 // and keeps the fastest, within about 15 s on a GPU and 20 s under POCL.
 // The choice is saved as tune-<key>.json beside the kernel binaries (same

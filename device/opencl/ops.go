@@ -203,9 +203,21 @@ func convArgs(s device.ConvShape) []any {
 	return []any{s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW()}
 }
 
+// convForwardKernel names the implicit-GEMM forward convolution of a GPU
+// device: conv2d_forward_blk with the blocked GEMM family where its
+// CONV_* tiles allow it to be built (register blocks of multiples of 4),
+// else conv2d_forward.
+func (d *Device) convForwardKernel() string {
+	if d.gemmKind() == gemmBlocked && d.kernels["conv2d_forward_blk"] != nil {
+		return "conv2d_forward_blk"
+	}
+	return "conv2d_forward"
+}
+
 // Conv2DForward computes y = conv(x, w) + b: on GPUs the implicit GEMM
-// conv2d_forward (conv.cl), on CPUs conv_im2col then gemm_vec per chunk of
-// images (y_g = w_g · col_g + b for each image and group).
+// conv2d_forward or conv2d_forward_blk (conv.cl), on CPUs conv_im2col then
+// gemm_vec per chunk of images (y_g = w_g · col_g + b for each image and
+// group).
 func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) error {
 	const op = "Conv2DForward"
 	nx, nw, ny, err := convSizes(op, s)
@@ -219,7 +231,7 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 		// Implicit GEMM per group: rows Kg output channels, columns N*OH*OW.
 		global, local := d.tilingOf("CONV").ndrange(s.K/s.Groups, s.N*s.OH()*s.OW())
 		global, local = append(global, s.Groups), append(local, 1)
-		return d.launch("conv2d_forward", global, local, append([]any{x, w, b, y}, convArgs(s)...)...)
+		return d.launch(d.convForwardKernel(), global, local, append([]any{x, w, b, y}, convArgs(s)...)...)
 	}
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
 	return d.convChunks(op, s, 0, func(n0, nc int, col, _ *buffer) error {

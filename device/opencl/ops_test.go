@@ -171,19 +171,26 @@ func TestRetuned(t *testing.T) {
 
 // TestGPUDefaults runs the tiled and blocked families with the tiles a
 // GPU gets by default and with 128 x 128 tiles of 8 x 8 register blocks,
-// and the blocked one also with small odd tiles: 12 x 8 tiles, K steps of
-// 5, and a 6-item work-group that stages 40 floats of B (not a multiple of
-// 6, so some items stage one fewer).
+// and the blocked one also with small odd tiles: GEMM tiles of 12 x 8, K
+// steps of 5 and a 6-item work-group that stages 40 floats of B (not a
+// multiple of 6, so some items stage one fewer); conv tiles whose
+// work-group (16) is smaller than a tile row (32), so each item stages
+// several columns, with integer division for the taps.
 func TestGPUDefaults(t *testing.T) {
 	for _, defs := range []map[string]string{
 		{"GEMM_KIND": "tiled"},
 		{"GEMM_KIND": "tiled", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_WPTM": "8", "GEMM_WPTN": "8"},
 		{"GEMM_KIND": "blocked"},
-		{"GEMM_KIND": "blocked", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_TSK": "8", "GEMM_WPTM": "8", "GEMM_WPTN": "8"},
-		{"GEMM_KIND": "blocked", "GEMM_TSM": "12", "GEMM_TSN": "8", "GEMM_TSK": "5", "GEMM_WPTM": "4", "GEMM_WPTN": "4"},
+		{"GEMM_KIND": "blocked", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_TSK": "8", "GEMM_WPTM": "8", "GEMM_WPTN": "8",
+			"CONV_TSM": "128", "CONV_TSN": "128", "CONV_TSK": "16", "CONV_WPTM": "8", "CONV_WPTN": "8"},
+		{"GEMM_KIND": "blocked", "GEMM_TSM": "12", "GEMM_TSN": "8", "GEMM_TSK": "5", "GEMM_WPTM": "4", "GEMM_WPTN": "4",
+			"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "8", "CONV_WPTM": "4", "CONV_WPTN": "8", "CONVB_INTDIV": ""},
 	} {
 		t.Run(fmt.Sprint(defs), func(t *testing.T) {
 			d := openTestDevice(t, Options{Version: "test", Defines: defs})
+			if want := map[bool]string{true: "conv2d_forward_blk", false: "conv2d_forward"}[defs["GEMM_KIND"] == gemmBlocked]; d.convForwardKernel() != want {
+				t.Fatalf("the forward convolution runs %s, want %s", d.convForwardKernel(), want)
+			}
 			testGemm(t, d)
 			testConv(t, d, convShapes[:len(convShapes)-1])
 		})

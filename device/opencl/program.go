@@ -23,11 +23,19 @@ import (
 const cacheMagic = "alexcl-clbin-v1\n"
 
 // buildOptions turns Options into the compiler's option string: the
-// defines sorted by name, then BuildOptions.
+// defines sorted by name, then BuildOptions. GEMM_KIND=blocked also
+// defines GEMM_BLOCKED, which builds the blocked family's kernels
+// (gemm_blk, conv2d_forward_blk): programs of the other families leave
+// them out, so their larger local tiles never fail another family's build.
 func buildOptions(o Options) (string, error) {
 	names := make([]string, 0, len(o.Defines))
 	for n := range o.Defines {
 		names = append(names, n)
+	}
+	if o.Defines["GEMM_KIND"] == gemmBlocked {
+		if _, set := o.Defines["GEMM_BLOCKED"]; !set {
+			names = append(names, "GEMM_BLOCKED")
+		}
 	}
 	slices.Sort(names)
 	var parts []string

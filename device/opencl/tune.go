@@ -2,8 +2,10 @@ package opencl
 
 // The autotuner. On the first Open of a device with tuning on, before the
 // program is built, it tries a handful of tunable sets ("candidates") for
-// the matrix products (the kernel family, tiled or vector, and its tiles)
-// and, when the tiled family wins, for conv2d_forward's tiles; it times
+// the matrix products (the kernel family, tiled, blocked or vector, and
+// its tiles) and, when a GPU family (tiled or blocked) wins, for the
+// forward convolution's tiles (conv2d_forward or conv2d_forward_blk, as
+// the family launches it); it times
 // each on a few AlexNet-like shapes with OpenCL profiling events, checks
 // each candidate's results against device/ref (whole outputs on small
 // awkward shapes, sampled entries in float64 on the timed ones) so that a
@@ -123,7 +125,8 @@ func (c candidate) String() string {
 }
 
 // defines returns c's -D values for the matrix products (prefix "GEMM",
-// GEMM_KIND included) or for conv2d_forward (prefix "CONV", tiled only).
+// GEMM_KIND included) or for the forward convolution (prefix "CONV", tiled
+// kind only: the GEMM's kind picks the kernel).
 func (c candidate) defines(prefix string) map[string]string {
 	m := map[string]string{}
 	if prefix == "GEMM" {
@@ -287,7 +290,7 @@ func (s gemmShape) String() string {
 // it is always measured) and the shapes they are timed on.
 type tuneSpec struct {
 	gemm       []candidate        // for Gemm and the convolutions' GEMMs
-	conv       []candidate        // conv2d_forward's tiles, tried when gemm picks tiled
+	conv       []candidate        // the forward convolution's tiles, tried when gemm picks tiled or blocked
 	gemmShapes []gemmShape        // timed shapes of Gemm
 	convShapes []device.ConvShape // timed shapes of Conv2DForward
 	runs       int                // timed runs per shape; the median counts
@@ -565,7 +568,7 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 		if time.Since(t.start) > t.spec.budget {
 			d.opts.logf("tuning conv on %s skipped: the %v budget is spent; conv2d_forward keeps its default tiles", d.info.Name, t.spec.budget)
 		} else {
-			c, res, err := t.pick(t.convFamily())
+			c, res, err := t.pick(t.convFamily(g.Kind))
 			rec.Results = append(rec.Results, res...)
 			if err != nil {
 				d.opts.logf("tuning conv on %s: %v; conv2d_forward keeps its default tiles", d.info.Name, err)
@@ -835,7 +838,10 @@ func (t *tuner) prepare(f family, c candidate) error {
 	s := t.s
 	if c.Kind != gemmVector && f.kernel != "" {
 		name := f.kernel
-		if c.Kind == gemmBlocked {
+		switch {
+		case f.prefix == "CONV":
+			name = s.convForwardKernel()
+		case c.Kind == gemmBlocked:
 			name = "gemm_blk"
 		}
 		if k := s.kernels[name]; k != nil {
@@ -1070,11 +1076,12 @@ func (t *tuner) checkGemmSmall(c candidate) error {
 	return nil
 }
 
-// convFamily sets up conv2d_forward's tiles: small checks against
-// ref.Conv2DForward and the timed shapes.
-func (t *tuner) convFamily() family {
+// convFamily sets up the forward convolution's tiles for the GEMM family
+// kind (tiled or blocked, which picks the kernel: convForwardKernel):
+// small checks against ref.Conv2DForward and the timed shapes.
+func (t *tuner) convFamily(kind string) family {
 	f := family{name: "conv", prefix: "CONV", cands: t.spec.conv, sources: kernelSources("conv.cl"),
-		base: map[string]string{"GEMM_KIND": gemmTiled}, kernel: "conv2d_forward"}
+		base: map[string]string{"GEMM_KIND": kind}, kernel: "conv2d_forward"}
 	f.check = func(c candidate) error { return t.checkConvSmall(c) }
 	for _, s := range t.spec.convShapes {
 		Cg := s.C / s.Groups

@@ -368,15 +368,16 @@ func TestTuneConv(t *testing.T) {
 
 // TestTuneBlocked tunes the blocked family (gemm_blk) on this device: a
 // wrong candidate is dropped, the right one is chosen and its record reads
-// back, conv2d_forward's tiles are tuned after it as after the tiled
-// family, and the device built from the record launches gemm_blk.
+// back, the forward convolution's tiles are tuned after it (on
+// conv2d_forward_blk), and the device built from the record launches the
+// blocked kernels and computes right.
 func TestTuneBlocked(t *testing.T) {
 	t.Setenv("ALEXCL_TUNE", "")
 	d := openTestDevice(t)
 	var log logLines
 	d.opts.Logf = log.logf
 	bad, good := blocked(16, 16, 8, 4, 4), blocked(32, 16, 8, 8, 4)
-	conv := tiled(16, 8, 4, 4, 2)
+	conv := tiled(16, 16, 8, 4, 4) // conv2d_forward_blk's 4 x 4 pieces
 	withSpec(t, smallSpec([]candidate{bad, good}, []candidate{conv}))
 	withCheckHook(t, func(family string, c candidate, out []float32) {
 		if family == "gemm" && c == bad {
@@ -404,8 +405,9 @@ func TestTuneBlocked(t *testing.T) {
 	}
 
 	tuned := openTestDevice(t, Options{Version: "test", Defines: rec.Defines})
-	if tuned.gemmKind() != gemmBlocked {
-		t.Fatalf("device built from the record uses %s", tuned.gemmKind())
+	if tuned.gemmKind() != gemmBlocked || tuned.convForwardKernel() != "conv2d_forward_blk" {
+		t.Fatalf("device built from the record uses %s and %s", tuned.gemmKind(), tuned.convForwardKernel())
 	}
 	testGemm(t, tuned)
+	testConv(t, tuned, convShapes[:len(convShapes)-1])
 }
