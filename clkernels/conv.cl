@@ -41,7 +41,7 @@
 //       (image, channel, xh) of dx; it gathers, so no atomics.
 //   conv_sum_images(part, dw, nimg, len)
 //       dw (len) += Σ_{i < nimg} part (nimg, len), in i order: the fixed-order
-//       reduction of per-image filter gradients on GPUs.
+//       reduction of the partial filter gradients of a GPU's runs of images.
 //   conv2d_forward_direct, conv2d_backward_data_direct,
 //   conv2d_backward_filter_direct
 //       Direct gathers, one work item per output element, 1-D, rounded up:
@@ -54,8 +54,9 @@
 //
 // Conv2DBackwardData is dcol_g = w_gᵀ · dy_g (gemm.cl) then conv_col2im;
 // Conv2DBackwardFilter is dw_g += Σ_n dy_g · im2row(x)_g (gemm.cl, the sum
-// over images inside the GEMM on CPUs, per image then conv_sum_images on
-// GPUs). ops.go splits the batch into chunks whose col fits its workspace.
+// over images inside the GEMM on CPUs; on GPUs inside the GEMM per run of
+// consecutive images, then conv_sum_images over the runs). ops.go splits
+// the batch into chunks whose col fits its workspace.
 //
 // Tunables (-D, through Options.Defines; ops.go reads the same values to launch):
 //   CONV_TSM, CONV_TSN, CONV_TSK, CONV_WPTM, CONV_WPTN

@@ -3,6 +3,7 @@ package opencl
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -85,6 +86,9 @@ type Device struct {
 
 	// up is WriteAsync's transfer queue (upload.go).
 	up uploads
+
+	// filterPerImage: ALEXCL_FILTER_GRAD=image (see filterRuns).
+	filterPerImage bool
 }
 
 // buffer is a device.Buffer of this package.
@@ -199,6 +203,13 @@ func Open(index int, opts Options) (*Device, error) {
 	}
 	if d.queue, err = d.ctx.CreateCommandQueue(cd.dev, cl.CommandQueueProfilingEnable); err != nil {
 		return fail(err)
+	}
+	switch v := strings.ToLower(os.Getenv("ALEXCL_FILTER_GRAD")); v {
+	case "", "runs":
+	case "image":
+		d.filterPerImage = true
+	default:
+		return fail(fmt.Errorf("ALEXCL_FILTER_GRAD=%q: want runs (the default) or image", v))
 	}
 	d.applyTuning(cd.platform) // tune.go; logs, never fails
 	if err := d.buildProgram(cd.platform); err != nil {

@@ -234,7 +234,7 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 		return d.launch(d.convForwardKernel(), global, local, append([]any{x, w, b, y}, convArgs(s)...)...)
 	}
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
-	return d.convChunks(op, s, 0, func(n0, nc int, col, _ *buffer) error {
+	return d.convChunks(op, s, nil, func(n0, nc int, col, _ *buffer) error {
 		if err := d.im2col(x, col, n0, nc, s, false); err != nil {
 			return err
 		}
@@ -260,7 +260,7 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 		return err
 	}
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
-	return d.convChunks(op, s, 0, func(n0, nc int, col, _ *buffer) error {
+	return d.convChunks(op, s, nil, func(n0, nc int, col, _ *buffer) error {
 		err := d.gemm(gemmCall{M: Q, N: OHW, K: Kg, alpha: 1,
 			A: w, sam: 1, sak: Q, as2: Kg * Q,
 			B: dy, boff: n0 * s.K * OHW, sbk: OHW, sbn: 1, bs1: s.K * OHW, bs2: Kg * OHW,
@@ -277,9 +277,11 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 // Conv2DBackwardFilter accumulates dw += ∂L/∂w and db += ∂L/∂b. Per chunk
 // of images conv_im2col unrolls x transposed (OHW, Q); then on CPUs one
 // gemm_vec sums dy_g (Kg, OHW) · col (OHW, Q) over the chunk's images into
-// dw, and on GPUs gemm writes one product per image, which
-// conv_sum_images adds to dw in image order (the parallelism a GPU needs,
-// without atomics). conv2d_backward_bias adds db.
+// dw. On GPUs the chunk is cut into runs of consecutive images
+// (filterRuns): gemm sums each run's products into a partial gradient,
+// and conv_sum_images adds the partials to dw in run order, which gives a
+// GPU the work-groups it needs without atomics and in a fixed order.
+// conv2d_backward_bias adds db.
 func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.ConvShape) error {
 	const op = "Conv2DBackwardFilter"
 	nx, nw, ny, err := convSizes(op, s)
@@ -290,14 +292,22 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 		return err
 	}
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
-	perImage := 0 // per-image gradients (GPU)
+	// GPUs: the partial gradients of a chunk's runs of images (filterRuns).
+	var part func(nc int) int
+	tiling := d.tilingOf("GEMM")
+	tiles := ceilMul(Kg, tiling.TSM) / tiling.TSM * (ceilMul(Q, tiling.TSN) / tiling.TSN) * G
 	if !d.vector() {
-		perImage = nw
+		part = func(nc int) int {
+			if runs := d.filterRuns(nc, tiles); runs > 1 {
+				return mulSat(runs, nw)
+			}
+			return 0
+		}
 	}
 	// Narrow filters (Q below gemm_vec's vector block, like a 5x5 conv of
 	// one channel) take the dot-product form on im2col's (Q, OHW) layout.
 	dot := d.vector() && Q < 2*d.tunable("GEMMV_VW", 16)
-	err = d.convChunks(op, s, perImage, func(n0, nc int, col, part *buffer) error {
+	err = d.convChunks(op, s, part, func(n0, nc int, col, part *buffer) error {
 		if err := d.im2col(x, col, n0, nc, s, !dot); err != nil {
 			return err
 		}
@@ -314,12 +324,37 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 			g.nt, g.ast, g.bst = nc, s.K*OHW, G*OHW*Q
 			return d.gemm(g)
 		}
-		g.C, g.beta = part, 0
-		g.nb1, g.as1, g.bs1, g.cs1 = nc, s.K*OHW, G*OHW*Q, nw
-		if err := d.gemm(g); err != nil {
-			return err
+		// Runs of per consecutive images, each summed inside one GEMM
+		// into its own partial gradient; conv_sum_images adds the runs in
+		// order. One run is the whole chunk, summed straight into dw.
+		runs := d.filterRuns(nc, tiles)
+		per := ceilMul(nc, runs) / runs
+		runs = ceilMul(nc, per) / per
+		if runs == 1 {
+			g.C, g.beta = dw, 1
+			g.nt, g.ast, g.bst = nc, s.K*OHW, G*OHW*Q
+			return d.gemm(g)
 		}
-		return d.launch1D("conv_sum_images", nw, part, dw, nc, nw)
+		g.C, g.beta = part, 0
+		g.nt, g.ast, g.bst = per, s.K*OHW, G*OHW*Q
+		g.as1, g.bs1, g.cs1 = per*s.K*OHW, per*G*OHW*Q, nw
+		full := nc / per
+		if full > 0 {
+			g.nb1 = full
+			if err := d.gemm(g); err != nil {
+				return err
+			}
+		}
+		if rest := nc - full*per; rest > 0 { // the last, shorter run
+			g.nb1, g.nt = 1, rest
+			g.aoff += full * g.as1
+			g.boff += full * g.bs1
+			g.coff += full * nw
+			if err := d.gemm(g); err != nil {
+				return err
+			}
+		}
+		return d.launch1D("conv_sum_images", nw, part, dw, runs, nw)
 	})
 	if err != nil {
 		return err
@@ -329,17 +364,42 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 		dy, db, s.N, s.K, s.OH(), s.OW())
 }
 
+// filterRuns returns into how many runs of consecutive images a GPU cuts
+// a chunk of nc images for the filter gradient, whose GEMM has tiles
+// work-groups per run: enough runs for about filterGroupsPerCU
+// work-groups per compute unit, so that long runs (a long K per
+// work-group, few partial gradients to write and add) still fill the
+// device; ALEXCL_FILTER_GRAD=image makes every image its own run (the
+// scheme before runs, kept to measure against).
+func (d *Device) filterRuns(nc, tiles int) int {
+	if d.filterPerImage {
+		return nc
+	}
+	want := filterGroupsPerCU * max(d.info.ComputeUnits, 1)
+	return max(1, min(nc, ceilMul(want, tiles)/max(tiles, 1)))
+}
+
+// filterGroupsPerCU is the work-groups per compute unit filterRuns aims at.
+var filterGroupsPerCU = 4
+
 // convChunks runs f over the batch of s in chunks of nc images, holding
 // the workspace: col has room for the chunk's unrolled patches (nc *
-// C*R*S*OH*OW floats) and, when perImage > 0, part for perImage floats per
-// image (nil otherwise). Errors are prefixed with op.
-func (d *Device) convChunks(op string, s device.ConvShape, perImage int, f func(n0, nc int, col, part *buffer) error) error {
+// C*R*S*OH*OW floats) and, when part(nc) > 0, part for part(nc) floats
+// (nil otherwise; part may be nil). Errors are prefixed with op.
+func (d *Device) convChunks(op string, s device.ConvShape, part func(nc int) int, f func(n0, nc int, col, part *buffer) error) error {
 	colPer := s.C * s.R * s.S * s.OH() * s.OW()
-	if err := checkElems(op, "unrolled patches of one image", colPer, "gradient per image", perImage); err != nil {
+	partOf := func(nc int) int {
+		if part == nil {
+			return 0
+		}
+		return part(nc)
+	}
+	if err := checkElems(op, "unrolled patches of one image", colPer, "partial gradients of one image", partOf(1)); err != nil {
 		return err
 	}
-	nc := d.chunkImages(s.N, colPer+perImage)
-	if err := checkElems(op, "unrolled patches of a chunk", mulSat(nc, colPer), "gradients of a chunk", mulSat(nc, perImage)); err != nil {
+	nc := d.chunkImages(s.N, func(nc int) (int, int) { return mulSat(nc, colPer), partOf(nc) })
+	partElems := partOf(nc)
+	if err := checkElems(op, "unrolled patches of a chunk", mulSat(nc, colPer), "partial gradients of a chunk", partElems); err != nil {
 		return err
 	}
 	d.ws.mu.Lock()
@@ -348,14 +408,14 @@ func (d *Device) convChunks(op string, s device.ConvShape, perImage int, f func(
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	var part *buffer
-	if perImage > 0 {
-		if part, err = d.slot(1, nc*perImage); err != nil {
+	var pbuf *buffer
+	if partElems > 0 {
+		if pbuf, err = d.slot(1, partElems); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
 	for n0 := 0; n0 < s.N; n0 += nc {
-		if err := f(n0, min(nc, s.N-n0), col, part); err != nil {
+		if err := f(n0, min(nc, s.N-n0), col, pbuf); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}

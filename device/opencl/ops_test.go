@@ -790,3 +790,58 @@ func BenchmarkConv2(b *testing.B) {
 		})
 	}
 }
+
+// TestFilterRuns checks how a GPU cuts a chunk into runs for the filter
+// gradient, then runs the GPU family's gradients with the chunk in one
+// run, in runs with a shorter last one, and in one run per image
+// (ALEXCL_FILTER_GRAD=image), against the reference.
+func TestFilterRuns(t *testing.T) {
+	h200 := &Device{info: device.Info{ComputeUnits: 132}}
+	for _, c := range []struct{ nc, tiles, want int }{
+		{128, 216, 3},   // paper conv3 at batch 128: 6 x 36 tiles of 64 x 64
+		{128, 76, 7},    // conv2: 2 x 19 tiles, 2 groups
+		{128, 12, 44},   // conv1: 2 x 6 tiles
+		{128, 10000, 1}, // enough tiles: the whole chunk in one GEMM
+		{3, 1, 3},       // never more runs than images
+	} {
+		if got := h200.filterRuns(c.nc, c.tiles); got != c.want {
+			t.Errorf("filterRuns(%d, %d) on 132 compute units = %d, want %d", c.nc, c.tiles, got, c.want)
+		}
+	}
+	h200.filterPerImage = true
+	if got := h200.filterRuns(128, 10000); got != 128 {
+		t.Errorf("filterRuns per image = %d, want 128", got)
+	}
+
+	d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": "tiled"}})
+	old, oldCUs := filterGroupsPerCU, d.info.ComputeUnits
+	t.Cleanup(func() { filterGroupsPerCU, d.filterPerImage, d.info.ComputeUnits = old, false, oldCUs })
+	d.info.ComputeUnits = 2 // the runs below are worked out for 2
+	shapes := []device.ConvShape{
+		{N: 5, C: 3, H: 17, W: 11, K: 7, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+		{N: 7, C: 4, H: 11, W: 13, K: 6, R: 5, S: 5, Stride: 2, Pad: 2, Groups: 2},
+	}
+	for _, perCU := range []int{0, 1, 2, 1000} { // 0: one run; 1000: one run per image
+		t.Run(fmt.Sprint("groups per CU ", perCU), func(t *testing.T) {
+			filterGroupsPerCU = perCU
+			testConv(t, d, shapes)
+		})
+	}
+	// A workspace that holds 3 of shapes[1]'s 7 images (col 4200 floats
+	// each) and 2 runs' partial gradients (300 floats each): chunks of 3,
+	// 3 and 1 images, cut into runs of 2 and 1.
+	t.Run("chunks", func(t *testing.T) {
+		oldCap := workspaceCap
+		t.Cleanup(func() { workspaceCap = oldCap })
+		workspaceCap = 4 * (3*4200 + 2*300)
+		filterGroupsPerCU = 2 // 4 work-groups wanted, 2 tiles per run
+		if nc := d.chunkImages(7, func(nc int) (int, int) { return nc * 4200, d.filterRuns(nc, 2) * 300 }); nc != 3 {
+			t.Fatalf("chunk of %d images, want 3", nc)
+		}
+		testConv(t, d, shapes[1:])
+	})
+	t.Run("per image", func(t *testing.T) {
+		filterGroupsPerCU, d.filterPerImage = 1, true
+		testConv(t, d, shapes)
+	})
+}

@@ -16,7 +16,8 @@ import (
 var workspaceCap = 256 << 20
 
 // workspace is the device scratch memory of the im2col convolutions: slot
-// 0 holds unrolled patches (col), slot 1 per-image filter gradients. Each
+// 0 holds unrolled patches (col), slot 1 the partial filter gradients of
+// a GPU's runs of images (Conv2DBackwardFilter). Each
 // slot grows to the largest size asked for and is then reused, so a
 // training step allocates nothing after its first one. Workspace buffers
 // are not counted in MemStats (they are the device's, not the caller's);
@@ -59,11 +60,26 @@ func (d *Device) slot(i, elems int) (*buffer, error) {
 	return d.ws.slots[i], nil
 }
 
-// chunkImages returns how many of n images a chunk holds when each needs
-// perImage float32s of workspace.
-func (d *Device) chunkImages(n, perImage int) int {
-	limit := min(int64(workspaceCap), d.maxAlloc) / 4
-	return max(1, min(n, int(limit/int64(max(perImage, 1)))))
+// chunkImages returns how many of n images a chunk holds (at least one)
+// when a chunk of nc needs slots of elems(nc) float32s (col, part; both
+// nondecreasing in nc): the most whose slots fit the workspace cap
+// together and the device's largest buffer each.
+func (d *Device) chunkImages(n int, elems func(nc int) (col, part int)) int {
+	fits := func(nc int) bool {
+		col, part := elems(nc)
+		c, p := int64(col), int64(part)
+		return 4*(c+p) <= int64(workspaceCap) && 4*c <= d.maxAlloc && 4*p <= d.maxAlloc
+	}
+	lo, hi := 1, n // fits(lo) or lo == 1; the answer is in [lo, hi]
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if fits(mid) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	return max(lo, 1)
 }
 
 // WorkspaceBytes is the device memory the convolutions' workspace holds
