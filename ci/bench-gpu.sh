@@ -46,6 +46,9 @@ timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warm
 head -5 "$OUT/paper128-sync.txt"
 ALEXCL_FILTER_GRAD=image timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 > "$OUT/paper128-perimage.txt" 2>&1
 head -5 "$OUT/paper128-perimage.txt"
+# And with the queue flushed only where the host waits (no flush every 16 kernels).
+ALEXCL_FLUSH_EVERY=0 timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 > "$OUT/paper128-noflush.txt" 2>&1
+head -5 "$OUT/paper128-noflush.txt"
 timeout 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 > "$OUT/mini512.txt" 2>&1
 head -5 "$OUT/mini512.txt"
 timeout 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256 > "$OUT/torch.txt" 2>&1

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -89,6 +90,11 @@ type Device struct {
 
 	// filterPerImage: ALEXCL_FILTER_GRAD=image (see filterRuns).
 	filterPerImage bool
+
+	// flushEvery: launch flushes the queue after every flushEvery-th
+	// kernel (ALEXCL_FLUSH_EVERY, default 16; 0 never). launches counts
+	// them, under launchMu.
+	flushEvery, launches int
 }
 
 // buffer is a device.Buffer of this package.
@@ -210,6 +216,14 @@ func Open(index int, opts Options) (*Device, error) {
 		d.filterPerImage = true
 	default:
 		return fail(fmt.Errorf("ALEXCL_FILTER_GRAD=%q: want runs (the default) or image", v))
+	}
+	d.flushEvery = 16
+	if v := os.Getenv("ALEXCL_FLUSH_EVERY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fail(fmt.Errorf("ALEXCL_FLUSH_EVERY=%q: want a count of kernels, 0 for never", v))
+		}
+		d.flushEvery = n
 	}
 	d.applyTuning(cd.platform) // tune.go; logs, never fails
 	if err := d.buildProgram(cd.platform); err != nil {

@@ -504,3 +504,56 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("MemStats = %+v after freeing everything", st)
 	}
 }
+
+// TestOpenEnv checks the switches Open reads from the environment:
+// ALEXCL_FLUSH_EVERY (kernels between queue flushes) and
+// ALEXCL_FILTER_GRAD (runs of images or one per image), and that a bad
+// value is an error naming the variable.
+func TestOpenEnv(t *testing.T) {
+	requireOpenCL(t)
+	for _, tc := range []struct {
+		env, val  string
+		flush     int
+		perImage  bool
+		wantError string
+	}{
+		{"ALEXCL_FLUSH_EVERY", "", 16, false, ""},
+		{"ALEXCL_FLUSH_EVERY", "1", 1, false, ""},
+		{"ALEXCL_FLUSH_EVERY", "0", 0, false, ""},
+		{"ALEXCL_FLUSH_EVERY", "-2", 0, false, "ALEXCL_FLUSH_EVERY"},
+		{"ALEXCL_FLUSH_EVERY", "often", 0, false, "ALEXCL_FLUSH_EVERY"},
+		{"ALEXCL_FILTER_GRAD", "image", 16, true, ""},
+		{"ALEXCL_FILTER_GRAD", "Runs", 16, false, ""},
+		{"ALEXCL_FILTER_GRAD", "batch", 0, false, "ALEXCL_FILTER_GRAD"},
+	} {
+		t.Setenv("ALEXCL_FLUSH_EVERY", "")
+		t.Setenv("ALEXCL_FILTER_GRAD", "")
+		t.Setenv(tc.env, tc.val)
+		d, err := Open(0, testOptions(sharedCache, nil))
+		if tc.wantError != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantError) {
+				t.Errorf("%s=%q: %v, want an error naming %s", tc.env, tc.val, err, tc.wantError)
+			}
+			if err == nil {
+				d.Close()
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s=%q: %v", tc.env, tc.val, err)
+		}
+		if d.flushEvery != tc.flush || d.filterPerImage != tc.perImage {
+			t.Errorf("%s=%q: flush every %d, per image %v; want %d, %v", tc.env, tc.val, d.flushEvery, d.filterPerImage, tc.flush, tc.perImage)
+		}
+		if tc.flush == 1 { // every launch flushes: still right
+			x, _ := device.Upload(d, []float32{-1, 2, -3})
+			if err := d.ReLUForward(x, x, 3); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := device.ReadFloat32(d, x, 3); err != nil || got[0] != 0 || got[1] != 2 || got[2] != 0 {
+				t.Errorf("ReLU with a flush after it: %v, %v", got, err)
+			}
+		}
+		d.Close()
+	}
+}

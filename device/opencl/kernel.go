@@ -73,5 +73,15 @@ func (d *Device) launch(name string, global, local []int, args ...any) error {
 		return fmt.Errorf("%s: launch %s global %v local %v: %w", d.info.ID, name, global, local, err)
 	}
 	d.prof.keep(name, ev) // releases ev unless profiling (profile.go)
+	if d.flushEvery > 0 {
+		if d.launches++; d.launches%d.flushEvery == 0 {
+			// Hand the queued kernels to the device now: a driver may
+			// hold them until a flush or a wait, idling the device while
+			// the host queues the rest of a training step.
+			if err := d.queue.Flush(); err != nil {
+				return fmt.Errorf("%s: flush after %s: %w", d.info.ID, name, err)
+			}
+		}
+	}
 	return nil
 }
