@@ -39,16 +39,17 @@ for b in 128 256; do
 	timeout 90 "$B" bench --device gpu0 --preset paper --batch $b --steps 10 --warmup 3 > "$OUT/paper$b.txt" 2>&1
 	head -5 "$OUT/paper$b.txt"
 done
-# The same step with each batch uploaded inside it (what the overlap
-# gains), and with one filter-gradient product per image (what the runs
-# of images gain; per-layer times show it in the conv layers' backward).
+# What each change since the last GPU run gains: the same step with each
+# batch uploaded inside it, then with each GPU-path change turned back off
+# (ALEXCL_CL_LEGACY: one filter-gradient product per image, no flush every
+# 16 kernels, a work item per row in im2col/col2im; all three), per-layer
+# times included where the change is in the conv layers' backward.
 timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload > "$OUT/paper128-sync.txt" 2>&1
 head -5 "$OUT/paper128-sync.txt"
-ALEXCL_FILTER_GRAD=image timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 > "$OUT/paper128-perimage.txt" 2>&1
-head -5 "$OUT/paper128-perimage.txt"
-# And with the queue flushed only where the host waits (no flush every 16 kernels).
-ALEXCL_FLUSH_EVERY=0 timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 > "$OUT/paper128-noflush.txt" 2>&1
-head -5 "$OUT/paper128-noflush.txt"
+for l in filter flush im2col all; do
+	ALEXCL_CL_LEGACY=$l timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 > "$OUT/paper128-legacy-$l.txt" 2>&1
+	head -5 "$OUT/paper128-legacy-$l.txt"
+done
 timeout 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 > "$OUT/mini512.txt" 2>&1
 head -5 "$OUT/mini512.txt"
 timeout 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256 > "$OUT/torch.txt" 2>&1

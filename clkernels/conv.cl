@@ -39,6 +39,9 @@
 //       the sum, over the taps (r, s) in order, of the dcol entries
 //       (nc, groups, Q, OH*OW) that read this pixel. One work item per row
 //       (image, channel, xh) of dx; it gathers, so no atomics.
+//   conv_im2col_gpu, conv_col2im_gpu
+//       conv_im2col (untransposed) and conv_col2im with one work item per
+//       element instead of per row, for GPUs; see their comments.
 //   conv_sum_images(part, dw, nimg, len)
 //       dw (len) += Σ_{i < nimg} part (nimg, len), in i order: the fixed-order
 //       reduction of the partial filter gradients of a GPU's runs of images.
@@ -607,6 +610,83 @@ __kernel void conv_col2im(__global const float *dcol, // (nc, groups, Q, OH*OW)
             }
         }
     }
+}
+
+// conv_im2col_gpu(x, col, n0, nc, ...)
+//     conv_im2col's untransposed layout (nc, groups, Q, OH*OW) for GPUs:
+//     one work item per (image, channel c, output pixel p) writes the R*S
+//     entries of its column, rows q = (c % Cg)*R*S + r*S + s of its group,
+//     so neighbouring work items (p, p+1) write neighbouring addresses
+//     (conv_im2col's row per work item suits CPUs, where a GPU would write
+//     32 rows apart at every store). That row of col starts at
+//     ((n*C + c)*R*S + r*S + s)*OH*OW: groups need no arithmetic.
+//     NDRange 2-D: (OH*OW rounded up, nc*C).
+__kernel void conv_im2col_gpu(__global const float *x, // (N, C, H, W)
+                              __global float *col,     // (nc, groups, Q, OH*OW)
+                              const int n0, const int nc,
+                              const int C, const int H, const int W,
+                              const int R, const int S,
+                              const int stride, const int pad, const int groups,
+                              const int OH, const int OW)
+{
+    const int OHW = OH * OW;
+    const int p = get_global_id(0), nci = get_global_id(1); // nci = n*C + c
+    if (p >= OHW || nci >= nc * C)
+        return;
+    const int oh = p / OW;
+    const int h0 = oh * stride - pad, w0 = (p - oh * OW) * stride - pad;
+    __global const float *xc = x + (n0 * C + nci) * H * W;
+    __global float *out = col + nci * R * S * OHW + p;
+    for (int r = 0; r < R; r++) {
+        const int xh = h0 + r;
+        const bool rowIn = xh >= 0 && xh < H;
+        for (int s = 0; s < S; s++, out += OHW) {
+            const int xw = w0 + s;
+            *out = (rowIn && xw >= 0 && xw < W) ? xc[xh * W + xw] : 0.0f;
+        }
+    }
+}
+
+// conv_col2im_gpu(dcol, dx, n0, nc, ...)
+//     conv_col2im for GPUs: one work item per pixel of dx (images n0 ..
+//     n0+nc-1) gathers the dcol entries of the taps (r, s) that read it,
+//     in the same (r, s) order as conv_col2im (so the same sums), and
+//     neighbouring work items read neighbouring entries. 1-D over
+//     nc*C*H*W, rounded up.
+__kernel void conv_col2im_gpu(__global const float *dcol, // (nc, groups, Q, OH*OW)
+                              __global float *dx,         // (N, C, H, W)
+                              const int n0, const int nc,
+                              const int C, const int H, const int W,
+                              const int R, const int S,
+                              const int stride, const int pad, const int groups,
+                              const int OH, const int OW)
+{
+    const int i = get_global_id(0);
+    if (i >= nc * C * H * W)
+        return;
+    const int xw = i % W, t = i / W;
+    const int xh = t % H, nci = t / H; // nci = n*C + c
+    const int OHW = OH * OW;
+    __global const float *d = dcol + nci * R * S * OHW;
+    float sum = 0.0f;
+    for (int r = 0; r < R; r++) {
+        const int th = xh + pad - r; // = oh*stride
+        if (th < 0)
+            break;
+        const int oh = th / stride;
+        if (oh * stride != th || oh >= OH)
+            continue;
+        for (int s = 0; s < S; s++) {
+            const int tw = xw + pad - s; // = ow*stride
+            if (tw < 0)
+                break;
+            const int ow = tw / stride;
+            if (ow * stride != tw || ow >= OW)
+                continue;
+            sum += d[(r * S + s) * OHW + oh * OW + ow];
+        }
+    }
+    dx[n0 * C * H * W + i] = sum;
 }
 
 __kernel void conv_sum_images(__global const float *part, // (nimg, len)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
@@ -88,13 +87,43 @@ type Device struct {
 	// up is WriteAsync's transfer queue (upload.go).
 	up uploads
 
-	// filterPerImage: ALEXCL_FILTER_GRAD=image (see filterRuns).
-	filterPerImage bool
+	// legacy are the GPU-path changes of this version turned back off
+	// (ALEXCL_CL_LEGACY), to measure what each gains.
+	legacy legacy
 
 	// flushEvery: launch flushes the queue after every flushEvery-th
-	// kernel (ALEXCL_FLUSH_EVERY, default 16; 0 never). launches counts
-	// them, under launchMu.
+	// kernel (0: never). launches counts them, under launchMu.
 	flushEvery, launches int
+}
+
+// legacy says which GPU-path changes ALEXCL_CL_LEGACY (a comma-separated
+// list, or "all") turns back off: "filter" gives every image its own run
+// of the filter gradient (filterRuns), "flush" stops flushing the queue
+// every 16 kernels, "im2col" goes back to a work item per row in im2col
+// and col2im (conv_im2col, conv_col2im) on GPUs.
+type legacy struct {
+	filterPerImage, noFlush, rowIm2col bool
+}
+
+// parseLegacy reads ALEXCL_CL_LEGACY's value.
+func parseLegacy(v string) (legacy, error) {
+	var l legacy
+	for _, item := range strings.Split(strings.ToLower(v), ",") {
+		switch strings.TrimSpace(item) {
+		case "":
+		case "filter":
+			l.filterPerImage = true
+		case "flush":
+			l.noFlush = true
+		case "im2col":
+			l.rowIm2col = true
+		case "all":
+			l = legacy{true, true, true}
+		default:
+			return l, fmt.Errorf("ALEXCL_CL_LEGACY=%q: %q is not one of filter, flush, im2col, all", v, item)
+		}
+	}
+	return l, nil
 }
 
 // buffer is a device.Buffer of this package.
@@ -210,20 +239,11 @@ func Open(index int, opts Options) (*Device, error) {
 	if d.queue, err = d.ctx.CreateCommandQueue(cd.dev, cl.CommandQueueProfilingEnable); err != nil {
 		return fail(err)
 	}
-	switch v := strings.ToLower(os.Getenv("ALEXCL_FILTER_GRAD")); v {
-	case "", "runs":
-	case "image":
-		d.filterPerImage = true
-	default:
-		return fail(fmt.Errorf("ALEXCL_FILTER_GRAD=%q: want runs (the default) or image", v))
+	if d.legacy, err = parseLegacy(os.Getenv("ALEXCL_CL_LEGACY")); err != nil {
+		return fail(err)
 	}
-	d.flushEvery = 16
-	if v := os.Getenv("ALEXCL_FLUSH_EVERY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return fail(fmt.Errorf("ALEXCL_FLUSH_EVERY=%q: want a count of kernels, 0 for never", v))
-		}
-		d.flushEvery = n
+	if !d.legacy.noFlush {
+		d.flushEvery = 16
 	}
 	d.applyTuning(cd.platform) // tune.go; logs, never fails
 	if err := d.buildProgram(cd.platform); err != nil {

@@ -505,34 +505,29 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
-// TestOpenEnv checks the switches Open reads from the environment:
-// ALEXCL_FLUSH_EVERY (kernels between queue flushes) and
-// ALEXCL_FILTER_GRAD (runs of images or one per image), and that a bad
-// value is an error naming the variable.
+// TestOpenEnv checks ALEXCL_CL_LEGACY, which turns this version's GPU-path
+// changes back off one by one, and that a bad value is an error naming the
+// variable and the choices.
 func TestOpenEnv(t *testing.T) {
 	requireOpenCL(t)
 	for _, tc := range []struct {
-		env, val  string
+		val       string
+		want      legacy
 		flush     int
-		perImage  bool
 		wantError string
 	}{
-		{"ALEXCL_FLUSH_EVERY", "", 16, false, ""},
-		{"ALEXCL_FLUSH_EVERY", "1", 1, false, ""},
-		{"ALEXCL_FLUSH_EVERY", "0", 0, false, ""},
-		{"ALEXCL_FLUSH_EVERY", "-2", 0, false, "ALEXCL_FLUSH_EVERY"},
-		{"ALEXCL_FLUSH_EVERY", "often", 0, false, "ALEXCL_FLUSH_EVERY"},
-		{"ALEXCL_FILTER_GRAD", "image", 16, true, ""},
-		{"ALEXCL_FILTER_GRAD", "Runs", 16, false, ""},
-		{"ALEXCL_FILTER_GRAD", "batch", 0, false, "ALEXCL_FILTER_GRAD"},
+		{"", legacy{}, 16, ""},
+		{"filter", legacy{filterPerImage: true}, 16, ""},
+		{"Flush", legacy{noFlush: true}, 0, ""},
+		{"im2col, filter", legacy{filterPerImage: true, rowIm2col: true}, 16, ""},
+		{"all", legacy{true, true, true}, 0, ""},
+		{"filter,tiles", legacy{}, 0, "is not one of filter, flush, im2col, all"},
 	} {
-		t.Setenv("ALEXCL_FLUSH_EVERY", "")
-		t.Setenv("ALEXCL_FILTER_GRAD", "")
-		t.Setenv(tc.env, tc.val)
+		t.Setenv("ALEXCL_CL_LEGACY", tc.val)
 		d, err := Open(0, testOptions(sharedCache, nil))
 		if tc.wantError != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.wantError) {
-				t.Errorf("%s=%q: %v, want an error naming %s", tc.env, tc.val, err, tc.wantError)
+			if err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_LEGACY") || !strings.Contains(err.Error(), tc.wantError) {
+				t.Errorf("ALEXCL_CL_LEGACY=%q: %v, want an error %q", tc.val, err, tc.wantError)
 			}
 			if err == nil {
 				d.Close()
@@ -540,20 +535,29 @@ func TestOpenEnv(t *testing.T) {
 			continue
 		}
 		if err != nil {
-			t.Fatalf("%s=%q: %v", tc.env, tc.val, err)
+			t.Fatalf("ALEXCL_CL_LEGACY=%q: %v", tc.val, err)
 		}
-		if d.flushEvery != tc.flush || d.filterPerImage != tc.perImage {
-			t.Errorf("%s=%q: flush every %d, per image %v; want %d, %v", tc.env, tc.val, d.flushEvery, d.filterPerImage, tc.flush, tc.perImage)
-		}
-		if tc.flush == 1 { // every launch flushes: still right
-			x, _ := device.Upload(d, []float32{-1, 2, -3})
-			if err := d.ReLUForward(x, x, 3); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := device.ReadFloat32(d, x, 3); err != nil || got[0] != 0 || got[1] != 2 || got[2] != 0 {
-				t.Errorf("ReLU with a flush after it: %v, %v", got, err)
-			}
+		if d.legacy != tc.want || d.flushEvery != tc.flush {
+			t.Errorf("ALEXCL_CL_LEGACY=%q: %+v, flush every %d; want %+v, %d", tc.val, d.legacy, d.flushEvery, tc.want, tc.flush)
 		}
 		d.Close()
+	}
+}
+
+// TestFlushEveryKernel runs kernels with a flush after each one.
+func TestFlushEveryKernel(t *testing.T) {
+	d := openTest(t)
+	d.flushEvery = 1
+	x, _ := device.Upload(d, []float32{-1, 2, -3})
+	for range 3 {
+		if err := d.ReLUForward(x, x, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := device.ReadFloat32(d, x, 3); err != nil || got[0] != 0 || got[1] != 2 || got[2] != 0 {
+		t.Errorf("ReLU with a flush after each: %v, %v", got, err)
+	}
+	if d.launches != 3 {
+		t.Errorf("%d launches counted, want 3", d.launches)
 	}
 }

@@ -249,7 +249,7 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 
 // Conv2DBackwardData overwrites dx (N, C, H, W) with ∂L/∂x: per chunk of
 // images dcol_g (Q, OHW) = w_gᵀ (Q, Kg) · dy_g (Kg, OHW) (gemm.cl), then
-// conv_col2im gathers dcol into dx (conv.cl).
+// conv_col2im (conv_col2im_gpu on GPUs) gathers dcol into dx (conv.cl).
 func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape) error {
 	const op = "Conv2DBackwardData"
 	nx, nw, ny, err := convSizes(op, s)
@@ -268,6 +268,10 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 			nb1: nc, nb2: G})
 		if err != nil {
 			return err
+		}
+		if d.gpuGather() {
+			return d.launch1D("conv_col2im_gpu", nc*s.C*s.H*s.W, col, dx, n0, nc,
+				s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW())
 		}
 		return d.launch1D("conv_col2im", nc*s.C*s.H, col, dx, n0, nc,
 			s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW())
@@ -305,8 +309,10 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 		}
 	}
 	// Narrow filters (Q below gemm_vec's vector block, like a 5x5 conv of
-	// one channel) take the dot-product form on im2col's (Q, OHW) layout.
-	dot := d.vector() && Q < 2*d.tunable("GEMMV_VW", 16)
+	// one channel) take the dot-product form on im2col's (Q, OHW) layout,
+	// and so do GPUs, whose conv_im2col_gpu writes that layout: the GEMM
+	// then reads both operands along OHW.
+	dot := (d.vector() && Q < 2*d.tunable("GEMMV_VW", 16)) || d.gpuGather()
 	err = d.convChunks(op, s, part, func(n0, nc int, col, part *buffer) error {
 		if err := d.im2col(x, col, n0, nc, s, !dot); err != nil {
 			return err
@@ -369,10 +375,10 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 // work-groups per run: enough runs for about filterGroupsPerCU
 // work-groups per compute unit, so that long runs (a long K per
 // work-group, few partial gradients to write and add) still fill the
-// device; ALEXCL_FILTER_GRAD=image makes every image its own run (the
+// device; ALEXCL_CL_LEGACY=filter makes every image its own run (the
 // scheme before runs, kept to measure against).
 func (d *Device) filterRuns(nc, tiles int) int {
-	if d.filterPerImage {
+	if d.legacy.filterPerImage {
 		return nc
 	}
 	want := filterGroupsPerCU * max(d.info.ComputeUnits, 1)
@@ -422,9 +428,19 @@ func (d *Device) convChunks(op string, s device.ConvShape, part func(nc int) int
 	return nil
 }
 
-// im2col queues conv_im2col of images n0 .. n0+nc-1 of x into col, laid
-// out (nc, groups, Q, OHW), or (nc, groups, OHW, Q) when transposed.
+// gpuGather reports whether im2col and col2im take the GPU kernels, a
+// work item per element (conv_im2col_gpu, conv_col2im_gpu): on GPU
+// families unless ALEXCL_CL_LEGACY=im2col.
+func (d *Device) gpuGather() bool { return !d.vector() && !d.legacy.rowIm2col }
+
+// im2col queues the unrolling of images n0 .. n0+nc-1 of x into col, laid
+// out (nc, groups, Q, OHW), or (nc, groups, OHW, Q) when transposed
+// (conv_im2col; conv_im2col_gpu for the first layout where gpuGather).
 func (d *Device) im2col(x device.Buffer, col *buffer, n0, nc int, s device.ConvShape, transposed bool) error {
+	if !transposed && d.gpuGather() {
+		return d.launch("conv_im2col_gpu", []int{ceilMul(s.OH()*s.OW(), im2colWG), nc * s.C}, []int{im2colWG, 1},
+			x, col, n0, nc, s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW())
+	}
 	t, rows := 0, nc*s.C*s.R*s.S // (image, group, q) rows of OHW
 	if transposed {
 		t, rows = 1, nc*s.Groups*s.OH()*s.OW() // (image, group, p) rows of Q
@@ -432,6 +448,9 @@ func (d *Device) im2col(x device.Buffer, col *buffer, n0, nc int, s device.ConvS
 	return d.launch1D("conv_im2col", rows, x, col, n0, nc,
 		s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW(), t)
 }
+
+// im2colWG is conv_im2col_gpu's work-group width along the output pixels.
+const im2colWG = 64
 
 // ReLUForward sets y = max(x, 0) over n elements (relu.cl).
 func (d *Device) ReLUForward(x, y device.Buffer, n int) error {

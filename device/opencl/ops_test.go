@@ -794,7 +794,7 @@ func BenchmarkConv2(b *testing.B) {
 // TestFilterRuns checks how a GPU cuts a chunk into runs for the filter
 // gradient, then runs the GPU family's gradients with the chunk in one
 // run, in runs with a shorter last one, and in one run per image
-// (ALEXCL_FILTER_GRAD=image), against the reference.
+// (ALEXCL_CL_LEGACY=filter), against the reference.
 func TestFilterRuns(t *testing.T) {
 	h200 := &Device{info: device.Info{ComputeUnits: 132}}
 	for _, c := range []struct{ nc, tiles, want int }{
@@ -808,14 +808,14 @@ func TestFilterRuns(t *testing.T) {
 			t.Errorf("filterRuns(%d, %d) on 132 compute units = %d, want %d", c.nc, c.tiles, got, c.want)
 		}
 	}
-	h200.filterPerImage = true
+	h200.legacy.filterPerImage = true
 	if got := h200.filterRuns(128, 10000); got != 128 {
 		t.Errorf("filterRuns per image = %d, want 128", got)
 	}
 
 	d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": "tiled"}})
 	old, oldCUs := filterGroupsPerCU, d.info.ComputeUnits
-	t.Cleanup(func() { filterGroupsPerCU, d.filterPerImage, d.info.ComputeUnits = old, false, oldCUs })
+	t.Cleanup(func() { filterGroupsPerCU, d.legacy.filterPerImage, d.info.ComputeUnits = old, false, oldCUs })
 	d.info.ComputeUnits = 2 // the runs below are worked out for 2
 	shapes := []device.ConvShape{
 		{N: 5, C: 3, H: 17, W: 11, K: 7, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
@@ -841,7 +841,17 @@ func TestFilterRuns(t *testing.T) {
 		testConv(t, d, shapes[1:])
 	})
 	t.Run("per image", func(t *testing.T) {
-		filterGroupsPerCU, d.filterPerImage = 1, true
+		filterGroupsPerCU, d.legacy.filterPerImage = 1, true
 		testConv(t, d, shapes)
+	})
+	// The GPU family with the row-per-work-item im2col and col2im
+	// (ALEXCL_CL_LEGACY=im2col): the filter gradient reads im2row's layout.
+	t.Run("row im2col", func(t *testing.T) {
+		filterGroupsPerCU, d.legacy.filterPerImage, d.legacy.rowIm2col = 1, false, true
+		t.Cleanup(func() { d.legacy.rowIm2col = false })
+		if d.gpuGather() {
+			t.Fatal("gpuGather with ALEXCL_CL_LEGACY=im2col")
+		}
+		testConv(t, d, convShapes[:len(convShapes)-1])
 	})
 }
