@@ -2,7 +2,8 @@
 # alexcl's test command (README): installs the test dependencies when
 # missing, checks formatting and vet, runs every fuzz target for a bounded
 # time, then runs every test with OpenCL and OpenBLAS required, so a test
-# that finds no OpenCL platform (or no BLAS) fails instead of skipping.
+# that finds no OpenCL platform (or no BLAS) fails instead of skipping, and
+# the packages with goroutines again under the race detector.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
@@ -24,3 +25,6 @@ CGO_ENABLED=0 go build -o /dev/null ./cmd/alexcl
 bash ci/fuzz.sh    # each fuzz target, bounded (about a minute)
 ALEXCL_REQUIRE_OPENCL=1 ALEXCL_REQUIRE_BLAS=1 go test -count=1 -timeout 30m "$@" ./...
 go test -count=1 -tags purego ./device/cpu/...
+# The goroutines of the data loader and the training loop's prefetching
+# under the race detector.
+ALEXCL_REQUIRE_OPENCL=1 go test -count=1 -race ./data ./train

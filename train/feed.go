@@ -72,9 +72,11 @@ func (f *feeder) next() (*data.Batch, device.Buffer, device.Buffer, error) {
 		st = f.fetch(f.slot ^ 1)
 	}
 	if err := f.retire(); err != nil {
+		st.release(f.loader)
 		return nil, nil, nil, err
 	}
 	if st.err != nil {
+		st.release(f.loader) // waits for a copy started before the failure
 		return nil, nil, nil, st.err
 	}
 	f.cur, f.slot = st, st.slot
@@ -106,8 +108,7 @@ func (f *feeder) fetch(slot int) *staged {
 		} else if err := f.d.Write(f.y[0], 0, device.Int32Bytes(b.Y)); err != nil {
 			st.err = &uploadError{fmt.Errorf("upload labels: %w", err)}
 		}
-		f.loader.Release(b) // Write has copied it: the loader may fill it again
-		return st
+		return st // the loop still reads b (b.N): retire gives it back
 	}
 	st := &staged{b: b, slot: slot}
 	if st.tx, err = f.aw.WriteAsync(f.x[slot], 0, device.Float32Bytes(b.X)); err != nil {
@@ -121,7 +122,10 @@ func (f *feeder) fetch(slot int) *staged {
 }
 
 // retire waits for the copies of the batch handed out last and gives its
-// host memory back to the loader.
+// host memory back to the loader. The loop calls it once the step has
+// read its loss, so that a failed copy fails its own step (the step's
+// kernels waited for the copy already, so this does not wait), and next
+// calls it too.
 func (f *feeder) retire() error {
 	st := f.cur
 	f.cur = nil
@@ -132,7 +136,7 @@ func (f *feeder) retire() error {
 }
 
 // release waits for st's copies, then gives its batch back to the loader
-// (once the copies are done nothing reads it).
+// (once the copies are done nothing reads it). It is safe to call twice.
 func (st *staged) release(loader *data.Loader) error {
 	var err error
 	for _, t := range []device.Transfer{st.tx, st.ty} {
@@ -142,7 +146,7 @@ func (st *staged) release(loader *data.Loader) error {
 			}
 		}
 	}
-	if st.tx != nil && st.b != nil {
+	if st.b != nil {
 		loader.Release(st.b)
 	}
 	st.b, st.tx, st.ty = nil, nil, nil

@@ -3,8 +3,11 @@ package train
 import (
 	"bytes"
 	"context"
+	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -13,33 +16,66 @@ import (
 	"github.com/alexcl/alexcl/device/opencl"
 )
 
-// asyncCPU gives the CPU device a WriteAsync made of Write, which keeps
-// the AsyncWriter contract (the CPU device runs every call at once), so the
-// feeder's two-slot prefetching runs on a deterministic device. It counts
-// the copies and the buffers they went to.
-type asyncCPU struct {
+// checkedAsync gives the CPU device a WriteAsync made of Write, which
+// keeps the AsyncWriter contract (the CPU device runs every call at once),
+// so the feeder's two-slot prefetching runs on a deterministic device. It
+// also checks how the caller treats its Transfers: a source that changed
+// before Wait (its batch given back to the loader, which refills it, too
+// early) is an error, and unwaited reports Transfers never waited for.
+// failAt > 0 makes the failAt-th WriteAsync fail.
+type checkedAsync struct {
 	device.Device
+	t      *testing.T
+	failAt int
+
 	mu     sync.Mutex
 	copies int
 	dsts   map[device.Buffer]bool
+	xfers  []*checkedTransfer
 }
 
-type doneTransfer struct{}
+type checkedTransfer struct {
+	t      *testing.T
+	src    []byte
+	sum    uint32
+	waited bool
+}
 
-func (doneTransfer) Wait() error { return nil }
+func (c *checkedTransfer) Wait() error {
+	if crc32.ChecksumIEEE(c.src) != c.sum {
+		c.t.Errorf("a batch changed before its copy's Wait: it went back to the loader too early")
+	}
+	c.waited = true
+	return nil
+}
 
-func (d *asyncCPU) WriteAsync(dst device.Buffer, off int, src []byte) (device.Transfer, error) {
+func (d *checkedAsync) WriteAsync(dst device.Buffer, off int, src []byte) (device.Transfer, error) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.copies++
+	if d.copies == d.failAt {
+		return nil, errors.New("injected copy failure")
+	}
 	if d.dsts == nil {
 		d.dsts = map[device.Buffer]bool{}
 	}
 	d.dsts[dst] = true
-	d.mu.Unlock()
 	if err := d.Write(dst, off, src); err != nil {
 		return nil, err
 	}
-	return doneTransfer{}, nil
+	tr := &checkedTransfer{t: d.t, src: src, sum: crc32.ChecksumIEEE(src)}
+	d.xfers = append(d.xfers, tr)
+	return tr, nil
+}
+
+func (d *checkedAsync) unwaited() int {
+	n := 0
+	for _, tr := range d.xfers {
+		if !tr.waited {
+			n++
+		}
+	}
+	return n
 }
 
 // runOn trains cfg on d into a new directory and returns the directory.
@@ -85,13 +121,60 @@ func TestPrefetchSameRun(t *testing.T) {
 	cfg.CheckpointEvery = 7
 
 	plain := runOn(t, cfg, cpu.New())
-	ad := &asyncCPU{Device: cpu.New()}
+	ad := &checkedAsync{Device: cpu.New(), t: t}
 	async := runOn(t, cfg, ad)
 	sameRun(t, plain, async)
 	// 25 batches, two copies each (images, labels); no batch past the last
 	// step is fetched.
-	if ad.copies != 2*25 || len(ad.dsts) != 4 {
-		t.Errorf("prefetching run made %d copies into %d buffers, want 50 into 4", ad.copies, len(ad.dsts))
+	if ad.copies != 2*25 || len(ad.dsts) != 4 || ad.unwaited() != 0 {
+		t.Errorf("prefetching run made %d copies into %d buffers and left %d unwaited, want 50 into 4 and none",
+			ad.copies, len(ad.dsts), ad.unwaited())
+	}
+
+	// Interrupted after step 12 (as SIGINT does) and resumed, prefetching
+	// all along: the same run again.
+	cfg.Out = filepath.Join(t.TempDir(), "run")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var log bytes.Buffer
+	ad = &checkedAsync{Device: cpu.New(), t: t}
+	_, err := Run(ctx, cfg, RunOptions{Device: ad, Log: &log, OnStep: func(step int64) {
+		if step == 12 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupted run: %v, want ErrInterrupted\n%s", err, log.String())
+	}
+	if ad.unwaited() != 0 {
+		t.Errorf("the interrupted run left %d copies unwaited", ad.unwaited())
+	}
+	ad = &checkedAsync{Device: cpu.New(), t: t}
+	if _, err := Run(context.Background(), cfg, RunOptions{Device: ad, Log: &log, Resume: true}); err != nil {
+		t.Fatalf("resume: %v\n%s", err, log.String())
+	}
+	sameRun(t, plain, cfg.Out)
+}
+
+// TestPrefetchCopyFails makes one copy fail, at the first batch, in a
+// prefetch, and in the labels' copy after the images' started: the run
+// stops with an error naming the step and the upload, and no copy is
+// left unwaited.
+func TestPrefetchCopyFails(t *testing.T) {
+	dir := writeSmallMNIST(t, 320, 100)
+	cfg := testConfig(t, "mnist:"+dir, 0.5)
+	for _, failAt := range []int{1, 5, 8} {
+		ad := &checkedAsync{Device: cpu.New(), t: t, failAt: failAt}
+		cfg.Out = filepath.Join(t.TempDir(), "run")
+		var log bytes.Buffer
+		_, err := Run(context.Background(), cfg, RunOptions{Device: ad, Log: &log})
+		if err == nil || !strings.Contains(err.Error(), "injected copy failure") || !strings.Contains(err.Error(), "upload") ||
+			!strings.Contains(err.Error(), "step ") {
+			t.Errorf("copy %d failing: %v, want an error naming the step, the upload and the cause", failAt, err)
+		}
+		if ad.unwaited() != 0 {
+			t.Errorf("copy %d failing: %d copies left unwaited", failAt, ad.unwaited())
+		}
 	}
 }
 

@@ -413,6 +413,9 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
+		if err := feed.retire(); err != nil { // its batch's copy failed
+			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
+		}
 		loss := lossSum / float64(n)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return r.result(last, lastEpochLoss), r.diverged(fmt.Sprintf("the loss of step %d is %v", r.st.Step+1, loss))
