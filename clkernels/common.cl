@@ -1,7 +1,8 @@
 // common.cl: definitions shared by every kernel file; Sources() puts it
 // first in the program. OpenCL C 1.2 only (NVIDIA's driver has no 2.0).
 //
-// No kernels. Tunables: none.
+// No kernels. Tunables: none. Also the macros of the blocked GPU kernels
+// (BLK_*, at the end).
 //
 // Conventions every kernel file keeps:
 //   - Integer shape arguments are int; element counts fit in int (the Go
@@ -33,3 +34,36 @@ float reduce_sum_local(__local float *scratch, float v)
     barrier(CLK_LOCAL_MEM_FENCE); // scratch may be reused right after
     return total;
 }
+
+// Helpers of the blocked GPU kernels (gemm_blk, conv2d_forward_blk), whose
+// work items own register blocks of 4 x 4 pieces of a tile.
+//
+// BLK_PIECES reads the n values (n a multiple of 4) that work item t owns
+// in one row of a 16-byte aligned local tile: pieces of 4 at i*4*rt + t*4,
+// as float4s. BLK_INDEX is the tile row (or column) of value i of work
+// item t.
+#define BLK_PIECES(dst, n, row, rt, t)                                      \
+    for (int i_ = 0; i_ < (n) / 4; i_++) {                                  \
+        const float4 v_ = *(__local const float4 *)&(row)[i_ * 4 * (rt) + (t) * 4]; \
+        dst[4 * i_] = v_.x; dst[4 * i_ + 1] = v_.y;                         \
+        dst[4 * i_ + 2] = v_.z; dst[4 * i_ + 3] = v_.w;                     \
+    }
+#define BLK_INDEX(i, rt, t) (((i) / 4) * 4 * (rt) + (t) * 4 + (i) % 4)
+
+// BLK_ALONG_K sets (mm, kk), the place in a T x TSK tile of the l-th
+// element a work-group stages reading along k: 8 consecutive k of a row,
+// then the next row, T rows, then the next 8 k. So 32 work items read 4
+// rows' 32-byte sectors and store to 32 different banks of rows padded to
+// a multiple of 4 plus 4 floats. When TSK is not a multiple of 8, plain
+// row-major. BLK_ALONG_MN stages along the rows (m or n) instead.
+#define BLK_ALONG_K(l, T, TSK, mm, kk)                                      \
+    {                                                                       \
+        if ((TSK) % 8 == 0) {                                               \
+            kk = ((l) / (8 * (T))) * 8 + (l) % 8;                           \
+            mm = ((l) / 8) % (T);                                           \
+        } else {                                                            \
+            mm = (l) / (TSK);                                               \
+            kk = (l) % (TSK);                                               \
+        }                                                                   \
+    }
+#define BLK_ALONG_MN(l, T, mm, kk) { kk = (l) / (T); mm = (l) % (T); }

@@ -126,7 +126,7 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
     }
 
     for (int q0 = 0; q0 < Q; q0 += CONV_TSK) {
-        // Weights: row-major (Kg, Q), consecutive work items along q.
+        // Weights: row-major (Kg, Q), staged along q (BLK_ALONG_K).
         for (int l = tid; l < CONV_TSM * CONV_TSK; l += CONV_WG) {
             const int mm = l / CONV_TSK, qq = l % CONV_TSK;
             const int m = m0 + mm, q = q0 + qq;
@@ -184,7 +184,7 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
 // multiple of WPTN) each work item stages patch entries of one column
 // only, whose image and pixel it finds once; the tap (c, r, s) of a row q
 // comes from two divisions through float reciprocals (exact for
-// q < 2^22; larger Q takes integer division). Every output is summed from
+// q < 2^20; larger Q takes integer division). Every output is summed from
 // the bias in q order with the same expression as conv2d_forward's.
 // Built only in programs of the blocked family (GEMM_BLOCKED) whose
 // CONV_WPTM and CONV_WPTN are multiples of 4.
@@ -196,10 +196,11 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
 #define CONVB_LB ((CONVB_BTILE + CONV_WG - 1) / CONV_WG)
 #define CONVB_ONECOL (CONV_WG % CONV_TSN == 0)
 
-// convb_div returns a / b for 0 <= a < 2^22 and b >= 1 given inv = 1.0f/b:
-// (a + 0.5)/b is at least 0.5/b away from an integer, and the float
-// product's relative error, under 2^-23, moves it by less than that.
-inline int convb_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
+// convb_div returns a / b for 0 <= a < 2^20 and b >= 1 given inv = 1.0f/b:
+// (a + 0.5)/b is at least 0.5/b away from an integer, and even with inv 3
+// ulp off (OpenCL 1.2 allows 2.5 for 1.0f/b) the product's relative error,
+// under 2^-22, moves it by less than that for a < 2^21.
+static inline int convb_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
 
 __kernel __attribute__((reqd_work_group_size(CONV_RTSN, CONV_RTSM, 1)))
 void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
@@ -211,8 +212,9 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
                         const int stride, const int pad, const int groups,
                         const int OH, const int OW)
 {
-    __local float As[2][CONV_TSK][CONV_TSM + CONVB_PAD]; // As[.][q][m] = w[g*Kg + m0+m][q0+q]
-    __local float Bs[2][CONV_TSK][CONV_TSN + CONVB_PAD]; // Bs[.][q][j] = patch (q0+q) of column j0+j
+    // As[.][q][m] = w[g*Kg + m0+m][q0+q], Bs[.][q][j] = patch (q0+q) of column j0+j
+    __local float As[2][CONV_TSK][CONV_TSM + CONVB_PAD] __attribute__((aligned(16)));
+    __local float Bs[2][CONV_TSK][CONV_TSN + CONVB_PAD] __attribute__((aligned(16)));
 
     const int Cg = C / groups, Kg = K / groups;
     const int RS = R * S, Q = Cg * RS;
@@ -226,7 +228,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
 #ifdef CONVB_INTDIV // tests: integer division whatever Q
     const int fastq = 0;
 #else
-    const int fastq = Q < (1 << 22);
+    const int fastq = Q < (1 << 20);
 #endif
     const float invRS = 1.0f / (float)RS, invS = 1.0f / (float)S;
 
@@ -243,7 +245,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
 
     float acc[CONV_WPTM][CONV_WPTN];
     for (int i = 0; i < CONV_WPTM; i++) {
-        const int m = m0 + (i / 4) * 4 * CONV_RTSM + ty * 4 + i % 4;
+        const int m = m0 + BLK_INDEX(i, CONV_RTSM, ty);
         const float bias = m < Kg ? b[g * Kg + m] : 0.0f;
         for (int jj = 0; jj < CONV_WPTN; jj++)
             acc[i][jj] = bias;
@@ -307,7 +309,8 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     {                                                                       \
         for (int i = 0; i < CONVB_LA; i++) {                                \
             const int l = tid + i * CONV_WG;                                \
-            const int mm = l / CONV_TSK, qq = l % CONV_TSK;                 \
+            int mm, qq;                                                     \
+            BLK_ALONG_K(l, CONV_TSM, CONV_TSK, mm, qq)                      \
             const int m = m0 + mm, q = (q0) + qq;                           \
             ra[i] = (l < CONVB_ATILE && m < Kg && q < Q) ? wg[m * Q + q] : 0.0f; \
         }                                                                   \
@@ -317,8 +320,10 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     {                                                                       \
         for (int i = 0; i < CONVB_LA; i++) {                                \
             const int l = tid + i * CONV_WG;                                \
+            int mm, qq;                                                     \
+            BLK_ALONG_K(l, CONV_TSM, CONV_TSK, mm, qq)                      \
             if (l < CONVB_ATILE)                                            \
-                As[buf][l % CONV_TSK][l / CONV_TSK] = ra[i];                \
+                As[buf][qq][mm] = ra[i];                                    \
         }                                                                   \
         CONVB_STORE_B(buf)                                                  \
     }
@@ -331,17 +336,14 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
         const int more = q0 + CONV_TSK < Q;
         if (more)
             CONVB_FETCH(q0 + CONV_TSK)
+#pragma unroll
         for (int qq = 0; qq < CONV_TSK; qq++) {
             float a[CONV_WPTM], bv[CONV_WPTN];
-            for (int i = 0; i < CONV_WPTM / 4; i++) {
-                const float4 v = *(__local const float4 *)&As[cur][qq][i * 4 * CONV_RTSM + ty * 4];
-                a[4 * i] = v.x; a[4 * i + 1] = v.y; a[4 * i + 2] = v.z; a[4 * i + 3] = v.w;
-            }
-            for (int jj = 0; jj < CONV_WPTN / 4; jj++) {
-                const float4 v = *(__local const float4 *)&Bs[cur][qq][jj * 4 * CONV_RTSN + tx * 4];
-                bv[4 * jj] = v.x; bv[4 * jj + 1] = v.y; bv[4 * jj + 2] = v.z; bv[4 * jj + 3] = v.w;
-            }
+            BLK_PIECES(a, CONV_WPTM, As[cur][qq], CONV_RTSM, ty)
+            BLK_PIECES(bv, CONV_WPTN, Bs[cur][qq], CONV_RTSN, tx)
+#pragma unroll
             for (int i = 0; i < CONV_WPTM; i++)
+#pragma unroll
                 for (int jj = 0; jj < CONV_WPTN; jj++)
                     acc[i][jj] += a[i] * bv[jj];
         }
@@ -357,12 +359,12 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
 #undef CONVB_STORE
 
     for (int jj = 0; jj < CONV_WPTN; jj++) {
-        const int j = j0 + (jj / 4) * 4 * CONV_RTSN + tx * 4 + jj % 4;
+        const int j = j0 + BLK_INDEX(jj, CONV_RTSN, tx);
         if (j >= P)
             continue;
         const int n = j / OHW, p = j - n * OHW;
         for (int i = 0; i < CONV_WPTM; i++) {
-            const int m = m0 + (i / 4) * 4 * CONV_RTSM + ty * 4 + i % 4;
+            const int m = m0 + BLK_INDEX(i, CONV_RTSM, ty);
             if (m < Kg)
                 y[(n * K + g * Kg + m) * OHW + p] = acc[i][jj];
         }
@@ -620,17 +622,18 @@ __kernel void conv_col2im(__global const float *dcol, // (nc, groups, Q, OH*OW)
 //     (conv_im2col's row per work item suits CPUs, where a GPU would write
 //     32 rows apart at every store). That row of col starts at
 //     ((n*C + c)*R*S + r*S + s)*OH*OW: groups need no arithmetic.
-//     NDRange 2-D: (OH*OW rounded up, nc*C).
+//     1-D over nc*C rows of ohwPad work items (OH*OW rounded up to the
+//     work-group size, so that a group stays in one row).
 __kernel void conv_im2col_gpu(__global const float *x, // (N, C, H, W)
                               __global float *col,     // (nc, groups, Q, OH*OW)
                               const int n0, const int nc,
                               const int C, const int H, const int W,
                               const int R, const int S,
                               const int stride, const int pad, const int groups,
-                              const int OH, const int OW)
+                              const int OH, const int OW, const int ohwPad)
 {
     const int OHW = OH * OW;
-    const int p = get_global_id(0), nci = get_global_id(1); // nci = n*C + c
+    const int p = get_global_id(0) % ohwPad, nci = get_global_id(0) / ohwPad; // nci = n*C + c
     if (p >= OHW || nci >= nc * C)
         return;
     const int oh = p / OW;
@@ -651,8 +654,8 @@ __kernel void conv_im2col_gpu(__global const float *x, // (N, C, H, W)
 //     conv_col2im for GPUs: one work item per pixel of dx (images n0 ..
 //     n0+nc-1) gathers the dcol entries of the taps (r, s) that read it,
 //     in the same (r, s) order as conv_col2im (so the same sums), and
-//     neighbouring work items read neighbouring entries. 1-D over
-//     nc*C*H*W, rounded up.
+//     neighbouring work items read neighbouring entries. It visits only
+//     those taps, four divisions in all. 1-D over nc*C*H*W, rounded up.
 __kernel void conv_col2im_gpu(__global const float *dcol, // (nc, groups, Q, OH*OW)
                               __global float *dx,         // (N, C, H, W)
                               const int n0, const int nc,
@@ -668,22 +671,19 @@ __kernel void conv_col2im_gpu(__global const float *dcol, // (nc, groups, Q, OH*
     const int xh = t % H, nci = t / H; // nci = n*C + c
     const int OHW = OH * OW;
     __global const float *d = dcol + nci * R * S * OHW;
+    // Only the taps r = xh + pad - oh*stride reach this pixel: r0 and then
+    // every stride-th, with oh falling by one each time (likewise s, ow).
+    const int r0 = (xh + pad) % stride, s0 = (xw + pad) % stride;
+    const int ow0 = (xw + pad - s0) / stride;
     float sum = 0.0f;
-    for (int r = 0; r < R; r++) {
-        const int th = xh + pad - r; // = oh*stride
-        if (th < 0)
-            break;
-        const int oh = th / stride;
-        if (oh * stride != th || oh >= OH)
+    int oh = (xh + pad - r0) / stride;
+    for (int r = r0; r < R && oh >= 0; r += stride, oh--) {
+        if (oh >= OH)
             continue;
-        for (int s = 0; s < S; s++) {
-            const int tw = xw + pad - s; // = ow*stride
-            if (tw < 0)
-                break;
-            const int ow = tw / stride;
-            if (ow * stride != tw || ow >= OW)
-                continue;
-            sum += d[(r * S + s) * OHW + oh * OW + ow];
+        int ow = ow0;
+        for (int s = s0; s < S && ow >= 0; s += stride, ow--) {
+            if (ow < OW)
+                sum += d[(r * S + s) * OHW + oh * OW + ow];
         }
     }
     dx[n0 * C * H * W + i] = sum;

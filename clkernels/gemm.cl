@@ -119,7 +119,7 @@
         bias += biasoff + b2_ * biass2;
 
 // gemm_out is the value stored at C(m, n) for the sum acc.
-inline float gemm_out(float acc, float alpha, float beta, __global const float *C,
+static inline float gemm_out(float acc, float alpha, float beta, __global const float *C,
                       int idx, __global const float *bias, int hasbias, int m)
 {
     float v = alpha * acc;
@@ -202,13 +202,16 @@ void gemm(GEMM_ARGS)
 //   - each work item's register block is made of 4 x 4 pieces: rows
 //     ty*4 + i*4*RTSM + {0..3} and columns tx*4 + j*4*RTSN + {0..3}, so
 //     each k step reads its WPTM + WPTN operands from local memory as
-//     float4s (a quarter of the loads of gemm's scalar reads);
+//     float4s (a quarter of gemm's scalar loads; the tiles are 16-byte
+//     aligned so that compilers emit vector loads);
 //   - the local tiles are double-buffered, and the next tile is read from
 //     global memory into registers before the current one is multiplied,
 //     so its latency hides behind the arithmetic and one barrier per K step
 //     suffices;
-//   - the local rows are padded by 4 floats, which keeps float4 alignment
-//     and leaves at most two-way bank conflicts on the transposing stores.
+//   - the local rows are padded by 4 floats, which keeps float4 alignment;
+//     an operand read along k is staged 8 k by 4 rows per 32 work items
+//     (BLK_ALONG_K, common.cl), whose transposing stores then hit 32 different
+//     banks, and each row's 8 floats are one 32-byte sector in memory.
 // For every C entry the products are summed in the same order as gemm's
 // (t, then k ascending), so both kernels give the same bits.
 // Built only in programs of the blocked family (GEMM_BLOCKED, which the
@@ -224,8 +227,9 @@ void gemm(GEMM_ARGS)
 __kernel __attribute__((reqd_work_group_size(GEMM_RTSN, GEMM_RTSM, 1)))
 void gemm_blk(GEMM_ARGS)
 {
-    __local float As[2][GEMM_TSK][GEMM_TSM + GEMMB_PAD]; // As[.][k][m] = opA(m0+m, k0+k)
-    __local float Bs[2][GEMM_TSK][GEMM_TSN + GEMMB_PAD]; // Bs[.][k][n] = opB(k0+k, n0+n)
+    // As[.][k][m] = opA(m0+m, k0+k), Bs[.][k][n] = opB(k0+k, n0+n)
+    __local float As[2][GEMM_TSK][GEMM_TSM + GEMMB_PAD] __attribute__((aligned(16)));
+    __local float Bs[2][GEMM_TSK][GEMM_TSN + GEMMB_PAD] __attribute__((aligned(16)));
 
     GEMM_BATCH()
     const int tx = get_local_id(0);
@@ -237,13 +241,24 @@ void gemm_blk(GEMM_ARGS)
     const int iters = nt * ktiles;
 
     float acc[GEMM_WPTM][GEMM_WPTN];
+#pragma unroll
     for (int i = 0; i < GEMM_WPTM; i++)
+#pragma unroll
         for (int j = 0; j < GEMM_WPTN; j++)
             acc[i][j] = 0.0f;
     float ra[GEMMB_LA], rb[GEMMB_LB];
 
-    // Stage tile it (t = it / ktiles, k0 = (it % ktiles) * TSK) in ra, rb;
-    // consecutive work items read consecutive addresses where a stride is 1.
+    // A's and B's place in their tiles of staged element l: along
+    // whichever dimension has stride 1 (k for A when sak == 1, n for B
+    // when sbn == 1), so that consecutive work items read consecutive
+    // addresses.
+#define GEMMB_PLACE_A(l, mm, kk)                                            \
+    if (sak == 1) BLK_ALONG_K(l, GEMM_TSM, GEMM_TSK, mm, kk)                \
+    else          BLK_ALONG_MN(l, GEMM_TSM, mm, kk)
+#define GEMMB_PLACE_B(l, nn, kk)                                            \
+    if (sbn == 1) BLK_ALONG_MN(l, GEMM_TSN, nn, kk)                         \
+    else          BLK_ALONG_K(l, GEMM_TSN, GEMM_TSK, nn, kk)
+    // Stage tile it (t = it / ktiles, k0 = (it % ktiles) * TSK) in ra, rb.
 #define GEMMB_FETCH(it)                                                     \
     {                                                                       \
         const int t_ = (it) / ktiles;                                       \
@@ -253,16 +268,14 @@ void gemm_blk(GEMM_ARGS)
         for (int i = 0; i < GEMMB_LA; i++) {                                \
             const int l = tid + i * GEMM_WG;                                \
             int mm, kk;                                                     \
-            if (sak == 1) { mm = l / GEMM_TSK; kk = l % GEMM_TSK; }         \
-            else          { kk = l / GEMM_TSM; mm = l % GEMM_TSM; }         \
+            GEMMB_PLACE_A(l, mm, kk)                                        \
             const int m = m0 + mm, k = k0_ + kk;                            \
             ra[i] = (l < GEMMB_ATILE && m < M && k < K) ? At_[m * sam + k * sak] : 0.0f; \
         }                                                                   \
         for (int i = 0; i < GEMMB_LB; i++) {                                \
             const int l = tid + i * GEMM_WG;                                \
             int nn, kk;                                                     \
-            if (sbn == 1) { kk = l / GEMM_TSN; nn = l % GEMM_TSN; }         \
-            else          { nn = l / GEMM_TSK; kk = l % GEMM_TSK; }         \
+            GEMMB_PLACE_B(l, nn, kk)                                        \
             const int n = n0 + nn, k = k0_ + kk;                            \
             rb[i] = (l < GEMMB_BTILE && n < N && k < K) ? Bt_[k * sbk + n * sbn] : 0.0f; \
         }                                                                   \
@@ -273,16 +286,14 @@ void gemm_blk(GEMM_ARGS)
         for (int i = 0; i < GEMMB_LA; i++) {                                \
             const int l = tid + i * GEMM_WG;                                \
             int mm, kk;                                                     \
-            if (sak == 1) { mm = l / GEMM_TSK; kk = l % GEMM_TSK; }         \
-            else          { kk = l / GEMM_TSM; mm = l % GEMM_TSM; }         \
+            GEMMB_PLACE_A(l, mm, kk)                                        \
             if (l < GEMMB_ATILE)                                            \
                 As[buf][kk][mm] = ra[i];                                    \
         }                                                                   \
         for (int i = 0; i < GEMMB_LB; i++) {                                \
             const int l = tid + i * GEMM_WG;                                \
             int nn, kk;                                                     \
-            if (sbn == 1) { kk = l / GEMM_TSN; nn = l % GEMM_TSN; }         \
-            else          { nn = l / GEMM_TSK; kk = l % GEMM_TSK; }         \
+            GEMMB_PLACE_B(l, nn, kk)                                        \
             if (l < GEMMB_BTILE)                                            \
                 Bs[buf][kk][nn] = rb[i];                                    \
         }                                                                   \
@@ -298,17 +309,14 @@ void gemm_blk(GEMM_ARGS)
         const int more = it + 1 < iters;
         if (more)
             GEMMB_FETCH(it + 1)
+#pragma unroll
         for (int kk = 0; kk < GEMM_TSK; kk++) {
             float a[GEMM_WPTM], b[GEMM_WPTN];
-            for (int i = 0; i < GEMM_WPTM / 4; i++) {
-                const float4 v = *(__local const float4 *)&As[cur][kk][i * 4 * GEMM_RTSM + ty * 4];
-                a[4 * i] = v.x; a[4 * i + 1] = v.y; a[4 * i + 2] = v.z; a[4 * i + 3] = v.w;
-            }
-            for (int j = 0; j < GEMM_WPTN / 4; j++) {
-                const float4 v = *(__local const float4 *)&Bs[cur][kk][j * 4 * GEMM_RTSN + tx * 4];
-                b[4 * j] = v.x; b[4 * j + 1] = v.y; b[4 * j + 2] = v.z; b[4 * j + 3] = v.w;
-            }
+            BLK_PIECES(a, GEMM_WPTM, As[cur][kk], GEMM_RTSM, ty)
+            BLK_PIECES(b, GEMM_WPTN, Bs[cur][kk], GEMM_RTSN, tx)
+#pragma unroll
             for (int i = 0; i < GEMM_WPTM; i++)
+#pragma unroll
                 for (int j = 0; j < GEMM_WPTN; j++)
                     acc[i][j] = fma(a[i], b[j], acc[i][j]);
         }
@@ -317,15 +325,19 @@ void gemm_blk(GEMM_ARGS)
         barrier(CLK_LOCAL_MEM_FENCE);
         cur ^= 1;
     }
+#undef GEMMB_PLACE_A
+#undef GEMMB_PLACE_B
 #undef GEMMB_FETCH
 #undef GEMMB_STORE
 
+#pragma unroll
     for (int i = 0; i < GEMM_WPTM; i++) {
-        const int m = m0 + (i / 4) * 4 * GEMM_RTSM + ty * 4 + i % 4;
+        const int m = m0 + BLK_INDEX(i, GEMM_RTSM, ty);
         if (m >= M)
             continue;
+#pragma unroll
         for (int j = 0; j < GEMM_WPTN; j++) {
-            const int n = n0 + (j / 4) * 4 * GEMM_RTSN + tx * 4 + j % 4;
+            const int n = n0 + BLK_INDEX(j, GEMM_RTSN, tx);
             if (n >= N)
                 continue;
             C[m * ldc + n] = gemm_out(acc[i][j], alpha, beta, C, m * ldc + n, bias, hasbias, m);
@@ -406,7 +418,7 @@ __kernel void gemm_vec(GEMM_ARGS)
 }
 
 // gemm_hsum adds up the lanes of v in a fixed order.
-inline float gemm_hsum(floatv v)
+static inline float gemm_hsum(floatv v)
 {
     float l[GEMMV_VW];
     vstorev(v, 0, l);

@@ -23,7 +23,7 @@
 // Tunables: none.
 
 // lrn_pow_neg returns s^-beta for s > 0.
-inline float lrn_pow_neg(float s, float beta)
+static inline float lrn_pow_neg(float s, float beta)
 {
     return exp(-beta * log(s));
 }

@@ -92,7 +92,7 @@ func (d *Device) gemm(g gemmCall) error {
 	}
 	global, local := d.tilingOf("GEMM").ndrange(g.M, g.N)
 	kernel := "gemm"
-	if d.gemmKind() == gemmBlocked {
+	if d.gemmKind() == gemmBlocked && d.kernels["gemm_blk"] != nil { // built where WPTM, WPTN are multiples of 4
 		kernel = "gemm_blk"
 	}
 	return d.launch(kernel, append(global, nb), append(local, 1), args...)

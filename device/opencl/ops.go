@@ -438,8 +438,13 @@ func (d *Device) gpuGather() bool { return !d.vector() && !d.legacy.rowIm2col }
 // (conv_im2col; conv_im2col_gpu for the first layout where gpuGather).
 func (d *Device) im2col(x device.Buffer, col *buffer, n0, nc int, s device.ConvShape, transposed bool) error {
 	if !transposed && d.gpuGather() {
-		return d.launch("conv_im2col_gpu", []int{ceilMul(s.OH()*s.OW(), im2colWG), nc * s.C}, []int{im2colWG, 1},
-			x, col, n0, nc, s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW())
+		// 1-D: a second dimension of nc*C groups could pass a GPU's grid limit.
+		pad := ceilMul(s.OH()*s.OW(), im2colWG)
+		if err := checkElems("im2col", "work items", mulSat(nc, s.C, pad)); err != nil {
+			return err
+		}
+		return d.launch("conv_im2col_gpu", []int{nc * s.C * pad}, []int{im2colWG},
+			x, col, n0, nc, s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW(), pad)
 	}
 	t, rows := 0, nc*s.C*s.R*s.S // (image, group, q) rows of OHW
 	if transposed {

@@ -151,17 +151,20 @@ func TestGemm(t *testing.T) {
 }
 
 // TestRetuned rebuilds the program with other tile and work-group sizes
-// (as a user's Options.Defines may) and the GPU kernel family (tiled gemm,
-// implicit-GEMM conv2d_forward, per-image filter gradients), and reruns
+// (as a user's Options.Defines may) and the GPU kernel family, and reruns
 // the checks: the Go side must launch with the sizes the kernels were
-// built with.
+// built with. The family is "blocked", whose kernels need register blocks
+// of multiples of 4: with these, the tiled gemm and conv2d_forward serve.
 func TestRetuned(t *testing.T) {
 	d := openTestDevice(t, Options{Version: "test", NoCache: true, Defines: map[string]string{
-		"GEMM_KIND": "tiled",
+		"GEMM_KIND": "blocked",
 		"GEMM_TSM":  "32", "GEMM_TSN": "16", "GEMM_TSK": "8", "GEMM_WPTM": "2", "GEMM_WPTN": "2",
 		"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "4", "CONV_WPTM": "1", "CONV_WPTN": "4",
 		"CONV_BIAS_WG": "32", "LOSS_WG": "16",
 	}})
+	if d.kernels["gemm_blk"] != nil || d.convForwardKernel() != "conv2d_forward" {
+		t.Fatalf("blocked kernels built for 2x2 and 1x4 register blocks")
+	}
 	testGemm(t, d)
 	testConv(t, d, convShapes[:len(convShapes)-1])
 	testSoftmaxCrossEntropy(t, d)
@@ -175,16 +178,17 @@ func TestRetuned(t *testing.T) {
 // steps of 5 and a 6-item work-group that stages 40 floats of B (not a
 // multiple of 6, so some items stage one fewer); conv tiles whose
 // work-group (16) is smaller than a tile row (32), so each item stages
-// several columns, with integer division for the taps.
+// several columns. The 128 x 128 conv tiles find the taps by integer
+// division, the others through float reciprocals.
 func TestGPUDefaults(t *testing.T) {
 	for _, defs := range []map[string]string{
 		{"GEMM_KIND": "tiled"},
 		{"GEMM_KIND": "tiled", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_WPTM": "8", "GEMM_WPTN": "8"},
 		{"GEMM_KIND": "blocked"},
 		{"GEMM_KIND": "blocked", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_TSK": "8", "GEMM_WPTM": "8", "GEMM_WPTN": "8",
-			"CONV_TSM": "128", "CONV_TSN": "128", "CONV_TSK": "16", "CONV_WPTM": "8", "CONV_WPTN": "8"},
+			"CONV_TSM": "128", "CONV_TSN": "128", "CONV_TSK": "16", "CONV_WPTM": "8", "CONV_WPTN": "8", "CONVB_INTDIV": ""},
 		{"GEMM_KIND": "blocked", "GEMM_TSM": "12", "GEMM_TSN": "8", "GEMM_TSK": "5", "GEMM_WPTM": "4", "GEMM_WPTN": "4",
-			"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "8", "CONV_WPTM": "4", "CONV_WPTN": "8", "CONVB_INTDIV": ""},
+			"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "8", "CONV_WPTM": "4", "CONV_WPTN": "8"},
 	} {
 		t.Run(fmt.Sprint(defs), func(t *testing.T) {
 			d := openTestDevice(t, Options{Version: "test", Defines: defs})

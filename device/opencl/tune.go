@@ -143,7 +143,8 @@ func (c candidate) defines(prefix string) map[string]string {
 }
 
 // parseCandidate reads back the candidate that defines wrote for prefix;
-// GEMM_KIND must be set for "GEMM" ("CONV" is always tiled).
+// GEMM_KIND must be set for "GEMM". "CONV" gives the kind of the forward
+// convolution kernel the defines build (forConv).
 func parseCandidate(defs map[string]string, prefix string) (candidate, error) {
 	kind := gemmTiled
 	if prefix == "GEMM" {
@@ -179,10 +180,25 @@ func parseCandidate(defs map[string]string, prefix string) (candidate, error) {
 				return c, err
 			}
 		}
+		if prefix == "CONV" {
+			c = c.forConv(defs["GEMM_KIND"])
+		}
 	default:
 		return c, fmt.Errorf("GEMM_KIND=%q: want %s, %s or %s", kind, gemmTiled, gemmBlocked, gemmVector)
 	}
 	return c, nil
+}
+
+// forConv returns conv tiles c as the forward convolution of GEMM family
+// kind runs them: conv2d_forward_blk (kind blocked, whose local tiles are
+// double-buffered) where the blocked family builds it, that is with
+// register blocks of multiples of 4, else conv2d_forward (tiled).
+func (c candidate) forConv(kind string) candidate {
+	c.Kind = gemmTiled
+	if kind == gemmBlocked && c.WPTM%4 == 0 && c.WPTN%4 == 0 {
+		c.Kind = gemmBlocked
+	}
+	return c
 }
 
 // limits are the device limits a candidate must fit before it is built.
@@ -1080,7 +1096,11 @@ func (t *tuner) checkGemmSmall(c candidate) error {
 // kind (tiled or blocked, which picks the kernel: convForwardKernel):
 // small checks against ref.Conv2DForward and the timed shapes.
 func (t *tuner) convFamily(kind string) family {
-	f := family{name: "conv", prefix: "CONV", cands: t.spec.conv, sources: kernelSources("conv.cl"),
+	cands := make([]candidate, len(t.spec.conv))
+	for i, c := range t.spec.conv {
+		cands[i] = c.forConv(kind)
+	}
+	f := family{name: "conv", prefix: "CONV", cands: cands, sources: kernelSources("conv.cl"),
 		base: map[string]string{"GEMM_KIND": kind}, kernel: "conv2d_forward"}
 	f.check = func(c candidate) error { return t.checkConvSmall(c) }
 	for _, s := range t.spec.convShapes {

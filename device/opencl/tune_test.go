@@ -174,6 +174,12 @@ func TestTuneRecordValidate(t *testing.T) {
 		"too big":      {func(r *tuneRecord) { r.Defines["CONV_WPTM"] = "1" }, "work-group of 512"},
 		"missing conv": {func(r *tuneRecord) { delete(r.Defines, "CONV_TSN") }, "CONV_TSN"},
 		"blocked 2x4":  {func(r *tuneRecord) { r.Defines["GEMM_KIND"], r.Defines["GEMM_WPTM"] = gemmBlocked, "2" }, "multiples of 4"},
+		// 64x64x32/4x4 conv tiles fit 32 KiB as conv2d_forward (16.6 KiB)
+		// but not double-buffered as conv2d_forward_blk (34 KiB).
+		"blocked conv": {func(r *tuneRecord) {
+			maps.Copy(r.Defines, blocked(64, 64, 16, 4, 4).defines("GEMM"))
+			maps.Copy(r.Defines, tiled(64, 64, 32, 4, 4).defines("CONV"))
+		}, "conv blocked 64x64x32/4x4: needs 34816 bytes of local memory"},
 	} {
 		r := good()
 		tc.edit(r)
