@@ -87,6 +87,14 @@
 #define CONV_BIAS_WG 256
 #endif
 
+// The shape arguments that end the convolution kernels' lists (the
+// host's convArgs).
+#define CONV_SHAPE_ARGS                                                     \
+    const int N, const int C, const int H, const int W,                     \
+    const int K, const int R, const int S,                                  \
+    const int stride, const int pad, const int groups,                      \
+    const int OH, const int OW
+
 #define CONV_RTSM (CONV_TSM / CONV_WPTM)
 #define CONV_RTSN (CONV_TSN / CONV_WPTN)
 #define CONV_WG (CONV_RTSM * CONV_RTSN)
@@ -96,10 +104,7 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
                     __global const float *w, // (K, Cg, R, S)
                     __global const float *b, // (K)
                     __global float *y,       // (N, K, OH, OW)
-                    const int N, const int C, const int H, const int W,
-                    const int K, const int R, const int S,
-                    const int stride, const int pad, const int groups,
-                    const int OH, const int OW)
+                    CONV_SHAPE_ARGS)
 {
     // The GEMM of group g: rows m = output channel within the group (Kg),
     // columns j = (n, oh, ow) flattened (P = N*OH*OW), reduction q = (c, r, s)
@@ -207,10 +212,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
                         __global const float *w, // (K, Cg, R, S)
                         __global const float *b, // (K)
                         __global float *y,       // (N, K, OH, OW)
-                        const int N, const int C, const int H, const int W,
-                        const int K, const int R, const int S,
-                        const int stride, const int pad, const int groups,
-                        const int OH, const int OW)
+                        CONV_SHAPE_ARGS)
 {
     // As[.][q][m] = w[g*Kg + m0+m][q0+q], Bs[.][q][j] = patch (q0+q) of column j0+j
     __local float As[2][CONV_TSK][CONV_TSM + CONVB_PAD] __attribute__((aligned(16)));
@@ -376,10 +378,7 @@ __kernel void conv2d_forward_direct(__global const float *x, // (N, C, H, W)
                                     __global const float *w, // (K, Cg, R, S)
                                     __global const float *b, // (K)
                                     __global float *y,       // (N, K, OH, OW)
-                                    const int N, const int C, const int H, const int W,
-                                    const int K, const int R, const int S,
-                                    const int stride, const int pad, const int groups,
-                                    const int OH, const int OW)
+                                    CONV_SHAPE_ARGS)
 {
     const int i = get_global_id(0);
     if (i >= N * K * OH * OW)
@@ -414,10 +413,7 @@ __kernel void conv2d_forward_direct(__global const float *x, // (N, C, H, W)
 __kernel void conv2d_backward_data_direct(__global const float *dy, // (N, K, OH, OW)
                                           __global const float *w,  // (K, Cg, R, S)
                                           __global float *dx,       // (N, C, H, W)
-                                          const int N, const int C, const int H, const int W,
-                                          const int K, const int R, const int S,
-                                          const int stride, const int pad, const int groups,
-                                          const int OH, const int OW)
+                                          CONV_SHAPE_ARGS)
 {
     const int i = get_global_id(0);
     if (i >= N * C * H * W)
@@ -467,10 +463,7 @@ void out_range(int tap, int extent, int stride, int pad, int O, int *lo, int *hi
 __kernel void conv2d_backward_filter_direct(__global const float *x,  // (N, C, H, W)
                                             __global const float *dy, // (N, K, OH, OW)
                                             __global float *dw,       // (K, Cg, R, S), accumulated
-                                            const int N, const int C, const int H, const int W,
-                                            const int K, const int R, const int S,
-                                            const int stride, const int pad, const int groups,
-                                            const int OH, const int OW)
+                                            CONV_SHAPE_ARGS)
 {
     const int Cg = C / groups, Kg = K / groups;
     const int i = get_global_id(0);

@@ -40,3 +40,29 @@ func TestSuite(t *testing.T) {
 		})
 	}
 }
+
+// TestSuiteGPUFamilies runs the shared suite and the PyTorch fixtures on
+// OpenCL device 0 with each GPU kernel family (tiled, blocked), whatever
+// the device's type: under POCL this is how the GPU paths (implicit-GEMM
+// forward convolution, im2col and col2im a work item per element, the
+// filter gradient in runs of images) are checked op by op.
+func TestSuiteGPUFamilies(t *testing.T) {
+	infos, err := opencl.List()
+	if err != nil || len(infos) == 0 {
+		if os.Getenv("ALEXCL_REQUIRE_OPENCL") == "1" {
+			t.Fatalf("ALEXCL_REQUIRE_OPENCL=1 but no OpenCL device: %v", err)
+		}
+		t.Skipf("no OpenCL device: %v", err)
+	}
+	for _, kind := range []string{"tiled", "blocked"} {
+		t.Run(kind, func(t *testing.T) {
+			d, err := opencl.Open(0, opencl.Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			devicetest.RunAll(t, d)
+			devicetest.RunTorch(t, d)
+		})
+	}
+}
