@@ -95,6 +95,15 @@
     const int stride, const int pad, const int groups,                      \
     const int OH, const int OW
 
+// The arguments that follow the buffers of the im2col and col2im kernels:
+// the chunk of images n0 .. n0+nc-1, then the shape (the host's order).
+#define CONV_CHUNK_ARGS                                                     \
+    const int n0, const int nc,                                             \
+    const int C, const int H, const int W,                                  \
+    const int R, const int S,                                               \
+    const int stride, const int pad, const int groups,                      \
+    const int OH, const int OW
+
 #define CONV_RTSM (CONV_TSM / CONV_WPTM)
 #define CONV_RTSN (CONV_TSN / CONV_WPTN)
 #define CONV_WG (CONV_RTSM * CONV_RTSN)
@@ -515,11 +524,7 @@ void conv2d_backward_bias(__global const float *dy, // (N, K, OH, OW)
 
 __kernel void conv_im2col(__global const float *x, // (N, C, H, W)
                           __global float *col,     // see the header
-                          const int n0, const int nc,
-                          const int C, const int H, const int W,
-                          const int R, const int S,
-                          const int stride, const int pad, const int groups,
-                          const int OH, const int OW, const int transposed)
+                          CONV_CHUNK_ARGS, const int transposed)
 {
     // One work item per row of col: (image, group, q) when not transposed,
     // (image, group, p) when transposed. The loops inside are free of
@@ -568,11 +573,7 @@ __kernel void conv_im2col(__global const float *x, // (N, C, H, W)
 
 __kernel void conv_col2im(__global const float *dcol, // (nc, groups, Q, OH*OW)
                           __global float *dx,         // (N, C, H, W)
-                          const int n0, const int nc,
-                          const int C, const int H, const int W,
-                          const int R, const int S,
-                          const int stride, const int pad, const int groups,
-                          const int OH, const int OW)
+                          CONV_CHUNK_ARGS)
 {
     // One work item per row (image, channel, xh) of dx. Each pixel's sum
     // runs over the taps (r, s) in order; a tap (r, s) reaches pixel
@@ -619,11 +620,7 @@ __kernel void conv_col2im(__global const float *dcol, // (nc, groups, Q, OH*OW)
 //     work-group size, so that a group stays in one row).
 __kernel void conv_im2col_gpu(__global const float *x, // (N, C, H, W)
                               __global float *col,     // (nc, groups, Q, OH*OW)
-                              const int n0, const int nc,
-                              const int C, const int H, const int W,
-                              const int R, const int S,
-                              const int stride, const int pad, const int groups,
-                              const int OH, const int OW, const int ohwPad)
+                              CONV_CHUNK_ARGS, const int ohwPad)
 {
     const int OHW = OH * OW;
     const int p = get_global_id(0) % ohwPad, nci = get_global_id(0) / ohwPad; // nci = n*C + c
@@ -651,11 +648,7 @@ __kernel void conv_im2col_gpu(__global const float *x, // (N, C, H, W)
 //     those taps, four divisions in all. 1-D over nc*C*H*W, rounded up.
 __kernel void conv_col2im_gpu(__global const float *dcol, // (nc, groups, Q, OH*OW)
                               __global float *dx,         // (N, C, H, W)
-                              const int n0, const int nc,
-                              const int C, const int H, const int W,
-                              const int R, const int S,
-                              const int stride, const int pad, const int groups,
-                              const int OH, const int OW)
+                              CONV_CHUNK_ARGS)
 {
     const int i = get_global_id(0);
     if (i >= nc * C * H * W)
