@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/alexcl/alexcl/device"
@@ -92,8 +93,11 @@ type Device struct {
 	legacy legacy
 
 	// flushEvery: launch flushes the queue after every flushEvery-th
-	// kernel (0: never). launches counts them, under launchMu.
+	// kernel (0: never), and after the first kernel once the host has
+	// waited for the queue (idle, set by Read and Sync). launches counts
+	// them, under launchMu.
 	flushEvery, launches int
+	idle                 atomic.Bool
 }
 
 // legacy says which GPU-path changes ALEXCL_CL_LEGACY (a comma-separated
@@ -428,9 +432,10 @@ func (d *Device) Read(src device.Buffer, off int, dst []byte) error {
 		}
 		return d.takeLabelError("read")
 	}
-	w := d.takeWaits()
+	w := d.takeWaitsFor(buf)
 	ev, err := d.queue.EnqueueReadBuffer(buf.mem, true, off, len(dst), unsafe.Pointer(&dst[0]), w)
 	d.putWaits(w, err)
+	d.idle.Store(true)
 	if err != nil {
 		return fmt.Errorf("read %d bytes from %s: %w", len(dst), d.info.ID, err)
 	}

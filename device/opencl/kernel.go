@@ -74,10 +74,11 @@ func (d *Device) launch(name string, global, local []int, args ...any) error {
 	}
 	d.prof.keep(name, ev) // releases ev unless profiling (profile.go)
 	if d.flushEvery > 0 {
-		if d.launches++; d.launches%d.flushEvery == 0 {
-			// Hand the queued kernels to the device now: a driver may
-			// hold them until a flush or a wait, idling the device while
-			// the host queues the rest of a training step.
+		// Hand the queued kernels to the device now and then, and at once
+		// after the host has waited for it (the device is idle then): a
+		// driver may hold them until a flush or a wait, idling the device
+		// while the host queues the rest of a training step.
+		if d.launches++; d.launches%d.flushEvery == 0 || d.idle.Swap(false) {
 			if err := d.queue.Flush(); err != nil {
 				return fmt.Errorf("%s: flush after %s: %w", d.info.ID, name, err)
 			}

@@ -14,13 +14,21 @@ import (
 // copy engine uploads the next batch while the compute queue runs the
 // current step. The compute queue's next command carries the copy's event
 // in its wait list (takeWaits), so everything queued after WriteAsync sees
-// the data, and nothing queued before it waits for the copy.
+// the data, and nothing queued before it waits for the copy. A blocking
+// Read waits only for copies into the buffer it reads (takeWaitsFor), so
+// reading a step's loss does not wait for the next batch's upload.
 
 // uploads is the Device's transfer-queue state.
 type uploads struct {
 	mu      sync.Mutex
 	queue   *cl.CommandQueue // created on the first WriteAsync
-	pending []*cl.Event      // copies the compute queue has not been made to wait for yet
+	pending []pendingCopy    // copies the compute queue has not been made to wait for yet
+}
+
+// pendingCopy is a WriteAsync copy into dst, with its event.
+type pendingCopy struct {
+	ev  *cl.Event
+	dst *buffer
 }
 
 // transfer is a device.Transfer: one WriteAsync copy.
@@ -86,18 +94,32 @@ func (d *Device) WriteAsync(dst device.Buffer, off int, src []byte) (device.Tran
 		ev.Release()
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	u.pending = append(u.pending, ev)
+	u.pending = append(u.pending, pendingCopy{ev, buf})
 	return &transfer{ev: mine, src: src, what: what}, nil
 }
 
 // takeWaits returns the copies the next command of the compute queue must
 // wait for; the caller passes them as its wait list, then calls putWaits.
-func (d *Device) takeWaits() []*cl.Event {
+func (d *Device) takeWaits() []*cl.Event { return d.takeWaitsFor(nil) }
+
+// takeWaitsFor is takeWaits for a command that uses only buffer b, such as
+// a Read of b: it waits for the copies into b alone, and the others stay
+// pending for the next command. A nil b takes every copy.
+func (d *Device) takeWaitsFor(b *buffer) []*cl.Event {
 	u := &d.up
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	w := u.pending
-	u.pending = nil
+	var w []*cl.Event
+	keep := u.pending[:0]
+	for _, p := range u.pending {
+		if b == nil || p.dst == b {
+			w = append(w, p.ev)
+		} else {
+			keep = append(keep, p)
+		}
+	}
+	clear(u.pending[len(keep):])
+	u.pending = keep
 	return w
 }
 
@@ -108,9 +130,15 @@ func (d *Device) putWaits(w []*cl.Event, err error) {
 		return
 	}
 	if err != nil {
+		// Kept for the next command; which buffer each copy went to no
+		// longer matters: any command takes them.
 		u := &d.up
 		u.mu.Lock()
-		u.pending = append(w, u.pending...)
+		back := make([]pendingCopy, len(w))
+		for i, e := range w {
+			back[i] = pendingCopy{ev: e}
+		}
+		u.pending = append(back, u.pending...)
 		u.mu.Unlock()
 		return
 	}
@@ -133,6 +161,7 @@ func (d *Device) finish() error {
 	if err2 := d.queue.Finish(); err == nil {
 		err = err2
 	}
+	d.idle.Store(true)
 	return err
 }
 
@@ -142,8 +171,8 @@ func (d *Device) releaseUploads() {
 	u := &d.up
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for _, e := range u.pending {
-		e.Release()
+	for _, p := range u.pending {
+		p.ev.Release()
 	}
 	u.pending = nil
 	u.queue.Release()

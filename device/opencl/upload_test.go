@@ -93,6 +93,36 @@ func TestWriteAsync(t *testing.T) {
 		t.Errorf("after an offset copy: %v", back[9:14])
 	}
 
+	// A Read of the buffer being copied into waits for the copy; a Read of
+	// another buffer need not, and the next kernel still does.
+	next := make([]float32, n)
+	for i := range next {
+		next[i] = float32(i%7) - 3
+	}
+	if _, err := d.WriteAsync(slots[1], 0, device.Float32Bytes(next)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Read(out, 0, device.Float32Bytes(got[:4])); err != nil {
+		t.Fatal(err)
+	}
+	if head, err := device.ReadFloat32(d, slots[1], 8); err != nil || head[0] != -3 || head[7] != -3 || head[6] != 3 {
+		t.Errorf("read of a buffer just copied into: %v, %v", head, err)
+	}
+	if _, err := d.WriteAsync(slots[0], 0, device.Float32Bytes(next)); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.ReLUForward(slots[0], out, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Read(out, 0, device.Float32Bytes(got)); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if want := max(next[i], 0); v != want {
+			t.Fatalf("kernel after a copy and an unrelated read: out[%d] = %v, want %v", i, v, want)
+		}
+	}
+
 	// Nothing to copy: a finished Transfer.
 	if tr, err := d.WriteAsync(slots[0], 0, nil); err != nil || tr.Wait() != nil {
 		t.Errorf("empty copy: %v", err)
