@@ -214,7 +214,7 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
 // (a + 0.5)/b is at least 0.5/b away from an integer, and even with inv 3
 // ulp off (OpenCL 1.2 allows 2.5 for 1.0f/b) the product's relative error,
 // under 2^-22, moves it by less than that for a < 2^21.
-static inline int convb_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
+int convb_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
 
 __kernel __attribute__((reqd_work_group_size(CONV_RTSN, CONV_RTSM, 1)))
 void conv2d_forward_blk(__global const float *x, // (N, C, H, W)

@@ -119,7 +119,7 @@
         bias += biasoff + b2_ * biass2;
 
 // gemm_out is the value stored at C(m, n) for the sum acc.
-static inline float gemm_out(float acc, float alpha, float beta, __global const float *C,
+float gemm_out(float acc, float alpha, float beta, __global const float *C,
                       int idx, __global const float *bias, int hasbias, int m)
 {
     float v = alpha * acc;
@@ -418,7 +418,7 @@ __kernel void gemm_vec(GEMM_ARGS)
 }
 
 // gemm_hsum adds up the lanes of v in a fixed order.
-static inline float gemm_hsum(floatv v)
+float gemm_hsum(floatv v)
 {
     float l[GEMMV_VW];
     vstorev(v, 0, l);

@@ -23,7 +23,7 @@
 // Tunables: none.
 
 // lrn_pow_neg returns s^-beta for s > 0.
-static inline float lrn_pow_neg(float s, float beta)
+float lrn_pow_neg(float s, float beta)
 {
     return exp(-beta * log(s));
 }
