@@ -172,7 +172,8 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 		step     uint64
 		slot     int               // buffers this step trains on
 		ahead    bool              // their copy was started during the last step
-		inFlight []device.Transfer // copies started, not yet waited for
+		inFlight []device.Transfer // the copies into them, waited for once this step has read its loss
+		started  []device.Transfer // the copies this step starts
 	)
 	waitCopies := func() error {
 		var err error
@@ -181,18 +182,15 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 				err = e
 			}
 		}
-		inFlight = inFlight[:0]
+		inFlight, started = started, inFlight[:0]
 		return err
 	}
-	defer waitCopies()
+	defer func() { waitCopies(); waitCopies() }()
 
 	// trainStep is one full training step as `alexcl train` runs it.
 	trainStep := func() error {
 		step++
 		tr.phase = "upload"
-		if err := waitCopies(); err != nil {
-			return err
-		}
 		xb, lb := xbs[slot], lbs[slot]
 		if !ahead {
 			if err := d.Write(xb, 0, xBytes); err != nil {
@@ -229,13 +227,16 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 				if err != nil {
 					return err
 				}
-				inFlight = append(inFlight, t)
+				started = append(started, t)
 			}
 			ahead = true
 		}
 		tr.phase = "read"
-		_, _, _, err := net.ReadLoss(batch)
-		return err
+		if _, _, _, err := net.ReadLoss(batch); err != nil {
+			return err
+		}
+		// This step's kernels waited for its batch's copies: they are done.
+		return waitCopies()
 	}
 	xb := xbs[0]
 	inferStep := func() error {
@@ -269,8 +270,10 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 	}
 
 	trainT, err := timeSteps(trainStep)
-	if err == nil {
-		err = waitCopies()
+	if err == nil { // the copies of a step that will not run, before xbs[0] is written
+		if err = waitCopies(); err == nil {
+			err = waitCopies()
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("training step: %w", err)

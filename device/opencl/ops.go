@@ -279,9 +279,10 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 }
 
 // Conv2DBackwardFilter accumulates dw += ∂L/∂w and db += ∂L/∂b. Per chunk
-// of images conv_im2col unrolls x transposed (OHW, Q); then on CPUs one
-// gemm_vec sums dy_g (Kg, OHW) · col (OHW, Q) over the chunk's images into
-// dw. On GPUs the chunk is cut into runs of consecutive images
+// of images x is unrolled: on CPUs transposed, col (OHW, Q), and one
+// gemm_vec sums dy_g (Kg, OHW) · col over the chunk's images into dw (narrow
+// filters take col (Q, OHW) and gemm_dot); on GPUs col (Q, OHW) by
+// conv_im2col_gpu, read as colᵀ, and the chunk is cut into runs of consecutive images
 // (filterRuns): gemm sums each run's products into a partial gradient,
 // and conv_sum_images adds the partials to dw in run order, which gives a
 // GPU the work-groups it needs without atomics and in a fixed order.
@@ -297,11 +298,11 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	}
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
 	// GPUs: the partial gradients of a chunk's runs of images (filterRuns).
-	var part func(nc int) int
+	var partElems func(nc int) int
 	tiling := d.tilingOf("GEMM")
 	tiles := ceilMul(Kg, tiling.TSM) / tiling.TSM * (ceilMul(Q, tiling.TSN) / tiling.TSN) * G
 	if !d.vector() {
-		part = func(nc int) int {
+		partElems = func(nc int) int {
 			if runs := d.filterRuns(nc, tiles); runs > 1 {
 				return mulSat(runs, nw)
 			}
@@ -313,7 +314,7 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	// and so do GPUs, whose conv_im2col_gpu writes that layout: the GEMM
 	// then reads both operands along OHW.
 	dot := (d.vector() && Q < 2*d.tunable("GEMMV_VW", 16)) || d.gpuGather()
-	err = d.convChunks(op, s, part, func(n0, nc int, col, part *buffer) error {
+	err = d.convChunks(op, s, partElems, func(n0, nc int, col, part *buffer) error {
 		if err := d.im2col(x, col, n0, nc, s, !dot); err != nil {
 			return err
 		}
