@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,7 +28,10 @@ func init() {
 			"profiles --profile-steps more steps per layer (OpenCL kernel events on OpenCL\n" +
 			"devices, wall time around each op on the CPU device) and prints each layer's\n" +
 			"forward and backward time and GFLOP/s (a multiply-add is 2 FLOPs; conv and\n" +
-			"linear layers only, as `alexcl summary` counts them), and the peak device memory.",
+			"linear layers only, as `alexcl summary` counts them), on OpenCL devices the\n" +
+			"device time of each kernel in the same steps, and the peak device memory. On\n" +
+			"devices that copy while they compute (OpenCL), each step's batch is uploaded\n" +
+			"during the step before, as in `alexcl train`; --sync-upload measures without.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: "paper", Usage: "built-in network: mini or paper"},
 			&cli.StringFlag{Name: "config", Usage: "TOML network description `FILE` (overrides --preset)"},
@@ -54,6 +58,13 @@ type benchLayer struct {
 	BackwardGFLOPS float64 `json:"backward_gflops,omitempty"`
 	forwardFLOPs   float64
 	backwardFLOPs  float64
+}
+
+// benchKernel is one kernel's share of a profiled training step.
+type benchKernel struct {
+	Name     string  `json:"name"`
+	MS       float64 `json:"ms"`       // device time per step
+	Launches int     `json:"launches"` // per step
 }
 
 // benchResult is what `alexcl bench --json` prints.
@@ -88,6 +99,9 @@ type benchResult struct {
 	Profile string       `json:"profile,omitempty"`
 	Layers  []benchLayer `json:"layers,omitempty"`
 	OtherMS float64      `json:"other_ms,omitempty"`
+	// Kernels is the profiled step's device time per kernel, most first
+	// (OpenCL devices only).
+	Kernels []benchKernel `json:"kernels,omitempty"`
 }
 
 func benchAction(ctx *cli.Context) error {
@@ -308,12 +322,22 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 
 	if profileSteps > 0 {
 		var total map[string]float64
+		kernels := map[string]*benchKernel{}
 		for i := 0; i < profileSteps; i++ {
 			ops, kind, err := tr.profile(trainStep)
 			if err != nil {
 				return nil, fmt.Errorf("profiled step: %w", err)
 			}
 			res.Profile = kind
+			for _, k := range tr.kernels {
+				bk := kernels[k.Kernel]
+				if bk == nil {
+					bk = &benchKernel{Name: k.Kernel}
+					kernels[k.Kernel] = bk
+				}
+				bk.MS += ms(k.Duration) / float64(profileSteps)
+				bk.Launches++
+			}
 			t := benchAttribute(layers, ops)
 			if total == nil {
 				total = t
@@ -338,6 +362,11 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 			res.Layers = append(res.Layers, bl)
 		}
 		res.OtherMS = total["other"] / float64(profileSteps)
+		for _, k := range kernels {
+			k.Launches /= profileSteps
+			res.Kernels = append(res.Kernels, *k)
+		}
+		slices.SortFunc(res.Kernels, func(a, b benchKernel) int { return cmp.Compare(b.MS, a.MS) })
 	}
 	res.PeakDeviceBytes = d.MemStats().Peak
 	if w, ok := d.(interface{ WorkspaceBytes() int64 }); ok {
@@ -394,6 +423,22 @@ func (r *benchResult) print(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "layers\t\t%.2f\t\t%.2f\t\t\n", f, b)
 	fmt.Fprintf(tw, "other\t(zero grad, loss, SGD, ...)\t\t\t%.2f\t\t\n", r.OtherMS)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(r.Kernels) == 0 {
+		return nil
+	}
+	var total float64
+	for _, k := range r.Kernels {
+		total += k.MS
+	}
+	fmt.Fprintf(w, "\nper kernel, the same step (%.2f ms on the device):\n", total)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "kernel\tms\tshare\tlaunches\t")
+	for _, k := range r.Kernels {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.1f%%\t%d\t\n", k.Name, k.MS, 100*k.MS/max(total, 1e-9), k.Launches)
+	}
 	return tw.Flush()
 }
 
@@ -412,7 +457,8 @@ type benchTracer struct {
 	phase   string
 	tracing bool
 	ops     []benchOp
-	counts  []int // OpenCL: ProfiledLaunches after each op
+	counts  []int               // OpenCL: ProfiledLaunches after each op
+	kernels []opencl.KernelTime // OpenCL: every launch of the profiled step
 }
 
 // benchProfiler is implemented by *opencl.Device.
@@ -424,6 +470,7 @@ type benchProfiler interface {
 
 // profile runs step with tracing on and returns its ops and how they were timed.
 func (t *benchTracer) profile(step func() error) ([]benchOp, string, error) {
+	t.kernels = nil
 	if err := t.Device.Sync(); err != nil {
 		return nil, "", err
 	}
@@ -443,6 +490,7 @@ func (t *benchTracer) profile(step func() error) ([]benchOp, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	t.kernels = times
 	prev := 0
 	for i := range t.ops {
 		t.ops[i].ms = 0

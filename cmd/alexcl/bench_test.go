@@ -61,6 +61,22 @@ func TestBench(t *testing.T) {
 			if convMS <= 0 {
 				t.Errorf("%v: no time profiled in the conv layers: %s", a, out)
 			}
+			// Per kernel on OpenCL, most time first; none on the CPU device.
+			if dev == "cpu" && len(r.Kernels) != 0 {
+				t.Errorf("%v: kernel times on the CPU device: %+v", a, r.Kernels)
+			}
+			if dev == "cl0" {
+				gemm := false
+				for i, k := range r.Kernels {
+					gemm = gemm || strings.HasPrefix(k.Name, "gemm")
+					if k.Launches < 1 || k.MS < 0 || (i > 0 && k.MS > r.Kernels[i-1].MS) {
+						t.Errorf("%v: kernel %d %+v: bad or out of order", a, i, k)
+					}
+				}
+				if !gemm {
+					t.Errorf("%v: no GEMM kernel among %+v", a, r.Kernels)
+				}
+			}
 		}
 	}
 
