@@ -67,3 +67,15 @@ float reduce_sum_local(__local float *scratch, float v)
         }                                                                   \
     }
 #define BLK_ALONG_MN(l, T, mm, kk) { kk = (l) / (T); mm = (l) % (T); }
+
+// BLK_KU_LOOP(k0, ku, TSK, KU) runs the statement after it for the K
+// steps k0 + ku = 0 .. TSK-1 of a local tile, as TSK/KU iterations of a
+// loop whose body is KU unrolled steps (KU divides TSK; KU = TSK unrolls
+// them all). A compiler that sees all TSK steps at once may load every
+// step's operands from local memory up front, which costs registers: on
+// AMD GPUs the blocked kernels unrolled whole need about 190 registers
+// (64 x 64 tiles of 4 x 4 blocks) where runs of 2 need about 70, and
+// larger tiles spill (TestKernelISA). The tuner tries both.
+#define BLK_KU_LOOP(k0, ku, TSK, KU)                                        \
+    _Pragma("unroll 1") for (int k0 = 0; k0 < (TSK); k0 += (KU))          \
+    _Pragma("unroll") for (int ku = 0; ku < (KU); ku++)

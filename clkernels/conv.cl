@@ -65,6 +65,9 @@
 //   CONV_TSM, CONV_TSN, CONV_TSK, CONV_WPTM, CONV_WPTN
 //                 conv2d_forward's tiling, as GEMM_* in gemm.cl
 //                 (defaults 64, 64, 16, 4, 4)
+//   CONV_KU       conv2d_forward_blk's K steps per unrolled run, as GEMM_KU
+//                 (default GEMM_KU when set with -D and dividing CONV_TSK,
+//                 else CONV_TSK)
 //   CONV_BIAS_WG  work-group size of conv2d_backward_bias, a power of two
 //                 (default 256)
 
@@ -82,6 +85,16 @@
 #endif
 #ifndef CONV_WPTN
 #define CONV_WPTN 4
+#endif
+#ifndef CONV_KU
+#if defined(GEMM_KU) && CONV_TSK % GEMM_KU == 0
+#define CONV_KU GEMM_KU // the matrix products' choice, for the same compiler
+#else
+#define CONV_KU CONV_TSK
+#endif
+#endif
+#if CONV_KU < 1 || CONV_TSK % CONV_KU != 0
+#error "CONV_KU must divide CONV_TSK"
 #endif
 #ifndef CONV_BIAS_WG
 #define CONV_BIAS_WG 256
@@ -131,10 +144,16 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
     const int j0 = get_group_id(0) * CONV_TSN;
     __global const float *wg = w + g * Kg * Q; // (Kg, Q)
 
+    // Every loop over the register block is unrolled, so that acc, a and
+    // bv are registers: an array indexed by a loop variable that a
+    // compiler leaves rolled lives in per-thread memory (PTX .local), one
+    // load and store per multiply-add (TestKernelISA checks).
     float acc[CONV_WPTM][CONV_WPTN];
+#pragma unroll
     for (int i = 0; i < CONV_WPTM; i++) {
         const int m = m0 + ty + i * CONV_RTSM;
         const float bias = m < Kg ? b[g * Kg + m] : 0.0f;
+#pragma unroll
         for (int jj = 0; jj < CONV_WPTN; jj++)
             acc[i][jj] = bias;
     }
@@ -165,21 +184,27 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
 
         for (int qq = 0; qq < CONV_TSK; qq++) {
             float a[CONV_WPTM], bv[CONV_WPTN];
+#pragma unroll
             for (int i = 0; i < CONV_WPTM; i++)
                 a[i] = As[qq][ty + i * CONV_RTSM];
+#pragma unroll
             for (int jj = 0; jj < CONV_WPTN; jj++)
                 bv[jj] = Bs[qq][tx + jj * CONV_RTSN];
+#pragma unroll
             for (int i = 0; i < CONV_WPTM; i++)
+#pragma unroll
                 for (int jj = 0; jj < CONV_WPTN; jj++)
                     acc[i][jj] += a[i] * bv[jj];
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
+#pragma unroll
     for (int i = 0; i < CONV_WPTM; i++) {
         const int m = m0 + ty + i * CONV_RTSM;
         if (m >= Kg)
             continue;
+#pragma unroll
         for (int jj = 0; jj < CONV_WPTN; jj++) {
             const int j = j0 + tx + jj * CONV_RTSN;
             if (j >= P)
@@ -255,9 +280,11 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
 #endif
 
     float acc[CONV_WPTM][CONV_WPTN];
+#pragma unroll
     for (int i = 0; i < CONV_WPTM; i++) {
         const int m = m0 + BLK_INDEX(i, CONV_RTSM, ty);
         const float bias = m < Kg ? b[g * Kg + m] : 0.0f;
+#pragma unroll
         for (int jj = 0; jj < CONV_WPTN; jj++)
             acc[i][jj] = bias;
     }
@@ -272,7 +299,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     }
 #if CONVB_ONECOL
 #define CONVB_FETCH_B(q0)                                                   \
-        for (int i = 0; i < CONVB_LB; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < CONVB_LB; i++) {              \
             const int qq = qrow + i * (CONV_WG / CONV_TSN), q = (q0) + qq;  \
             float v = 0.0f;                                                 \
             if (jok && qq < CONV_TSK && q < Q) {                            \
@@ -285,14 +312,14 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
             rb[i] = v;                                                      \
         }
 #define CONVB_STORE_B(buf)                                                  \
-        for (int i = 0; i < CONVB_LB; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < CONVB_LB; i++) {              \
             const int qq = qrow + i * (CONV_WG / CONV_TSN);                 \
             if (qq < CONV_TSK)                                              \
                 Bs[buf][qq][tid % CONV_TSN] = rb[i];                        \
         }
 #else
 #define CONVB_FETCH_B(q0)                                                   \
-        for (int i = 0; i < CONVB_LB; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < CONVB_LB; i++) {              \
             const int l = tid + i * CONV_WG;                                \
             const int qq = l / CONV_TSN, jj = l % CONV_TSN;                 \
             const int q = (q0) + qq, j = j0 + jj;                           \
@@ -309,7 +336,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
             rb[i] = v;                                                      \
         }
 #define CONVB_STORE_B(buf)                                                  \
-        for (int i = 0; i < CONVB_LB; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < CONVB_LB; i++) {              \
             const int l = tid + i * CONV_WG;                                \
             if (l < CONVB_BTILE)                                            \
                 Bs[buf][l / CONV_TSN][l % CONV_TSN] = rb[i];                \
@@ -318,7 +345,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     // Weights: row-major (Kg, Q), consecutive work items along q.
 #define CONVB_FETCH(q0)                                                     \
     {                                                                       \
-        for (int i = 0; i < CONVB_LA; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < CONVB_LA; i++) {              \
             const int l = tid + i * CONV_WG;                                \
             int mm, qq;                                                     \
             BLK_ALONG_K(l, CONV_TSM, CONV_TSK, mm, qq)                      \
@@ -329,7 +356,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     }
 #define CONVB_STORE(buf)                                                    \
     {                                                                       \
-        for (int i = 0; i < CONVB_LA; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < CONVB_LA; i++) {              \
             const int l = tid + i * CONV_WG;                                \
             int mm, qq;                                                     \
             BLK_ALONG_K(l, CONV_TSM, CONV_TSK, mm, qq)                      \
@@ -347,8 +374,8 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
         const int more = q0 + CONV_TSK < Q;
         if (more)
             CONVB_FETCH(q0 + CONV_TSK)
-#pragma unroll
-        for (int qq = 0; qq < CONV_TSK; qq++) {
+        BLK_KU_LOOP(qq0, qqu, CONV_TSK, CONV_KU) {
+            const int qq = qq0 + qqu;
             float a[CONV_WPTM], bv[CONV_WPTN];
             BLK_PIECES(a, CONV_WPTM, As[cur][qq], CONV_RTSM, ty)
             BLK_PIECES(bv, CONV_WPTN, Bs[cur][qq], CONV_RTSN, tx)
@@ -369,11 +396,13 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
 #undef CONVB_FETCH
 #undef CONVB_STORE
 
+#pragma unroll
     for (int jj = 0; jj < CONV_WPTN; jj++) {
         const int j = j0 + BLK_INDEX(jj, CONV_RTSN, tx);
         if (j >= P)
             continue;
         const int n = j / OHW, p = j - n * OHW;
+#pragma unroll
         for (int i = 0; i < CONV_WPTM; i++) {
             const int m = m0 + BLK_INDEX(i, CONV_RTSM, ty);
             if (m < Kg)

@@ -57,6 +57,8 @@
 //   GEMM_TSK  K step held in local mem  (default 16)
 //   GEMM_WPTM rows per work item        (default 4)
 //   GEMM_WPTN columns per work item     (default 4)
+//   GEMM_KU   gemm_blk's K steps per unrolled run, dividing GEMM_TSK
+//             (default GEMM_TSK: all of a tile's steps unrolled)
 //   GEMMV_VW  vector width of gemm_vec and gemm_dot: 4, 8 or 16 (default 16)
 //   GEMMV_MR  rows per gemm_vec work item, 1 to 8 (default 6)
 //   GEMMV_LM  gemm_vec work-group height (default 8)
@@ -76,6 +78,12 @@
 #endif
 #ifndef GEMM_WPTN
 #define GEMM_WPTN 4
+#endif
+#ifndef GEMM_KU
+#define GEMM_KU GEMM_TSK
+#endif
+#if GEMM_KU < 1 || GEMM_TSK % GEMM_KU != 0
+#error "GEMM_KU must divide GEMM_TSK"
 #endif
 #ifndef GEMMV_VW
 #define GEMMV_VW 16
@@ -144,8 +152,14 @@ void gemm(GEMM_ARGS)
     const int m0 = get_group_id(1) * GEMM_TSM;
     const int n0 = get_group_id(0) * GEMM_TSN;
 
+    // Every loop over the register block is unrolled, so that acc, a and
+    // b are registers: an array indexed by a loop variable that a
+    // compiler leaves rolled lives in per-thread memory (PTX .local), one
+    // load and store per multiply-add (TestKernelISA checks).
     float acc[GEMM_WPTM][GEMM_WPTN];
+#pragma unroll
     for (int i = 0; i < GEMM_WPTM; i++)
+#pragma unroll
         for (int j = 0; j < GEMM_WPTN; j++)
             acc[i][j] = 0.0f;
 
@@ -171,11 +185,15 @@ void gemm(GEMM_ARGS)
 
             for (int kk = 0; kk < GEMM_TSK; kk++) {
                 float a[GEMM_WPTM], b[GEMM_WPTN];
+#pragma unroll
                 for (int i = 0; i < GEMM_WPTM; i++)
                     a[i] = As[kk][ty + i * GEMM_RTSM];
+#pragma unroll
                 for (int j = 0; j < GEMM_WPTN; j++)
                     b[j] = Bs[kk][tx + j * GEMM_RTSN];
+#pragma unroll
                 for (int i = 0; i < GEMM_WPTM; i++)
+#pragma unroll
                     for (int j = 0; j < GEMM_WPTN; j++)
                         acc[i][j] = fma(a[i], b[j], acc[i][j]);
             }
@@ -183,10 +201,12 @@ void gemm(GEMM_ARGS)
         }
     }
 
+#pragma unroll
     for (int i = 0; i < GEMM_WPTM; i++) {
         const int m = m0 + ty + i * GEMM_RTSM;
         if (m >= M)
             continue;
+#pragma unroll
         for (int j = 0; j < GEMM_WPTN; j++) {
             const int n = n0 + tx + j * GEMM_RTSN;
             if (n >= N)
@@ -265,14 +285,14 @@ void gemm_blk(GEMM_ARGS)
         const int k0_ = ((it) - t_ * ktiles) * GEMM_TSK;                    \
         __global const float *At_ = A + t_ * ast;                           \
         __global const float *Bt_ = B + t_ * bst;                           \
-        for (int i = 0; i < GEMMB_LA; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < GEMMB_LA; i++) {              \
             const int l = tid + i * GEMM_WG;                                \
             int mm, kk;                                                     \
             GEMMB_PLACE_A(l, mm, kk)                                        \
             const int m = m0 + mm, k = k0_ + kk;                            \
             ra[i] = (l < GEMMB_ATILE && m < M && k < K) ? At_[m * sam + k * sak] : 0.0f; \
         }                                                                   \
-        for (int i = 0; i < GEMMB_LB; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < GEMMB_LB; i++) {              \
             const int l = tid + i * GEMM_WG;                                \
             int nn, kk;                                                     \
             GEMMB_PLACE_B(l, nn, kk)                                        \
@@ -283,14 +303,14 @@ void gemm_blk(GEMM_ARGS)
     // Store the staged tile into local buffer buf.
 #define GEMMB_STORE(buf)                                                    \
     {                                                                       \
-        for (int i = 0; i < GEMMB_LA; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < GEMMB_LA; i++) {              \
             const int l = tid + i * GEMM_WG;                                \
             int mm, kk;                                                     \
             GEMMB_PLACE_A(l, mm, kk)                                        \
             if (l < GEMMB_ATILE)                                            \
                 As[buf][kk][mm] = ra[i];                                    \
         }                                                                   \
-        for (int i = 0; i < GEMMB_LB; i++) {                                \
+        _Pragma("unroll") for (int i = 0; i < GEMMB_LB; i++) {              \
             const int l = tid + i * GEMM_WG;                                \
             int nn, kk;                                                     \
             GEMMB_PLACE_B(l, nn, kk)                                        \
@@ -309,8 +329,9 @@ void gemm_blk(GEMM_ARGS)
         const int more = it + 1 < iters;
         if (more)
             GEMMB_FETCH(it + 1)
-#pragma unroll
-        for (int kk = 0; kk < GEMM_TSK; kk++) {
+        // The K steps in unrolled runs of GEMM_KU (BLK_KU_LOOP).
+        BLK_KU_LOOP(kk0, kku, GEMM_TSK, GEMM_KU) {
+            const int kk = kk0 + kku;
             float a[GEMM_WPTM], b[GEMM_WPTN];
             BLK_PIECES(a, GEMM_WPTM, As[cur][kk], GEMM_RTSM, ty)
             BLK_PIECES(b, GEMM_WPTN, Bs[cur][kk], GEMM_RTSN, tx)

@@ -61,6 +61,7 @@ var tunedNames = []string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
 	"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN",
+	"GEMM_KU", "CONV_KU",
 }
 
 // tuneMode says what Open does about tuning.
@@ -94,11 +95,14 @@ func tuneModeOf(o *Options) tuneMode {
 
 // candidate is one set of tunables. Kind is gemmTiled, gemmBlocked or
 // gemmVector; the tiled and blocked kernels (gemm, gemm_blk,
-// conv2d_forward) read TSM .. WPTN, the vector ones (gemm_vec, gemm_dot)
-// VW, MR and LM. gemm.cl and conv.cl document each.
+// conv2d_forward) read TSM .. WPTN, the blocked ones also KU (K steps per
+// unrolled run; 0 leaves the kernel's default, all TSK of them), the
+// vector ones (gemm_vec, gemm_dot) VW, MR and LM. gemm.cl and conv.cl
+// document each.
 type candidate struct {
 	Kind                      string
 	TSM, TSN, TSK, WPTM, WPTN int
+	KU                        int
 	VW, MR, LM                int
 }
 
@@ -110,18 +114,29 @@ func blocked(tsm, tsn, tsk, wptm, wptn int) candidate {
 	return candidate{Kind: gemmBlocked, TSM: tsm, TSN: tsn, TSK: tsk, WPTM: wptm, WPTN: wptn}
 }
 
+// ku returns c unrolling its K steps in runs of ku (blocked family).
+func (c candidate) ku(ku int) candidate {
+	c.KU = ku
+	return c
+}
+
 func vector(vw, mr, lm int) candidate {
 	return candidate{Kind: gemmVector, VW: vw, MR: mr, LM: lm}
 }
 
 // String names c in logs and records: "tiled 64x64x16/4x4" (tile rows x
-// columns x K step / register block), "blocked 128x64x16/8x4" or "vector
-// vw16 mr6 lm8".
+// columns x K step / register block), "blocked 128x64x16/8x4", "blocked
+// 64x64x16/4x4 ku2" (K steps unrolled in runs of 2) or "vector vw16 mr6
+// lm8".
 func (c candidate) String() string {
 	if c.Kind == gemmVector {
 		return fmt.Sprintf("vector vw%d mr%d lm%d", c.VW, c.MR, c.LM)
 	}
-	return fmt.Sprintf("%s %dx%dx%d/%dx%d", c.Kind, c.TSM, c.TSN, c.TSK, c.WPTM, c.WPTN)
+	s := fmt.Sprintf("%s %dx%dx%d/%dx%d", c.Kind, c.TSM, c.TSN, c.TSK, c.WPTM, c.WPTN)
+	if c.KU > 0 {
+		s += fmt.Sprintf(" ku%d", c.KU)
+	}
+	return s
 }
 
 // defines returns c's -D values for the matrix products (prefix "GEMM",
@@ -138,6 +153,9 @@ func (c candidate) defines(prefix string) map[string]string {
 	}
 	for name, v := range map[string]int{"TSM": c.TSM, "TSN": c.TSN, "TSK": c.TSK, "WPTM": c.WPTM, "WPTN": c.WPTN} {
 		m[prefix+"_"+name] = strconv.Itoa(v)
+	}
+	if c.KU > 0 {
+		m[prefix+"_KU"] = strconv.Itoa(c.KU)
 	}
 	return m
 }
@@ -180,6 +198,11 @@ func parseCandidate(defs map[string]string, prefix string) (candidate, error) {
 				return c, err
 			}
 		}
+		if _, ok := defs[prefix+"_KU"]; ok {
+			if c.KU, err = get(prefix + "_KU"); err != nil {
+				return c, err
+			}
+		}
 		if prefix == "CONV" {
 			c = c.forConv(defs["GEMM_KIND"])
 		}
@@ -192,11 +215,14 @@ func parseCandidate(defs map[string]string, prefix string) (candidate, error) {
 // forConv returns conv tiles c as the forward convolution of GEMM family
 // kind runs them: conv2d_forward_blk (kind blocked, whose local tiles are
 // double-buffered) where the blocked family builds it, that is with
-// register blocks of multiples of 4, else conv2d_forward (tiled).
+// register blocks of multiples of 4, else conv2d_forward (tiled, which
+// has no KU).
 func (c candidate) forConv(kind string) candidate {
 	c.Kind = gemmTiled
 	if kind == gemmBlocked && c.WPTM%4 == 0 && c.WPTN%4 == 0 {
 		c.Kind = gemmBlocked
+	} else {
+		c.KU = 0
 	}
 	return c
 }
@@ -269,6 +295,9 @@ func (c candidate) fits(l limits) error {
 		}
 		if c.Kind == gemmBlocked && (c.WPTM%4 != 0 || c.WPTN%4 != 0) {
 			return fmt.Errorf("register block %dx%d: the blocked kernel needs multiples of 4", c.WPTM, c.WPTN)
+		}
+		if c.KU != 0 && (c.Kind != gemmBlocked || c.KU < 0 || c.TSK%c.KU != 0) {
+			return fmt.Errorf("%d K steps per unrolled run: only the blocked kernel has runs, which must divide the K step %d", c.KU, c.TSK)
 		}
 		rtsn, rtsm := c.TSN/c.WPTN, c.TSM/c.WPTM
 		if wg := rtsn * rtsm; wg > l.maxWG {
@@ -348,12 +377,15 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 		// Roughly the likeliest first, so that a spent budget leaves out
 		// the least likely: the tiled sets an H100 and an H200 ranked
 		// best, then the blocked family (gemm_blk, not yet timed on a
-		// GPU), then the rest. Tiled 128x128x8/8x8, 64x64x16/8x8 and
+		// GPU; "ku2" unrolls its K steps in runs of 2, which AMD's
+		// compiler needs to keep it out of spills, TestKernelISA), then
+		// the rest. Tiled 128x128x8/8x8, 64x64x16/8x8 and
 		// 32x32x16/2x2 were dropped: the slowest on both GPUs.
 		gemm: []candidate{
 			tiled(64, 64, 16, 4, 4), // the vendor default (gemm.cl)
 			tiled(64, 64, 32, 4, 4),
-			blocked(64, 64, 16, 4, 4), blocked(128, 64, 16, 8, 4), blocked(64, 128, 16, 4, 8),
+			blocked(64, 64, 16, 4, 4), blocked(64, 64, 16, 4, 4).ku(2),
+			blocked(128, 64, 16, 8, 4), blocked(128, 64, 16, 8, 4).ku(2), blocked(64, 128, 16, 4, 8),
 			blocked(128, 128, 16, 8, 8), blocked(128, 128, 8, 8, 8), blocked(64, 64, 32, 4, 4),
 			tiled(128, 64, 16, 8, 4), tiled(64, 128, 16, 4, 8), tiled(128, 128, 16, 8, 8),
 			vector(8, 4, 8),
@@ -584,7 +616,7 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 		if time.Since(t.start) > t.spec.budget {
 			d.opts.logf("tuning conv on %s skipped: the %v budget is spent; conv2d_forward keeps its default tiles", d.info.Name, t.spec.budget)
 		} else {
-			c, res, err := t.pick(t.convFamily(g.Kind))
+			c, res, err := t.pick(t.convFamily(g))
 			rec.Results = append(rec.Results, res...)
 			if err != nil {
 				d.opts.logf("tuning conv on %s: %v; conv2d_forward keeps its default tiles", d.info.Name, err)
@@ -1095,9 +1127,13 @@ func (t *tuner) checkGemmSmall(c candidate) error {
 // convFamily sets up the forward convolution's tiles for the GEMM family
 // kind (tiled or blocked, which picks the kernel: convForwardKernel):
 // small checks against ref.Conv2DForward and the timed shapes.
-func (t *tuner) convFamily(kind string) family {
+func (t *tuner) convFamily(g candidate) family {
+	kind := g.Kind
 	cands := make([]candidate, len(t.spec.conv))
 	for i, c := range t.spec.conv {
+		if c.KU == 0 && g.KU > 0 && c.TSK%g.KU == 0 {
+			c.KU = g.KU // the GEMM's unrolling, which the same compiler chose
+		}
 		cands[i] = c.forConv(kind)
 	}
 	f := family{name: "conv", prefix: "CONV", cands: cands, sources: kernelSources("conv.cl"),

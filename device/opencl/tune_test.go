@@ -65,6 +65,11 @@ func TestTuneCandidateFits(t *testing.T) {
 		{candidate{Kind: "cuda"}, gpu, "kernel family"},
 		{blocked(64, 64, 16, 4, 4), gpu, ""},
 		{blocked(64, 64, 16, 2, 4), gpu, "multiples of 4"},
+		{blocked(64, 64, 16, 4, 4).ku(2), gpu, ""},
+		{blocked(64, 64, 16, 4, 4).ku(16), gpu, ""},
+		{blocked(64, 64, 16, 4, 4).ku(3), gpu, "must divide the K step 16"},
+		{blocked(64, 64, 16, 4, 4).ku(-2), gpu, "must divide"},
+		{tiled(64, 64, 16, 4, 4).ku(2), gpu, "only the blocked kernel"},
 		{blocked(128, 128, 16, 8, 8), small, "work-group of 256"},
 		{tiled(128, 128, 32, 8, 8), gpu, ""},
 		{blocked(128, 128, 32, 8, 8), gpu, "local memory"}, // two buffers: 66 KiB
@@ -174,6 +179,10 @@ func TestTuneRecordValidate(t *testing.T) {
 		"too big":      {func(r *tuneRecord) { r.Defines["CONV_WPTM"] = "1" }, "work-group of 512"},
 		"missing conv": {func(r *tuneRecord) { delete(r.Defines, "CONV_TSN") }, "CONV_TSN"},
 		"blocked 2x4":  {func(r *tuneRecord) { r.Defines["GEMM_KIND"], r.Defines["GEMM_WPTM"] = gemmBlocked, "2" }, "multiples of 4"},
+		"tiled ku":     {func(r *tuneRecord) { r.Defines["GEMM_KU"] = "2" }, "only the blocked kernel"},
+		"blocked ku5": {func(r *tuneRecord) {
+			maps.Copy(r.Defines, blocked(64, 64, 16, 4, 4).ku(5).defines("GEMM"))
+		}, "must divide the K step 16"},
 		// 64x64x32/4x4 conv tiles fit 32 KiB as conv2d_forward (16.6 KiB)
 		// but not double-buffered as conv2d_forward_blk (34 KiB).
 		"blocked conv": {func(r *tuneRecord) {
@@ -382,7 +391,9 @@ func TestTuneBlocked(t *testing.T) {
 	d := openTestDevice(t)
 	var log logLines
 	d.opts.Logf = log.logf
-	bad, good := blocked(16, 16, 8, 4, 4), blocked(32, 16, 8, 8, 4)
+	// The winner unrolls its K steps in runs of 2, which the conv
+	// candidates then take (convFamily).
+	bad, good := blocked(16, 16, 8, 4, 4), blocked(32, 16, 8, 8, 4).ku(2)
 	conv := tiled(16, 16, 8, 4, 4) // conv2d_forward_blk's 4 x 4 pieces
 	withSpec(t, smallSpec([]candidate{bad, good}, []candidate{conv}))
 	withCheckHook(t, func(family string, c candidate, out []float32) {
@@ -395,7 +406,7 @@ func TestTuneBlocked(t *testing.T) {
 		t.Fatalf("tune: %v\n%s", err, log.String())
 	}
 	want := good.defines("GEMM")
-	maps.Copy(want, conv.defines("CONV"))
+	maps.Copy(want, conv.ku(2).defines("CONV"))
 	if !maps.Equal(rec.Defines, want) {
 		t.Fatalf("chose %v, want %v\n%s", rec.Defines, want, log.String())
 	}

@@ -1,0 +1,484 @@
+package opencl
+
+// alexcl's kernels compiled ahead of time, on the host, for the GPU
+// instruction sets of the vendors alexcl serves, by clang with libclc (the
+// OpenCL C compiler and library Mesa's drivers use; POCL already depends
+// on clang). AMD's drivers compile OpenCL with the same LLVM AMDGPU
+// back end, so its reports (registers, spills to scratch memory,
+// occupancy) are the ones an AMD card's driver sees; NVIDIA's driver takes
+// the kernels through its own front end to PTX and then ptxas, so for
+// NVIDIA this checks the PTX (what LLVM's NVPTX back end makes of the
+// kernels: vector local-memory loads, arrays kept in registers, no calls),
+// not the final registers. Neither needs a GPU, so CI runs it.
+
+import (
+	"bufio"
+	"fmt"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/alexcl/alexcl/clkernels"
+	"github.com/alexcl/alexcl/device"
+)
+
+// isaTarget is one instruction set the kernels are compiled for.
+type isaTarget struct {
+	name   string // as reports print it
+	triple string // clang -target
+	cpu    string // clang -mcpu (AMD) or -march (NVIDIA)
+	lib    string // libclc's bitcode library for the triple
+}
+
+func (t isaTarget) amd() bool { return strings.HasPrefix(t.triple, "amdgcn") }
+
+// isaTargets: AMD CDNA2 (Instinct MI200), RDNA2 (Radeon RX 6000), RDNA3
+// (Radeon RX 7000), and NVIDIA PTX for Ampere (sm_80, the newest clang 15
+// knows; Hopper takes the same PTX).
+var isaTargets = []isaTarget{
+	{"gfx90a", "amdgcn-amd-amdhsa", "gfx90a", "amdgcn--amdhsa.bc"},
+	{"gfx1030", "amdgcn-amd-amdhsa", "gfx1030", "amdgcn--amdhsa.bc"},
+	{"gfx1100", "amdgcn-amd-amdhsa", "gfx1100", "amdgcn--amdhsa.bc"},
+	{"ptx-sm80", "nvptx64-nvidia-nvcl", "sm_80", "nvptx64--nvidiacl.bc"},
+}
+
+// kernelISA is what the compiled code of one kernel says about it. AMD
+// fields come from the compiler's kernel report; counts are static (each
+// instruction of the code once, loops not multiplied out), fused
+// multiply-adds counted per lane operation (a packed or dual FMA is 2).
+type kernelISA struct {
+	vgprs, sgprs, occupancy int // AMD: registers, waves per SIMD
+	scratch                 int // AMD: bytes of scratch per work item (spills, stack arrays)
+	ldsBytes                int // AMD: local memory per work-group
+	localDepot              int // PTX: bytes of per-thread local memory (arrays not in registers)
+	calls                   int // call instructions (s_swappc_b64, call)
+	fma                     int
+	localLoads              int // local-memory load instructions (ds_read*/ds_load*, ld.shared*)
+	localLoads128           int // of which 16-byte (float4) loads
+	globalLoads             int
+}
+
+// isaToolchain finds clang and libclc: ALEXCL_CLANG and ALEXCL_LIBCLC
+// name them, else the newest clang-N on PATH (or clang) and libclc's
+// usual Debian places. It returns why not when one is missing.
+func isaToolchain() (clang, libclc string, err error) {
+	clang = os.Getenv("ALEXCL_CLANG")
+	if clang == "" {
+		best := -1
+		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+			matches, _ := filepath.Glob(filepath.Join(dir, "clang-[0-9]*"))
+			for _, m := range matches {
+				if v, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(m), "clang-")); err == nil && v > best {
+					best, clang = v, m
+				}
+			}
+		}
+		if clang == "" {
+			clang, _ = exec.LookPath("clang")
+		}
+	}
+	if clang == "" {
+		return "", "", fmt.Errorf("no clang on PATH (Debian: apt-get install clang; POCL's package brings clang-N)")
+	}
+	dirs := []string{os.Getenv("ALEXCL_LIBCLC"), "/usr/lib/clc", "/usr/share/clc", "/usr/local/lib/clc"}
+	more, _ := filepath.Glob("/usr/lib/llvm-*/lib/clc")
+	for _, dir := range append(dirs, more...) {
+		if dir == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, isaTargets[0].lib)); err == nil {
+			return clang, dir, nil
+		}
+	}
+	return "", "", fmt.Errorf("no libclc bitcode (%s) found; Debian: apt-get install libclc-N for clang-N, or set ALEXCL_LIBCLC", isaTargets[0].lib)
+}
+
+// compileISA compiles source with the build options of defines for
+// target t and returns each kernel's report. Any diagnostic from the
+// compiler is an error (the only one silenced is libclc's target triple,
+// spelled differently from clang's).
+func compileISA(clang, libclc string, t isaTarget, source string, defines map[string]string) (map[string]kernelISA, error) {
+	opts, err := buildOptions(Options{Defines: defines})
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "alexcl-isa-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	src, out := filepath.Join(dir, "kernels.cl"), filepath.Join(dir, "kernels.s")
+	if err := os.WriteFile(src, []byte(source), 0o644); err != nil {
+		return nil, err
+	}
+	arch := "-mcpu=" + t.cpu
+	if !t.amd() {
+		arch = "-march=" + t.cpu
+	}
+	args := []string{"-x", "cl", "-cl-std=CL1.2", "-target", t.triple, arch, "-O3", "-S",
+		"-Xclang", "-finclude-default-header",
+		"-Xclang", "-mlink-builtin-bitcode", "-Xclang", filepath.Join(libclc, t.lib),
+		"-Wno-linker-warnings", "-o", out, src}
+	if t.amd() {
+		args = append(args, "-nogpulib") // libclc instead of ROCm's device libraries
+	}
+	args = append(args, strings.Fields(opts)...)
+	cmd := exec.Command(clang, args...)
+	msg, err := cmd.CombinedOutput()
+	if err != nil || len(msg) > 0 {
+		return nil, fmt.Errorf("clang %s (%s): %v\n%s", t.name, opts, err, msg)
+	}
+	asm, err := os.ReadFile(out)
+	if err != nil {
+		return nil, err
+	}
+	if t.amd() {
+		return parseAMDGCN(string(asm)), nil
+	}
+	return parsePTX(string(asm)), nil
+}
+
+var (
+	amdLabel = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*):\s+; @`)
+	amdStat  = regexp.MustCompile(`^; (NumVgprs|NumSgprs|ScratchSize|Occupancy|LDSByteSize): (\d+)`)
+)
+
+// parseAMDGCN reads clang's AMDGPU assembly: each function's instructions
+// between its label and .Lfunc_end, then the report the compiler writes
+// after it (kernels' reports carry an Occupancy line).
+func parseAMDGCN(asm string) map[string]kernelISA {
+	out := map[string]kernelISA{}
+	var name string
+	var k kernelISA
+	inBody := false
+	sc := bufio.NewScanner(strings.NewReader(asm))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := amdLabel.FindStringSubmatch(line); m != nil {
+			name, k, inBody = m[1], kernelISA{}, true
+			continue
+		}
+		if name == "" {
+			continue
+		}
+		if inBody {
+			if strings.HasPrefix(line, ".Lfunc_end") {
+				inBody = false
+				continue
+			}
+			f := strings.Fields(line)
+			if len(f) == 0 || strings.HasPrefix(f[0], ";") || strings.HasPrefix(f[0], ".") {
+				continue
+			}
+			op := f[0]
+			if strings.HasPrefix(op, "v_dual_") { // RDNA3: two operations in one
+				for _, half := range strings.Split(line, "::") {
+					if h := strings.Fields(half); len(h) > 0 && strings.HasPrefix(h[0], "v_dual_fma") {
+						k.fma++
+					}
+				}
+				continue
+			}
+			switch {
+			case strings.HasPrefix(op, "v_pk_fma_f32"):
+				k.fma += 2
+			case strings.HasPrefix(op, "v_fma_f32"), strings.HasPrefix(op, "v_fmac_f32"), strings.HasPrefix(op, "v_mac_f32"):
+				k.fma++
+			case strings.HasPrefix(op, "ds_read"), strings.HasPrefix(op, "ds_load"):
+				k.localLoads++
+				if strings.HasSuffix(op, "b128") {
+					k.localLoads128++
+				}
+			case strings.HasPrefix(op, "global_load"), strings.HasPrefix(op, "buffer_load"), strings.HasPrefix(op, "flat_load"):
+				k.globalLoads++
+			case op == "s_swappc_b64":
+				k.calls++
+			}
+			continue
+		}
+		if m := amdStat.FindStringSubmatch(line); m != nil {
+			v, _ := strconv.Atoi(m[2])
+			switch m[1] {
+			case "NumVgprs":
+				k.vgprs = v
+			case "NumSgprs":
+				k.sgprs = v
+			case "ScratchSize":
+				k.scratch = v
+			case "Occupancy":
+				k.occupancy = v
+			case "LDSByteSize":
+				k.ldsBytes = v
+			}
+			out[name] = k
+		}
+	}
+	// Helper functions (reports without Occupancy) are not kernels.
+	for n, k := range out {
+		if k.occupancy == 0 {
+			delete(out, n)
+		}
+	}
+	return out
+}
+
+var (
+	ptxEntry = regexp.MustCompile(`^(?:\.visible\s+)?\.entry\s+([A-Za-z_][A-Za-z0-9_]*)\(`)
+	ptxDepot = regexp.MustCompile(`\.local \.align \d+ \.b8\s+__local_depot\d+\[(\d+)\]`)
+)
+
+// parsePTX reads clang's PTX: each .entry up to its closing brace.
+func parsePTX(ptx string) map[string]kernelISA {
+	out := map[string]kernelISA{}
+	var name string
+	var k kernelISA
+	sc := bufio.NewScanner(strings.NewReader(ptx))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if m := ptxEntry.FindStringSubmatch(line); m != nil {
+			name, k = m[1], kernelISA{}
+			continue
+		}
+		if name == "" {
+			continue
+		}
+		if line == "}" {
+			out[name] = k
+			name = ""
+			continue
+		}
+		if m := ptxDepot.FindStringSubmatch(line); m != nil {
+			k.localDepot, _ = strconv.Atoi(m[1])
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		op := f[0]
+		if strings.HasPrefix(op, "@") && len(f) > 1 { // predicated
+			op = f[1]
+		}
+		switch {
+		case strings.HasPrefix(op, "fma.rn.f32"):
+			k.fma++
+		case strings.HasPrefix(op, "ld.shared"):
+			k.localLoads++
+			if strings.HasPrefix(op, "ld.shared.v4.") {
+				k.localLoads128++
+			}
+		case strings.HasPrefix(op, "ld.global"):
+			k.globalLoads++
+		case strings.HasPrefix(op, "call"):
+			k.calls++
+		}
+	}
+	return out
+}
+
+// vectorOnly are the kernels only the vector (CPU) family launches.
+var vectorOnly = []string{"gemm_vec", "gemm_dot", "max_pool_forward_plane", "max_pool_backward_plane", "lrn_forward_vec", "lrn_backward_vec"}
+
+// isaConfig is one program: a name for reports, its defines and the
+// kernels whose figures the report prints.
+type isaConfig struct {
+	name    string
+	defines map[string]string
+	hot     []string
+}
+
+// isaConfigs returns the programs the tuner can build on a GPU: each GEMM
+// candidate of the GPU tuning spec with the default conv tiles, and each
+// conv candidate under each GPU family's default GEMM, the blocked one
+// with all K steps unrolled and in runs of 2.
+func isaConfigs() []isaConfig {
+	spec := defaultTuneSpec(device.Info{Type: "GPU"})
+	var cs []isaConfig
+	for _, c := range spec.gemm {
+		hot := []string{"gemm"}
+		switch c.Kind {
+		case gemmBlocked:
+			hot = []string{"gemm_blk", "conv2d_forward_blk"}
+		case gemmVector:
+			hot = []string{"gemm_vec", "gemm_dot"}
+		}
+		cs = append(cs, isaConfig{"GEMM " + c.String(), c.defines("GEMM"), hot})
+	}
+	for _, g := range []candidate{{Kind: gemmTiled}, {Kind: gemmBlocked}, {Kind: gemmBlocked, KU: 2}} {
+		for _, c := range spec.conv {
+			c.KU = g.KU
+			fc := c.forConv(g.Kind)
+			defs := fc.defines("CONV")
+			defs["GEMM_KIND"] = g.Kind
+			hot := "conv2d_forward"
+			if fc.Kind == gemmBlocked {
+				hot = "conv2d_forward_blk"
+			}
+			cs = append(cs, isaConfig{fmt.Sprintf("CONV %s (GEMM %s)", fc, g.Kind), defs, []string{hot}})
+		}
+	}
+	return cs
+}
+
+// spillFree reports whether TestKernelISA requires the kernels of c to
+// keep out of scratch on target t: always in PTX; on AMD, the tiled sets.
+// The blocked sets other than the defaults (which the whole programs
+// check) are reported there, not required: AMD's compiler spills those
+// with all K steps unrolled, and some with large register blocks, for
+// want of registers, and the tuner, timing them, drops what is slow.
+func spillFree(t isaTarget, c isaConfig) bool {
+	return !t.amd() || c.defines["GEMM_KIND"] != gemmBlocked
+}
+
+// TestKernelISA compiles alexcl's kernels for AMD's and NVIDIA's GPU
+// instruction sets (isaTargets) and checks what every driver would find:
+//   - the whole program of each GPU family (tiled, blocked) compiles
+//     without a diagnostic for every target;
+//   - in those programs, no kernel the family launches spills to scratch
+//     on AMD or keeps a per-thread array in local memory in PTX, and none
+//     calls a function (every helper is inlined);
+//   - the matrix-product and forward-convolution kernels of every tile
+//     set the GPU tuner may pick compile for every target and keep their
+//     register blocks and staging arrays out of per-thread memory in PTX,
+//     the tiled ones also out of scratch on AMD (spillFree); the blocked
+//     kernels read local memory only as float4s. The vector (CPU)
+//     family's kernels are reported, not checked.
+//
+// Without clang and libclc it skips, unless ALEXCL_REQUIRE_OPENCL=1 (CI),
+// where it fails. ALEXCL_ISA_REPORT=FILE writes the per-candidate figures
+// as a Markdown table (BENCHMARKS.md quotes one).
+func TestKernelISA(t *testing.T) {
+	clang, libclc, err := isaToolchain()
+	if err != nil {
+		if os.Getenv("ALEXCL_REQUIRE_OPENCL") == "1" {
+			t.Fatalf("ALEXCL_REQUIRE_OPENCL=1 but %v", err)
+		}
+		t.Skipf("%v; set ALEXCL_REQUIRE_OPENCL=1 to make this a failure", err)
+	}
+	whole := strings.Join(clkernels.Sources(), "\n")
+	part := strings.Join(kernelSources("gemm.cl", "conv.cl"), "\n")
+
+	type job struct {
+		cfg    isaConfig
+		target isaTarget
+		full   bool
+	}
+	type result struct {
+		job
+		ks  map[string]kernelISA
+		err error
+	}
+	var jobs []job
+	for _, tg := range isaTargets {
+		for _, kind := range []string{gemmTiled, gemmBlocked} {
+			defs := map[string]string{"GEMM_KIND": kind}
+			if kind == gemmBlocked {
+				defs["GEMM_KU"] = "2" // see spillFree
+			}
+			jobs = append(jobs, job{isaConfig{"program " + kind, defs, nil}, tg, true})
+		}
+		for _, c := range isaConfigs() {
+			jobs = append(jobs, job{c, tg, false})
+		}
+	}
+	results := make([]result, len(jobs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			src := part
+			if j.full {
+				src = whole
+			}
+			ks, err := compileISA(clang, libclc, j.target, src, j.cfg.defines)
+			results[i] = result{j, ks, err}
+		}()
+	}
+	wg.Wait()
+
+	var report []string
+	for _, r := range results {
+		where := fmt.Sprintf("%s, %s", r.target.name, r.cfg.name)
+		if r.err != nil {
+			t.Errorf("%s: %v", where, r.err)
+			continue
+		}
+		if r.full {
+			if len(r.ks) < 20 {
+				t.Errorf("%s: only %d kernels found in the compiler's output (%v): the parser no longer reads it", where, len(r.ks), slices.Sorted(maps.Keys(r.ks)))
+			}
+			for _, name := range slices.Sorted(maps.Keys(r.ks)) {
+				if !slices.Contains(vectorOnly, name) {
+					checkNoSpill(t, where+", "+name, r.ks[name])
+				}
+			}
+			continue
+		}
+		for _, name := range r.cfg.hot {
+			k, ok := r.ks[name]
+			if !ok {
+				t.Errorf("%s: kernel %s not in the compiler's output", where, name)
+				continue
+			}
+			report = append(report, isaRow(r.target, r.cfg.name, name, k))
+			if spillFree(r.target, r.cfg) && !slices.Contains(vectorOnly, name) {
+				checkNoSpill(t, where+", "+name, k)
+			}
+			if strings.HasSuffix(name, "_blk") && k.localLoads != k.localLoads128 {
+				t.Errorf("%s, %s: %d of %d local-memory loads are narrower than float4", where, name, k.localLoads-k.localLoads128, k.localLoads)
+			}
+		}
+	}
+	slices.Sort(report)
+	table := "| target | program | kernel | VGPRs | occupancy | scratch B | PTX local B | FMAs | local loads (float4) | FMAs per local load |\n" +
+		"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n" + strings.Join(report, "\n") + "\n"
+	if path := os.Getenv("ALEXCL_ISA_REPORT"); path != "" {
+		if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("clang %s, libclc %s\n%s", clang, libclc, table)
+}
+
+func checkNoSpill(t *testing.T, where string, k kernelISA) {
+	t.Helper()
+	if k.scratch > 0 {
+		t.Errorf("%s: %d bytes of scratch per work item (registers spilled: %d VGPRs)", where, k.scratch, k.vgprs)
+	}
+	if k.localDepot > 0 {
+		t.Errorf("%s: %d bytes of per-thread local memory in PTX (an array not kept in registers)", where, k.localDepot)
+	}
+	if k.calls > 0 {
+		t.Errorf("%s: %d function calls (a helper not inlined)", where, k.calls)
+	}
+}
+
+func isaRow(t isaTarget, cfg, name string, k kernelISA) string {
+	dash := func(v int, ok bool) string {
+		if !ok {
+			return "–"
+		}
+		return strconv.Itoa(v)
+	}
+	ratio := "–"
+	if k.localLoads > 0 {
+		ratio = strconv.FormatFloat(float64(k.fma)/float64(k.localLoads), 'f', 1, 64)
+	}
+	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %d | %d (%d) | %s |", t.name, cfg, name,
+		dash(k.vgprs, t.amd()), dash(k.occupancy, t.amd()), dash(k.scratch, t.amd()), dash(k.localDepot, !t.amd()),
+		k.fma, k.localLoads, k.localLoads128, ratio)
+}
