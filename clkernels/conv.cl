@@ -20,12 +20,17 @@
 //       gemm.cl: a work-group computes a CONV_TSM x CONV_TSN tile of y_g,
 //       each work item a CONV_WPTM x CONV_WPTN register block. Every output
 //       is summed from the bias in (c, r, s) order, as the Go reference.
+//       Where the work-group size is a multiple of CONV_TSN, each work item
+//       gathers one column of the patch tile, whose image and pixel it
+//       finds once (CONV_ONECOL), and a row's tap (c, r, s) by two
+//       divisions through float reciprocals (conv_div): about 2 integer
+//       divisions per staged element instead of 7.
 //       NDRange: 3-D (ceil(N*OH*OW/TSN)*RTSN, ceil(Kg/TSM)*RTSM, groups),
 //       local (RTSN, RTSM, 1), RTSM = TSM/WPTM, RTSN = TSN/WPTN (16 x 16).
 //       The GPU path of Conv2DForward; CPUs take im2col + gemm_vec.
 //   conv2d_forward_blk(...)
-//       The same, arranged as gemm_blk (the blocked GEMM family), with
-//       less index arithmetic in the patch gather; see its comment.
+//       The same, arranged as gemm_blk (the blocked GEMM family); see its
+//       comment.
 //   conv_im2col(x, col, n0, nc, ..., transposed)
 //       Unrolls the patches of images n0 .. n0+nc-1 of x into col, zero
 //       outside the image. With Q = Cg*R*S, q = (c*R + r)*S + s and
@@ -100,6 +105,39 @@
 #define CONV_BIAS_WG 256
 #endif
 
+// CONV_ONECOL: the work-group size is a multiple of CONV_TSN, so that in
+// the implicit-GEMM kernels each work item stages patch entries of one
+// column of the tile only (rows tid / TSN + i * WG / TSN), whose image
+// and pixel it finds once, before the K loop.
+#define CONV_ONECOL (CONV_WG % CONV_TSN == 0)
+
+// conv_div returns a / b for 0 <= a < 2^20 and b >= 1 given inv = 1.0f/b:
+// (a + 0.5)/b is at least 0.5/b away from an integer, and even with inv 3
+// ulp off (OpenCL 1.2 allows 2.5 for 1.0f/b) the product's relative error,
+// under 2^-22, moves it by less than that for a < 2^21. A GPU divides
+// integers in software, some 20 instructions; this is 3.
+int conv_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
+
+// CONV_TAP_SETUP declares what CONV_TAP needs (in a kernel where RS, S
+// and Q are in scope); CONV_TAP(q, c, r, s) sets the tap (channel c, row
+// r, column s) of patch row q: through conv_div when Q < 2^20, else (and
+// always with -D CONV_INTDIV, for tests) by integer division.
+#ifdef CONV_INTDIV
+#define CONV_TAP_FAST 0
+#else
+#define CONV_TAP_FAST (Q < (1 << 20))
+#endif
+#define CONV_TAP_SETUP                                                      \
+    const int fastq = CONV_TAP_FAST;                                        \
+    const float invRS = 1.0f / (float)RS, invS = 1.0f / (float)S;
+#define CONV_TAP(q, c, r, s)                                                \
+    {                                                                       \
+        c = fastq ? conv_div(q, invRS) : (q) / RS;                          \
+        const int rs_ = (q) - c * RS;                                       \
+        r = fastq ? conv_div(rs_, invS) : rs_ / S;                          \
+        s = rs_ - r * S;                                                    \
+    }
+
 // The shape arguments that end the convolution kernels' lists (the
 // host's convArgs).
 #define CONV_SHAPE_ARGS                                                     \
@@ -136,13 +174,23 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
 
     const int Cg = C / groups, Kg = K / groups;
     const int RS = R * S, Q = Cg * RS;
-    const int OHW = OH * OW, P = N * OHW;
+    const int OHW = OH * OW, P = N * OHW, HW = H * W;
     const int g = get_global_id(2);
     const int tx = get_local_id(0), ty = get_local_id(1);
     const int tid = ty * CONV_RTSN + tx;
     const int m0 = get_group_id(1) * CONV_TSM;
     const int j0 = get_group_id(0) * CONV_TSN;
     __global const float *wg = w + g * Kg * Q; // (Kg, Q)
+    CONV_TAP_SETUP
+#if CONV_ONECOL
+    // The column this work item stages: j = j0 + tid % TSN.
+    const int jcol = j0 + tid % CONV_TSN;
+    const int jok = jcol < P;
+    const int ncol = jok ? jcol / OHW : 0, pcol = jok ? jcol - ncol * OHW : 0;
+    const int ohc = pcol / OW;
+    const int ih0 = ohc * stride - pad, iw0 = (pcol - ohc * OW) * stride - pad;
+    __global const float *xcol = x + (ncol * C + g * Cg) * HW;
+#endif
 
     // Every loop over the register block is unrolled, so that acc, a and
     // bv are registers: an array indexed by a loop variable that a
@@ -166,12 +214,27 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
             As[qq][mm] = (m < Kg && q < Q) ? wg[m * Q + q] : 0.0f;
         }
         // Patches: consecutive work items along j, i.e. along ow.
+#if CONV_ONECOL
+        for (int qq = tid / CONV_TSN; qq < CONV_TSK; qq += CONV_WG / CONV_TSN) {
+            const int q = q0 + qq;
+            float v = 0.0f;
+            if (jok && q < Q) {
+                int c, r, s;
+                CONV_TAP(q, c, r, s)
+                const int xh = ih0 + r, xw = iw0 + s;
+                if (xh >= 0 && xh < H && xw >= 0 && xw < W)
+                    v = xcol[c * HW + xh * W + xw];
+            }
+            Bs[qq][tid % CONV_TSN] = v;
+        }
+#else
         for (int l = tid; l < CONV_TSN * CONV_TSK; l += CONV_WG) {
             const int qq = l / CONV_TSN, jj = l % CONV_TSN;
             const int q = q0 + qq, j = j0 + jj;
             float v = 0.0f;
             if (q < Q && j < P) {
-                const int c = q / RS, r = (q / S) % R, s = q % S;
+                int c, r, s;
+                CONV_TAP(q, c, r, s)
                 const int n = j / OHW, p = j % OHW;
                 const int xh = (p / OW) * stride - pad + r;
                 const int xw = (p % OW) * stride - pad + s;
@@ -180,6 +243,7 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
             }
             Bs[qq][jj] = v;
         }
+#endif
         barrier(CLK_LOCAL_MEM_FENCE);
 
         for (int qq = 0; qq < CONV_TSK; qq++) {
@@ -218,13 +282,9 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
 // conv2d_forward_blk: conv2d_forward arranged as gemm_blk (GEMM_KIND=
 // blocked): 4 x 4 pieces of register block read from local memory as
 // float4s, double-buffered tiles with the next one staged in registers,
-// one barrier per K step. The patch gather also does less integer
-// arithmetic: when the work-group size is a multiple of CONV_TSN (RTSM a
-// multiple of WPTN) each work item stages patch entries of one column
-// only, whose image and pixel it finds once; the tap (c, r, s) of a row q
-// comes from two divisions through float reciprocals (exact for
-// q < 2^20; larger Q takes integer division). Every output is summed from
-// the bias in q order with the same expression as conv2d_forward's.
+// one barrier per K step. The patch gather is conv2d_forward's. Every
+// output is summed from the bias in q order with the same expression as
+// conv2d_forward's.
 // Built only in programs of the blocked family (GEMM_BLOCKED) whose
 // CONV_WPTM and CONV_WPTN are multiples of 4.
 #if defined(GEMM_BLOCKED) && CONV_WPTM % 4 == 0 && CONV_WPTN % 4 == 0
@@ -233,13 +293,6 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
 #define CONVB_BTILE (CONV_TSN * CONV_TSK)
 #define CONVB_LA ((CONVB_ATILE + CONV_WG - 1) / CONV_WG)
 #define CONVB_LB ((CONVB_BTILE + CONV_WG - 1) / CONV_WG)
-#define CONVB_ONECOL (CONV_WG % CONV_TSN == 0)
-
-// convb_div returns a / b for 0 <= a < 2^20 and b >= 1 given inv = 1.0f/b:
-// (a + 0.5)/b is at least 0.5/b away from an integer, and even with inv 3
-// ulp off (OpenCL 1.2 allows 2.5 for 1.0f/b) the product's relative error,
-// under 2^-22, moves it by less than that for a < 2^21.
-int convb_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
 
 __kernel __attribute__((reqd_work_group_size(CONV_RTSN, CONV_RTSM, 1)))
 void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
@@ -261,14 +314,9 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     const int m0 = get_group_id(1) * CONV_TSM;
     const int j0 = get_group_id(0) * CONV_TSN;
     __global const float *wg = w + g * Kg * Q; // (Kg, Q)
-#ifdef CONVB_INTDIV // tests: integer division whatever Q
-    const int fastq = 0;
-#else
-    const int fastq = Q < (1 << 20);
-#endif
-    const float invRS = 1.0f / (float)RS, invS = 1.0f / (float)S;
+    CONV_TAP_SETUP
 
-#if CONVB_ONECOL
+#if CONV_ONECOL
     // The column this work item stages: j = j0 + tid % TSN, rows
     // tid / TSN + i * (WG / TSN) of each tile.
     const int jcol = j0 + tid % CONV_TSN, qrow = tid / CONV_TSN;
@@ -290,21 +338,14 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     }
     float ra[CONVB_LA], rb[CONVB_LB];
 
-#define CONVB_TAP(q, c, r, s)                                               \
-    {                                                                       \
-        c = fastq ? convb_div(q, invRS) : (q) / RS;                         \
-        const int rs_ = (q) - c * RS;                                       \
-        r = fastq ? convb_div(rs_, invS) : rs_ / S;                         \
-        s = rs_ - r * S;                                                    \
-    }
-#if CONVB_ONECOL
+#if CONV_ONECOL
 #define CONVB_FETCH_B(q0)                                                   \
         _Pragma("unroll") for (int i = 0; i < CONVB_LB; i++) {              \
             const int qq = qrow + i * (CONV_WG / CONV_TSN), q = (q0) + qq;  \
             float v = 0.0f;                                                 \
             if (jok && qq < CONV_TSK && q < Q) {                            \
                 int c, r, s;                                                \
-                CONVB_TAP(q, c, r, s)                                       \
+                CONV_TAP(q, c, r, s)                                       \
                 const int xh = ih0 + r, xw = iw0 + s;                       \
                 if (xh >= 0 && xh < H && xw >= 0 && xw < W)                 \
                     v = xcol[c * HW + xh * W + xw];                         \
@@ -326,7 +367,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
             float v = 0.0f;                                                 \
             if (l < CONVB_BTILE && q < Q && j < P) {                        \
                 int c, r, s;                                                \
-                CONVB_TAP(q, c, r, s)                                       \
+                CONV_TAP(q, c, r, s)                                       \
                 const int n = j / OHW, p = j % OHW;                         \
                 const int xh = (p / OW) * stride - pad + r;                 \
                 const int xw = (p % OW) * stride - pad + s;                 \
@@ -390,7 +431,6 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
         barrier(CLK_LOCAL_MEM_FENCE);
         cur ^= 1;
     }
-#undef CONVB_TAP
 #undef CONVB_FETCH_B
 #undef CONVB_STORE_B
 #undef CONVB_FETCH

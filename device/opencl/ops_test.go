@@ -179,15 +179,19 @@ func TestRetuned(t *testing.T) {
 // steps of 5 and a 6-item work-group that stages 40 floats of B (not a
 // multiple of 6, so some items stage one fewer); conv tiles whose
 // work-group (16) is smaller than a tile row (32), so each item stages
-// several columns. The 128 x 128 conv tiles find the taps by integer
-// division, the others through float reciprocals.
+// several columns (and so does one tiled set). The blocked 128 x 128 conv
+// tiles and that tiled set find the taps by integer division
+// (CONV_INTDIV), the others through float reciprocals.
 func TestGPUDefaults(t *testing.T) {
 	for _, defs := range []map[string]string{
 		{"GEMM_KIND": "tiled"},
 		{"GEMM_KIND": "tiled", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_WPTM": "8", "GEMM_WPTN": "8"},
+		// A work-group (16) smaller than a conv tile row (32): the gather
+		// without one column per work item, taps by integer division.
+		{"GEMM_KIND": "tiled", "CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "8", "CONV_WPTM": "4", "CONV_WPTN": "8", "CONV_INTDIV": ""},
 		{"GEMM_KIND": "blocked"},
 		{"GEMM_KIND": "blocked", "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_TSK": "8", "GEMM_WPTM": "8", "GEMM_WPTN": "8",
-			"CONV_TSM": "128", "CONV_TSN": "128", "CONV_TSK": "16", "CONV_WPTM": "8", "CONV_WPTN": "8", "CONVB_INTDIV": ""},
+			"CONV_TSM": "128", "CONV_TSN": "128", "CONV_TSK": "16", "CONV_WPTM": "8", "CONV_WPTN": "8", "CONV_INTDIV": ""},
 		{"GEMM_KIND": "blocked", "GEMM_TSM": "12", "GEMM_TSN": "8", "GEMM_TSK": "5", "GEMM_WPTM": "4", "GEMM_WPTN": "4",
 			"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "8", "CONV_WPTM": "4", "CONV_WPTN": "8"},
 		// K steps unrolled in runs of 2 (both kernels), of 1 and 4.
@@ -733,8 +737,19 @@ func TestOpErrors(t *testing.T) {
 }
 
 // openBenchDevice opens OpenCL device 0 for a benchmark, or skips.
+// ALEXCL_BENCH_DEFINES=NAME=VALUE,... sets kernel defines, to time a
+// kernel family or tile set on a device whose own would be another
+// (GEMM_KIND=tiled times the GPU kernels under POCL).
 func openBenchDevice(b *testing.B) *Device {
-	d, err := Open(0, Options{Version: "test"})
+	var defs map[string]string
+	if v := os.Getenv("ALEXCL_BENCH_DEFINES"); v != "" {
+		defs = map[string]string{}
+		for _, kv := range strings.Split(v, ",") {
+			name, value, _ := strings.Cut(kv, "=")
+			defs[name] = value
+		}
+	}
+	d, err := Open(0, Options{Version: "test", Defines: defs})
 	if err != nil {
 		b.Skipf("no OpenCL device: %v", err)
 	}
