@@ -47,8 +47,18 @@ done
 timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload > "$OUT/paper128-sync.txt" 2>&1
 head -5 "$OUT/paper128-sync.txt"
 for l in filter flush im2col all; do
-	ALEXCL_CL_LEGACY=$l timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 > "$OUT/paper128-legacy-$l.txt" 2>&1
+	ALEXCL_CL_LEGACY=$l timeout 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2 > "$OUT/paper128-legacy-$l.txt" 2>&1
 	head -5 "$OUT/paper128-legacy-$l.txt"
+done
+# The kernel families on the same step, whatever the tuner chose: the
+# vendor defaults (tiled 64x64x16/4x4), and the blocked family with all K
+# steps unrolled and in runs of 2 (TestKernelISA: AMD's compiler needs the
+# runs; which NVIDIA's prefers is what this measures).
+ALEXCL_TUNE=off timeout 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2 > "$OUT/paper128-tiled-default.txt" 2>&1
+head -5 "$OUT/paper128-tiled-default.txt"
+for defs in GEMM_KIND=blocked GEMM_KIND=blocked,GEMM_KU=2; do
+	ALEXCL_CL_DEFINES=$defs timeout 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2 > "$OUT/paper128-${defs//[=,]/-}.txt" 2>&1
+	head -5 "$OUT/paper128-${defs//[=,]/-}.txt"
 done
 timeout 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 > "$OUT/mini512.txt" 2>&1
 head -5 "$OUT/mini512.txt"

@@ -3,6 +3,7 @@ package opencl
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -39,7 +40,8 @@ type Options struct {
 	// 20 s under POCL), stored beside the kernel binaries and read on later
 	// Opens (tune.go). False keeps the vendor defaults. ALEXCL_TUNE=off,
 	// on or force (re-tune) overrides it; Defines that set a tuned name
-	// (GEMM_KIND, GEMM_*, GEMMV_*, CONV_*) turn tuning off.
+	// (GEMM_KIND, GEMM_*, GEMMV_*, CONV_*), here or in ALEXCL_CL_DEFINES,
+	// turn tuning off.
 	Tune bool
 
 	// extraSources are appended to clkernels.Sources(); tests use them to
@@ -128,6 +130,30 @@ func parseLegacy(v string) (legacy, error) {
 		}
 	}
 	return l, nil
+}
+
+// parseDefines reads ALEXCL_CL_DEFINES: NAME=VALUE (or NAME) items,
+// comma-separated, added to Options.Defines by Open (over the caller's).
+// It pins kernel tunables without code, to compare kernel families on one
+// machine (GEMM_KIND=blocked,GEMM_KU=2) or to step around a driver's bug;
+// setting a tuned name turns tuning off, as Options.Defines does. Names
+// and values are checked as the build options are.
+func parseDefines(v string) (map[string]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	defs := map[string]string{}
+	for _, item := range strings.Split(v, ",") {
+		name, value, _ := strings.Cut(strings.TrimSpace(item), "=")
+		if _, dup := defs[name]; dup {
+			return nil, fmt.Errorf("ALEXCL_CL_DEFINES=%q: %s is set twice", v, name)
+		}
+		defs[name] = value
+	}
+	if _, err := buildOptions(Options{Defines: defs}); err != nil {
+		return nil, fmt.Errorf("ALEXCL_CL_DEFINES=%q: %w (want NAME=VALUE,NAME=VALUE)", v, err)
+	}
+	return defs, nil
 }
 
 // buffer is a device.Buffer of this package.
@@ -245,6 +271,15 @@ func Open(index int, opts Options) (*Device, error) {
 	}
 	if d.legacy, err = parseLegacy(os.Getenv("ALEXCL_CL_LEGACY")); err != nil {
 		return fail(err)
+	}
+	if env, err := parseDefines(os.Getenv("ALEXCL_CL_DEFINES")); err != nil {
+		return fail(err)
+	} else if len(env) > 0 {
+		d.opts.Defines = maps.Clone(d.opts.Defines)
+		if d.opts.Defines == nil {
+			d.opts.Defines = map[string]string{}
+		}
+		maps.Copy(d.opts.Defines, env)
 	}
 	if !d.legacy.noFlush {
 		d.flushEvery = 16

@@ -490,7 +490,7 @@ func (d *Device) applyTuning(p *cl.Platform) {
 	}
 	for _, n := range tunedNames {
 		if _, ok := d.opts.Defines[n]; ok {
-			d.opts.logf("tuning skipped on %s: Options.Defines sets %s", d.info.Name, n)
+			d.opts.logf("tuning skipped on %s: Options.Defines or ALEXCL_CL_DEFINES sets %s", d.info.Name, n)
 			return
 		}
 	}

@@ -140,8 +140,8 @@ func TestTuneOffKeepsDefaults(t *testing.T) {
 		want string
 	}{
 		{"off", nil, ""},
-		{"force", map[string]string{"GEMMV_MR": "4"}, "Options.Defines sets GEMMV_MR"},
-		{"", map[string]string{"GEMM_KIND": "tiled", "LOSS_WG": "32"}, "Options.Defines sets GEMM_KIND"},
+		{"force", map[string]string{"GEMMV_MR": "4"}, "ALEXCL_CL_DEFINES sets GEMMV_MR"},
+		{"", map[string]string{"GEMM_KIND": "tiled", "LOSS_WG": "32"}, "ALEXCL_CL_DEFINES sets GEMM_KIND"},
 	} {
 		t.Setenv("ALEXCL_TUNE", tc.env)
 		var log logLines
