@@ -118,6 +118,18 @@
 // integers in software, some 20 instructions; this is 3.
 int conv_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
 
+// CONV_COL_SETUP declares, for a CONV_ONECOL kernel with tid, j0, P,
+// OHW, Cg, HW and g in scope, the column j0 + tid % TSN that this work
+// item stages: jok (inside the matrix), the top-left input pixel of its
+// patch (ih0, iw0) and xcol, its image's first channel of group g.
+#define CONV_COL_SETUP                                                      \
+    const int jcol = j0 + tid % CONV_TSN;                                   \
+    const int jok = jcol < P;                                               \
+    const int ncol = jok ? jcol / OHW : 0, pcol = jok ? jcol - ncol * OHW : 0; \
+    const int ohc = pcol / OW;                                              \
+    const int ih0 = ohc * stride - pad, iw0 = (pcol - ohc * OW) * stride - pad; \
+    __global const float *xcol = x + (ncol * C + g * Cg) * HW;
+
 // CONV_TAP_SETUP declares what CONV_TAP needs (in a kernel where RS, S
 // and Q are in scope); CONV_TAP(q, c, r, s) sets the tap (channel c, row
 // r, column s) of patch row q: through conv_div when Q < 2^20, else (and
@@ -183,13 +195,7 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
     __global const float *wg = w + g * Kg * Q; // (Kg, Q)
     CONV_TAP_SETUP
 #if CONV_ONECOL
-    // The column this work item stages: j = j0 + tid % TSN.
-    const int jcol = j0 + tid % CONV_TSN;
-    const int jok = jcol < P;
-    const int ncol = jok ? jcol / OHW : 0, pcol = jok ? jcol - ncol * OHW : 0;
-    const int ohc = pcol / OW;
-    const int ih0 = ohc * stride - pad, iw0 = (pcol - ohc * OW) * stride - pad;
-    __global const float *xcol = x + (ncol * C + g * Cg) * HW;
+    CONV_COL_SETUP
 #endif
 
     // Every loop over the register block is unrolled, so that acc, a and
@@ -317,14 +323,8 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     CONV_TAP_SETUP
 
 #if CONV_ONECOL
-    // The column this work item stages: j = j0 + tid % TSN, rows
-    // tid / TSN + i * (WG / TSN) of each tile.
-    const int jcol = j0 + tid % CONV_TSN, qrow = tid / CONV_TSN;
-    const int jok = jcol < P;
-    const int ncol = jok ? jcol / OHW : 0, pcol = jok ? jcol - ncol * OHW : 0;
-    const int ohc = pcol / OW;
-    const int ih0 = ohc * stride - pad, iw0 = (pcol - ohc * OW) * stride - pad;
-    __global const float *xcol = x + (ncol * C + g * Cg) * HW;
+    CONV_COL_SETUP // staging rows tid / TSN + i * (WG / TSN) of each tile
+    const int qrow = tid / CONV_TSN;
 #endif
 
     float acc[CONV_WPTM][CONV_WPTN];
