@@ -20,7 +20,9 @@ package opencl
 // scratch Device that shares the opened device's context and queue,
 // through the very ops (Gemm, Conv2DForward) the program will serve, so
 // the Go side launches them as it will later. Timed runs go in rounds
-// over all candidates (see pick), and a time budget bounds the whole.
+// over all candidates (see pick), and a time budget bounds the whole (on
+// GPUs the matrix products may take 65% of it, so that the forward
+// convolution, tuned after them, always gets its turn).
 // A candidate that cannot fit the device (work-group size, work-item
 // sizes, local memory) is dropped before it is built; one whose compiled
 // kernel allows fewer work items than it needs (registers), whose build or
@@ -340,6 +342,10 @@ type tuneSpec struct {
 	convShapes []device.ConvShape // timed shapes of Conv2DForward
 	runs       int                // timed runs per shape; the median counts
 	budget     time.Duration      // no further candidate starts after this
+	// gemmShare, when above 0, is the part of budget the matrix products
+	// may take, so that a long list of them cannot leave the forward
+	// convolution untuned (GPUs, where it is tuned after them).
+	gemmShare float64
 }
 
 // tuneSpecFor returns the spec for a device; tests replace it with
@@ -404,8 +410,9 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 			{N: 32, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
 			{N: 32, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
 		},
-		runs:   5,
-		budget: 15 * time.Second,
+		runs:      5,
+		budget:    15 * time.Second,
+		gemmShare: 0.65,
 	}
 }
 
@@ -587,6 +594,9 @@ type tuner struct {
 	lim   limits
 	start time.Time
 	rng   *rand.Rand
+	// deadline: no candidate of the family being picked starts, and no
+	// timed round, after it (see tune).
+	deadline time.Time
 }
 
 // tune runs the tuner on d (its context and queue exist, its program does
@@ -606,6 +616,10 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 		return nil, errors.New("no candidates or shapes to try")
 	}
 	rec := &tuneRecord{Format: tuneFormat, Device: d.info.Name, Driver: d.info.Driver}
+	t.deadline = t.start.Add(t.spec.budget)
+	if t.spec.gemmShare > 0 {
+		t.deadline = t.start.Add(time.Duration(t.spec.gemmShare * float64(t.spec.budget)))
+	}
 	g, res, err := t.pick(t.gemmFamily())
 	rec.Results = res
 	if err != nil {
@@ -616,6 +630,7 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 		if time.Since(t.start) > t.spec.budget {
 			d.opts.logf("tuning conv on %s skipped: the %v budget is spent; conv2d_forward keeps its default tiles", d.info.Name, t.spec.budget)
 		} else {
+			t.deadline = t.start.Add(t.spec.budget)
 			c, res, err := t.pick(t.convFamily(g))
 			rec.Results = append(rec.Results, res...)
 			if err != nil {
@@ -776,8 +791,8 @@ func (t *tuner) pick(f family) (candidate, []tuneResult, error) {
 	progs := t.buildAll(f, fit)
 	for i, c := range fit {
 		p := progs[i]
-		if len(cs) > 0 && time.Since(t.start) > t.spec.budget {
-			logf("the %v budget is spent, %d candidates not tried", t.spec.budget, len(fit)-i)
+		if len(cs) > 0 && time.Now().After(t.deadline) {
+			logf("its share of the %v budget is spent, %d candidates not tried", t.spec.budget, len(fit)-i)
 			for _, p := range progs[i:] {
 				p.release()
 			}
@@ -815,8 +830,8 @@ func (t *tuner) pick(f family) (candidate, []tuneResult, error) {
 	}
 	alive := slices.Clone(cs)
 	for round := 0; round < max(t.spec.runs, 1); round++ {
-		if round > 0 && time.Since(t.start) > t.spec.budget {
-			logf("the %v budget is spent after %d timed rounds", t.spec.budget, round)
+		if round > 0 && time.Now().After(t.deadline) {
+			logf("its share of the %v budget is spent after %d timed rounds", t.spec.budget, round)
 			break
 		}
 		for _, c := range alive {

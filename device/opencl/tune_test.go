@@ -428,3 +428,37 @@ func TestTuneBlocked(t *testing.T) {
 	testGemm(t, tuned)
 	testConv(t, tuned, convShapes[:len(convShapes)-1])
 }
+
+// TestTuneGemmShare gives the matrix products a vanishing share of a long
+// budget: they stop after their first candidate and one timed round, and
+// the forward convolution still tries all of its candidates.
+func TestTuneGemmShare(t *testing.T) {
+	t.Setenv("ALEXCL_TUNE", "")
+	d := openTestDevice(t)
+	var log logLines
+	d.opts.Logf = log.logf
+	gemm := []candidate{tiled(16, 16, 8, 2, 2), tiled(16, 16, 4, 2, 2)}
+	conv := []candidate{tiled(8, 16, 8, 2, 2), tiled(16, 8, 4, 4, 2)}
+	spec := smallSpec(gemm, conv)
+	spec.gemmShare = 1e-12
+	withSpec(t, spec)
+	rec, err := d.tune(limitsOf(d.dev))
+	if err != nil {
+		t.Fatalf("tune: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "tuning gemm on "+d.info.Name+": its share of the 1m0s budget is spent, 1 candidates not tried") {
+		t.Errorf("log:\n%s\nwant the second GEMM candidate left out", log.String())
+	}
+	tried := 0
+	for _, r := range rec.Results {
+		if r.Family == "conv" && r.Score > 0 {
+			tried++
+		}
+	}
+	if tried != len(conv) || strings.Contains(log.String(), "tuning conv on "+d.info.Name+": its share") {
+		t.Errorf("%d of %d conv candidates timed\n%s", tried, len(conv), log.String())
+	}
+	if _, ok := rec.Defines["CONV_TSM"]; !ok {
+		t.Errorf("no conv tiles chosen: %v", rec.Defines)
+	}
+}
