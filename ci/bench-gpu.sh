@@ -10,6 +10,10 @@
 #   go build -o alexcl ./cmd/alexcl   # CGO_ENABLED=0 builds run anywhere
 #   ci/bench-gpu.sh ./alexcl OUTDIR
 #
+# The runs go most wanted first, each capped to the time left of
+# BENCH_LIMIT seconds (default 540: a device call may take 600), and are
+# skipped once under 20 s is left, so one call always brings results back.
+#
 # TORCH_BENCH names PyTorch's script (default ../shared/anchors/
 # torch_train_bench.py), PYTHON the interpreter with CUDA PyTorch
 # (default python3). NVIDIA's OpenCL library is registered with the ICD
@@ -28,42 +32,51 @@ if ! grep -qs nvidia /etc/OpenCL/vendors/*.icd; then
 	export OCL_ICD_VENDORS=$v
 fi
 
+LIMIT=${BENCH_LIMIT:-540}
+# step FILE TIMEOUT COMMAND...: runs COMMAND into $OUT/FILE unless the
+# budget is spent, for at most TIMEOUT seconds or what is left; prints the
+# first lines.
+step() {
+	local f=$1 t=$2 left=$((LIMIT - SECONDS))
+	shift 2
+	if [ "$left" -lt 20 ]; then
+		echo "skipped: the ${LIMIT} s budget is spent" | tee "$OUT/$f"
+		return
+	fi
+	[ "$t" -gt "$left" ] && t=$left
+	timeout "$t" "$@" > "$OUT/$f" 2>&1
+	echo "rc=$? after ${SECONDS} s" >> "$OUT/$f"
+	echo "== $f"
+	head -5 "$OUT/$f"
+}
+
 nvidia-smi --query-gpu=name,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 "$B" list-devices > "$OUT/list.txt" 2>&1
-timeout 120 "$B" selftest --device gpu0 > "$OUT/selftest.txt" 2>&1
-echo "selftest rc=$?" >> "$OUT/selftest.txt"
+step selftest.txt 120 "$B" selftest --device gpu0
 tail -2 "$OUT/selftest.txt"
-grep -h 'tuning gemm\|tuned' "$OUT/selftest.txt" | head -20
+grep -h 'tuning gemm\|tuning conv\|tuned' "$OUT/selftest.txt" | head -30
 cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/tune-*.json "$OUT/" 2>/dev/null
-for b in 128 256; do
-	timeout 90 "$B" bench --device gpu0 --preset paper --batch $b --steps 10 --warmup 3 > "$OUT/paper$b.txt" 2>&1
-	head -5 "$OUT/paper$b.txt"
+step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3
+step torch.txt 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256
+cat "$OUT/torch.txt"
+step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
+# The kernel families on the same step, whatever the tuner chose: the
+# vendor defaults (tiled 64x64x16/4x4), and the blocked family with its K
+# steps in the default runs of 2 and unrolled whole (TestKernelISA: AMD's
+# compiler needs the runs; which NVIDIA's prefers is what this measures).
+step paper128-tiled-default.txt 60 env ALEXCL_TUNE=off "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+for defs in GEMM_KIND=blocked GEMM_KIND=blocked,GEMM_KU=16,CONV_KU=16; do
+	step "paper128-${defs//[=,]/-}.txt" 60 env ALEXCL_CL_DEFINES=$defs "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done
 # What each change since the last GPU run gains: the same step with each
 # batch uploaded inside it, then with each GPU-path change turned back off
 # (ALEXCL_CL_LEGACY: one filter-gradient product per image, no flush every
-# 16 kernels, a work item per row in im2col/col2im; all three), per-layer
-# times included where the change is in the conv layers' backward.
-timeout 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload > "$OUT/paper128-sync.txt" 2>&1
-head -5 "$OUT/paper128-sync.txt"
+# 16 kernels, a work item per row in im2col/col2im; all three).
+step paper128-sync.txt 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload
 for l in filter flush im2col all; do
-	ALEXCL_CL_LEGACY=$l timeout 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2 > "$OUT/paper128-legacy-$l.txt" 2>&1
-	head -5 "$OUT/paper128-legacy-$l.txt"
+	step "paper128-legacy-$l.txt" 60 env ALEXCL_CL_LEGACY=$l "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done
-# The kernel families on the same step, whatever the tuner chose: the
-# vendor defaults (tiled 64x64x16/4x4), and the blocked family with all K
-# steps unrolled and in runs of 2 (TestKernelISA: AMD's compiler needs the
-# runs; which NVIDIA's prefers is what this measures).
-ALEXCL_TUNE=off timeout 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2 > "$OUT/paper128-tiled-default.txt" 2>&1
-head -5 "$OUT/paper128-tiled-default.txt"
-for defs in GEMM_KIND=blocked GEMM_KIND=blocked,GEMM_KU=2; do
-	ALEXCL_CL_DEFINES=$defs timeout 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2 > "$OUT/paper128-${defs//[=,]/-}.txt" 2>&1
-	head -5 "$OUT/paper128-${defs//[=,]/-}.txt"
-done
-timeout 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 > "$OUT/mini512.txt" 2>&1
-head -5 "$OUT/mini512.txt"
-timeout 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256 > "$OUT/torch.txt" 2>&1
-cat "$OUT/torch.txt"
-(cd "$(mktemp -d)" && timeout 120 "$B" train --device gpu0 --epochs 1 --out run) > "$OUT/train.txt" 2>&1
-echo "train rc=$?" >> "$OUT/train.txt"
+step mini512.txt 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3
+train_dir=$(mktemp -d)
+step train.txt 120 "$B" train --device gpu0 --epochs 1 --out "$train_dir/run"
 tail -3 "$OUT/train.txt"

@@ -18,7 +18,7 @@ if [ "${ALEXCL_SKIP_TORCH:-0}" != 1 ] && ! /usr/bin/python3 -c 'import torch' 2>
   need+=(python3-torch)
 fi
 
-install() {
+apt_install() {
   if [ "$(id -u)" != 0 ]; then
     echo "ci: missing $*; run as root or: sudo apt-get install -y $*" >&2
     exit 1
@@ -30,12 +30,12 @@ install() {
   apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-[ ${#need[@]} -eq 0 ] || install "${need[@]}"
+[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 # libclc matching the newest clang-N (POCL's package depends on one).
-clang_n=$(ls /usr/bin/clang-[0-9]* 2>/dev/null | sed 's/.*clang-//' | sort -n | tail -1)
+clang_n=$(ls /usr/bin/clang-[0-9]* 2>/dev/null | sed 's/.*clang-//' | sort -n | tail -1 || true)
 if [ -z "$clang_n" ]; then
   echo "ci: no clang-N found after installing POCL; TestKernelISA will fail" >&2
 elif [ ! -e /usr/lib/clc/amdgcn--amdhsa.bc ]; then
-  install "libclc-$clang_n"
+  apt_install "libclc-$clang_n"
 fi
 echo "ci: dependencies present"

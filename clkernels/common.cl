@@ -75,7 +75,8 @@ float reduce_sum_local(__local float *scratch, float v)
 // step's operands from local memory up front, which costs registers: on
 // AMD GPUs the blocked kernels unrolled whole need about 190 registers
 // (64 x 64 tiles of 4 x 4 blocks) where runs of 2 need about 70, and
-// larger tiles spill (TestKernelISA). The tuner tries both.
+// larger tiles spill (TestKernelISA). Runs of 2 are the kernels' default;
+// the tuner also tries whole tiles.
 #define BLK_KU_LOOP(k0, ku, TSK, KU)                                        \
     _Pragma("unroll 1") for (int k0 = 0; k0 < (TSK); k0 += (KU))          \
     _Pragma("unroll") for (int ku = 0; ku < (KU); ku++)

@@ -23,8 +23,8 @@
 //       Where the work-group size is a multiple of CONV_TSN, each work item
 //       gathers one column of the patch tile, whose image and pixel it
 //       finds once (CONV_ONECOL), and a row's tap (c, r, s) by two
-//       divisions through float reciprocals (conv_div): about 2 integer
-//       divisions per staged element instead of 7.
+//       divisions through float reciprocals (conv_div): no integer
+//       division per staged element where there were 7 to 8.
 //       NDRange: 3-D (ceil(N*OH*OW/TSN)*RTSN, ceil(Kg/TSM)*RTSM, groups),
 //       local (RTSN, RTSM, 1), RTSM = TSM/WPTM, RTSN = TSN/WPTN (16 x 16).
 //       The GPU path of Conv2DForward; CPUs take im2col + gemm_vec.
@@ -71,8 +71,7 @@
 //                 conv2d_forward's tiling, as GEMM_* in gemm.cl
 //                 (defaults 64, 64, 16, 4, 4)
 //   CONV_KU       conv2d_forward_blk's K steps per unrolled run, as GEMM_KU
-//                 (default GEMM_KU when set with -D and dividing CONV_TSK,
-//                 else CONV_TSK)
+//                 (default 2, or 1 for an odd CONV_TSK)
 //   CONV_BIAS_WG  work-group size of conv2d_backward_bias, a power of two
 //                 (default 256)
 
@@ -92,11 +91,7 @@
 #define CONV_WPTN 4
 #endif
 #ifndef CONV_KU
-#if defined(GEMM_KU) && CONV_TSK % GEMM_KU == 0
-#define CONV_KU GEMM_KU // the matrix products' choice, for the same compiler
-#else
-#define CONV_KU CONV_TSK
-#endif
+#define CONV_KU (CONV_TSK % 2 == 0 ? 2 : 1)
 #endif
 #if CONV_KU < 1 || CONV_TSK % CONV_KU != 0
 #error "CONV_KU must divide CONV_TSK"
@@ -111,11 +106,13 @@
 // and pixel it finds once, before the K loop.
 #define CONV_ONECOL (CONV_WG % CONV_TSN == 0)
 
-// conv_div returns a / b for 0 <= a < 2^20 and b >= 1 given inv = 1.0f/b:
-// (a + 0.5)/b is at least 0.5/b away from an integer, and even with inv 3
-// ulp off (OpenCL 1.2 allows 2.5 for 1.0f/b) the product's relative error,
-// under 2^-22, moves it by less than that for a < 2^21. A GPU divides
-// integers in software, some 20 instructions; this is 3.
+// conv_div returns a / b for 0 <= a < 2^20 and 1 <= b <= 1024 given
+// inv = 1.0f/b, which OpenCL 1.2 allows to be 2.5 ulp off: (a + 0.5)/b is
+// at least 0.5/b away from an integer, and the roundings of the sum, the
+// product and an inv up to 3 ulp off move it by less than that below
+// 2^20 (TestConvDiv checks every quotient boundary; the first one missed,
+// with inv 3 ulp off, is near a = 1.07e6). A GPU divides integers in
+// software, some 20 instructions; this is 3.
 int conv_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
 
 // CONV_COL_SETUP declares, for a CONV_ONECOL kernel with tid, j0, P,

@@ -58,7 +58,8 @@
 //   GEMM_WPTM rows per work item        (default 4)
 //   GEMM_WPTN columns per work item     (default 4)
 //   GEMM_KU   gemm_blk's K steps per unrolled run, dividing GEMM_TSK
-//             (default GEMM_TSK: all of a tile's steps unrolled)
+//             (default 2, or 1 for an odd GEMM_TSK; GEMM_TSK unrolls a
+//             tile's steps whole, see BLK_KU_LOOP)
 //   GEMMV_VW  vector width of gemm_vec and gemm_dot: 4, 8 or 16 (default 16)
 //   GEMMV_MR  rows per gemm_vec work item, 1 to 8 (default 6)
 //   GEMMV_LM  gemm_vec work-group height (default 8)
@@ -80,7 +81,7 @@
 #define GEMM_WPTN 4
 #endif
 #ifndef GEMM_KU
-#define GEMM_KU GEMM_TSK
+#define GEMM_KU (GEMM_TSK % 2 == 0 ? 2 : 1)
 #endif
 #if GEMM_KU < 1 || GEMM_TSK % GEMM_KU != 0
 #error "GEMM_KU must divide GEMM_TSK"

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/alexcl/alexcl/clkernels"
 	"github.com/alexcl/alexcl/device"
 	"github.com/alexcl/alexcl/device/opencl/cl"
 )
@@ -40,8 +42,9 @@ type Options struct {
 	// 20 s under POCL), stored beside the kernel binaries and read on later
 	// Opens (tune.go). False keeps the vendor defaults. ALEXCL_TUNE=off,
 	// on or force (re-tune) overrides it; Defines that set a tuned name
-	// (GEMM_KIND, GEMM_*, GEMMV_*, CONV_*), here or in ALEXCL_CL_DEFINES,
-	// turn tuning off.
+	// (GEMM_KIND, the GEMM_ and CONV_ tiles and K-step runs, GEMMV_VW, _MR,
+	// _LM: tune.go's tunedNames), here or in ALEXCL_CL_DEFINES, turn
+	// tuning off.
 	Tune bool
 
 	// extraSources are appended to clkernels.Sources(); tests use them to
@@ -135,25 +138,55 @@ func parseLegacy(v string) (legacy, error) {
 // parseDefines reads ALEXCL_CL_DEFINES: NAME=VALUE (or NAME) items,
 // comma-separated, added to Options.Defines by Open (over the caller's).
 // It pins kernel tunables without code, to compare kernel families on one
-// machine (GEMM_KIND=blocked,GEMM_KU=2) or to step around a driver's bug;
-// setting a tuned name turns tuning off, as Options.Defines does. Names
-// and values are checked as the build options are.
+// machine (GEMM_KIND=blocked,GEMM_KU=16) or to step around a driver's bug;
+// setting a tuned name turns tuning off, as Options.Defines does. A name
+// must be one the kernels or the host read (knownDefines), GEMM_KIND one
+// of the families, and values are checked as the build options are;
+// whether a value suits the kernel is the compiler's to say (the .cl
+// files #error on impossible tiles).
 func parseDefines(v string) (map[string]string, error) {
-	if strings.TrimSpace(v) == "" {
-		return nil, nil
-	}
 	defs := map[string]string{}
+	bad := func(format string, args ...any) (map[string]string, error) {
+		return nil, fmt.Errorf("ALEXCL_CL_DEFINES=%q: "+format+" (want NAME=VALUE,NAME=VALUE; the names are in the clkernels/*.cl headers)", append([]any{v}, args...)...)
+	}
+	known := knownDefines()
 	for _, item := range strings.Split(v, ",") {
+		if strings.TrimSpace(item) == "" {
+			continue
+		}
 		name, value, _ := strings.Cut(strings.TrimSpace(item), "=")
 		if _, dup := defs[name]; dup {
-			return nil, fmt.Errorf("ALEXCL_CL_DEFINES=%q: %s is set twice", v, name)
+			return bad("%s is set twice", name)
+		}
+		if !slices.Contains(known, name) {
+			return bad("%q is not a tunable of alexcl's kernels", name)
 		}
 		defs[name] = value
 	}
+	if k, ok := defs["GEMM_KIND"]; ok && k != gemmTiled && k != gemmBlocked && k != gemmVector {
+		return bad("GEMM_KIND=%q: want %s, %s or %s", k, gemmTiled, gemmBlocked, gemmVector)
+	}
 	if _, err := buildOptions(Options{Defines: defs}); err != nil {
-		return nil, fmt.Errorf("ALEXCL_CL_DEFINES=%q: %w (want NAME=VALUE,NAME=VALUE)", v, err)
+		return bad("%v", err)
+	}
+	if len(defs) == 0 {
+		return nil, nil
 	}
 	return defs, nil
+}
+
+// knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
+// defined()) and those only the host reads (GEMM_KIND, GEMMV_LM).
+func knownDefines() []string {
+	names := []string{"GEMM_KIND", "GEMMV_LM"}
+	re := regexp.MustCompile(`#\s*ifn?def\s+([A-Z_][A-Z0-9_]*)|defined\(([A-Z_][A-Z0-9_]*)\)`)
+	for _, src := range clkernels.Sources() {
+		for _, m := range re.FindAllStringSubmatch(src, -1) {
+			names = append(names, m[1]+m[2])
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // buffer is a device.Buffer of this package.

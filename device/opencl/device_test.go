@@ -547,14 +547,16 @@ func TestOpenEnv(t *testing.T) {
 
 // TestOpenDefinesEnv checks ALEXCL_CL_DEFINES: its items reach the
 // program's defines over the caller's (and a tuned name keeps Open from
-// tuning), and a malformed value is an error that names the variable.
+// tuning), and a malformed item, an unknown name (a test kernel's
+// TEST_SCALE included) or family is an error that names the variable.
 func TestOpenDefinesEnv(t *testing.T) {
 	requireOpenCL(t)
 	t.Setenv("ALEXCL_TUNE", "on")
-	t.Setenv("ALEXCL_CL_DEFINES", " GEMM_KIND=tiled, TEST_SCALE=3.0f,CONV_INTDIV")
+	t.Setenv("ALEXCL_CL_DEFINES", " GEMM_KIND=tiled, CONV_INTDIV,GEMMV_LM=4,")
 	var log logLines
 	o := testOptions(t.TempDir(), &log)
 	o.Tune = true
+	o.Defines["GEMM_KIND"] = "vector" // the variable wins over the caller
 	d, err := Open(0, o)
 	if err != nil {
 		t.Fatal(err)
@@ -563,26 +565,18 @@ func TestOpenDefinesEnv(t *testing.T) {
 	if !strings.Contains(log.String(), "tuning skipped") || !strings.Contains(log.String(), "GEMM_KIND") {
 		t.Errorf("log %q: want tuning skipped for GEMM_KIND", log.String())
 	}
-	want := map[string]string{"GEMM_KIND": "tiled", "TEST_SCALE": "3.0f", "CONV_INTDIV": ""}
+	want := map[string]string{"GEMM_KIND": "tiled", "TEST_SCALE": "2.0f", "CONV_INTDIV": "", "GEMMV_LM": "4"}
 	if !maps.Equal(d.Tunables(), want) {
 		t.Errorf("defines %v, want %v", d.Tunables(), want)
 	}
-	if o.Defines["TEST_SCALE"] != "2.0f" {
+	if !maps.Equal(o.Defines, map[string]string{"TEST_SCALE": "2.0f", "GEMM_KIND": "vector"}) {
 		t.Errorf("the caller's Options.Defines changed: %v", o.Defines)
 	}
 	if d.gemmKind() != gemmTiled {
 		t.Errorf("kernel family %s, want tiled", d.gemmKind())
 	}
-	// TEST_SCALE reaches the test kernel, which scales a sum by it.
-	x, _ := device.Upload(d, []float32{1, 2})
-	y, _ := device.Upload(d, []float32{0})
-	if err := d.launch("alexcl_test_group_sum", []int{2}, []int{2}, x, y, Local(2*4), uint32(2), nil); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := device.ReadFloat32(d, y, 1); err != nil || got[0] != 9 {
-		t.Errorf("(1+2) * TEST_SCALE with TEST_SCALE=3.0f: %v, %v", got, err)
-	}
-	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "A=b c", "=3"} {
+	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "GEMM_TSM=6 4",
+		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f"} {
 		t.Setenv("ALEXCL_CL_DEFINES", bad)
 		if d, err := Open(0, testOptions(sharedCache, nil)); err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_DEFINES") {
 			t.Errorf("ALEXCL_CL_DEFINES=%q: %v, want an error naming the variable", bad, err)

@@ -15,6 +15,7 @@ import (
 	"bufio"
 	"fmt"
 	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -56,6 +57,8 @@ var isaTargets = []isaTarget{
 // multiply-adds counted per lane operation (a packed or dual FMA is 2).
 type kernelISA struct {
 	vgprs, sgprs, occupancy int // AMD: registers, waves per SIMD
+	agprs                   int // AMD CDNA: accumulation registers, where these kernels (no matrix instructions) only spill
+	reported                int // AMD: which of the report's required lines were read (amdRequired bits)
 	scratch                 int // AMD: bytes of scratch per work item (spills, stack arrays)
 	ldsBytes                int // AMD: local memory per work-group
 	localDepot              int // PTX: bytes of per-thread local memory (arrays not in registers)
@@ -141,20 +144,24 @@ func compileISA(clang, libclc string, t isaTarget, source string, defines map[st
 		return nil, err
 	}
 	if t.amd() {
-		return parseAMDGCN(string(asm)), nil
+		return parseAMDGCN(string(asm))
 	}
 	return parsePTX(string(asm)), nil
 }
 
 var (
 	amdLabel = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*):\s+; @`)
-	amdStat  = regexp.MustCompile(`^; (NumVgprs|NumSgprs|ScratchSize|Occupancy|LDSByteSize): (\d+)`)
+	amdStat  = regexp.MustCompile(`^; (NumVgprs|NumAgprs|NumSgprs|ScratchSize|Occupancy|LDSByteSize): (\d+)`)
 )
+
+// amdRequired are the report lines every AMD kernel must have, as bits of
+// kernelISA.reported: without one a figure would read as 0.
+var amdRequired = map[string]int{"NumVgprs": 1, "ScratchSize": 2, "Occupancy": 4}
 
 // parseAMDGCN reads clang's AMDGPU assembly: each function's instructions
 // between its label and .Lfunc_end, then the report the compiler writes
 // after it (kernels' reports carry an Occupancy line).
-func parseAMDGCN(asm string) map[string]kernelISA {
+func parseAMDGCN(asm string) (map[string]kernelISA, error) {
 	out := map[string]kernelISA{}
 	var name string
 	var k kernelISA
@@ -207,9 +214,12 @@ func parseAMDGCN(asm string) map[string]kernelISA {
 		}
 		if m := amdStat.FindStringSubmatch(line); m != nil {
 			v, _ := strconv.Atoi(m[2])
+			k.reported |= amdRequired[m[1]]
 			switch m[1] {
 			case "NumVgprs":
 				k.vgprs = v
+			case "NumAgprs":
+				k.agprs = v
 			case "NumSgprs":
 				k.sgprs = v
 			case "ScratchSize":
@@ -224,11 +234,14 @@ func parseAMDGCN(asm string) map[string]kernelISA {
 	}
 	// Helper functions (reports without Occupancy) are not kernels.
 	for n, k := range out {
-		if k.occupancy == 0 {
+		switch {
+		case k.reported&amdRequired["Occupancy"] == 0:
 			delete(out, n)
+		case k.reported != 7:
+			return nil, fmt.Errorf("kernel %s: the compiler's report lacks one of NumVgprs, ScratchSize, Occupancy (a new format?)", n)
 		}
 	}
-	return out
+	return out, nil
 }
 
 var (
@@ -300,7 +313,8 @@ type isaConfig struct {
 // isaConfigs returns the programs the tuner can build on a GPU: each GEMM
 // candidate of the GPU tuning spec with the default conv tiles, and each
 // conv candidate under each GPU family's default GEMM, the blocked one
-// with all K steps unrolled and in runs of 2.
+// with its K steps in the default runs and unrolled whole (as convFamily
+// gives them after a "ku16" winner). Each program once.
 func isaConfigs() []isaConfig {
 	spec := defaultTuneSpec(device.Info{Type: "GPU"})
 	var cs []isaConfig
@@ -314,9 +328,11 @@ func isaConfigs() []isaConfig {
 		}
 		cs = append(cs, isaConfig{"GEMM " + c.String(), c.defines("GEMM"), hot})
 	}
-	for _, g := range []candidate{{Kind: gemmTiled}, {Kind: gemmBlocked}, {Kind: gemmBlocked, KU: 2}} {
+	for _, g := range []candidate{{Kind: gemmTiled}, {Kind: gemmBlocked}, {Kind: gemmBlocked, TSK: 16, KU: 16}} {
 		for _, c := range spec.conv {
-			c.KU = g.KU
+			if g.KU > 0 {
+				c.KU = c.TSK
+			}
 			fc := c.forConv(g.Kind)
 			defs := fc.defines("CONV")
 			defs["GEMM_KIND"] = g.Kind
@@ -324,10 +340,27 @@ func isaConfigs() []isaConfig {
 			if fc.Kind == gemmBlocked {
 				hot = "conv2d_forward_blk"
 			}
-			cs = append(cs, isaConfig{fmt.Sprintf("CONV %s (GEMM %s)", fc, g.Kind), defs, []string{hot}})
+			name := fmt.Sprintf("CONV %s (GEMM %s)", fc, g.Kind)
+			if !slices.ContainsFunc(cs, func(c isaConfig) bool { return c.name == name }) {
+				cs = append(cs, isaConfig{name, defs, []string{hot}})
+			}
 		}
 	}
 	return cs
+}
+
+// blockedOnly are the kernels only programs of the blocked family build.
+var blockedOnly = []string{"gemm_blk", "conv2d_forward_blk"}
+
+// kernelNames returns the names of the __kernel functions in source.
+func kernelNames(source string) []string {
+	re := regexp.MustCompile(`(?m)^__kernel\s+(?:__attribute__\(\(.*\)\)\s*)?void\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(`)
+	var names []string
+	for _, m := range re.FindAllStringSubmatch(source, -1) {
+		names = append(names, m[1])
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
 }
 
 // spillFree reports whether TestKernelISA requires the kernels of c to
@@ -366,7 +399,7 @@ func TestKernelISA(t *testing.T) {
 		t.Skipf("%v; set ALEXCL_REQUIRE_OPENCL=1 to make this a failure", err)
 	}
 	whole := strings.Join(clkernels.Sources(), "\n")
-	part := strings.Join(kernelSources("gemm.cl", "conv.cl"), "\n")
+	part := strings.Join(kernelSources("conv.cl", "gemm.cl"), "\n") // in Sources' order
 
 	type job struct {
 		cfg    isaConfig
@@ -381,11 +414,7 @@ func TestKernelISA(t *testing.T) {
 	var jobs []job
 	for _, tg := range isaTargets {
 		for _, kind := range []string{gemmTiled, gemmBlocked} {
-			defs := map[string]string{"GEMM_KIND": kind}
-			if kind == gemmBlocked {
-				defs["GEMM_KU"] = "2" // see spillFree
-			}
-			jobs = append(jobs, job{isaConfig{"program " + kind, defs, nil}, tg, true})
+			jobs = append(jobs, job{isaConfig{"program " + kind, map[string]string{"GEMM_KIND": kind}, nil}, tg, true})
 		}
 		for _, c := range isaConfigs() {
 			jobs = append(jobs, job{c, tg, false})
@@ -418,8 +447,11 @@ func TestKernelISA(t *testing.T) {
 			continue
 		}
 		if r.full {
-			if len(r.ks) < 20 {
-				t.Errorf("%s: only %d kernels found in the compiler's output (%v): the parser no longer reads it", where, len(r.ks), slices.Sorted(maps.Keys(r.ks)))
+			want := slices.DeleteFunc(kernelNames(whole), func(n string) bool {
+				return r.cfg.defines["GEMM_KIND"] != gemmBlocked && slices.Contains(blockedOnly, n)
+			})
+			if got := slices.Sorted(maps.Keys(r.ks)); !slices.Equal(got, want) {
+				t.Errorf("%s: the compiler's output gave kernels %v, the sources have %v (a parser out of date?)", where, got, want)
 			}
 			for _, name := range slices.Sorted(maps.Keys(r.ks)) {
 				if !slices.Contains(vectorOnly, name) {
@@ -459,6 +491,9 @@ func checkNoSpill(t *testing.T, where string, k kernelISA) {
 	if k.scratch > 0 {
 		t.Errorf("%s: %d bytes of scratch per work item (registers spilled: %d VGPRs)", where, k.scratch, k.vgprs)
 	}
+	if k.agprs > 0 {
+		t.Errorf("%s: %d accumulation registers beside %d VGPRs (registers spilled into AGPRs)", where, k.agprs, k.vgprs)
+	}
 	if k.localDepot > 0 {
 		t.Errorf("%s: %d bytes of per-thread local memory in PTX (an array not kept in registers)", where, k.localDepot)
 	}
@@ -474,11 +509,61 @@ func isaRow(t isaTarget, cfg, name string, k kernelISA) string {
 		}
 		return strconv.Itoa(v)
 	}
+	vgprs := dash(k.vgprs, t.amd())
+	if k.agprs > 0 {
+		vgprs += fmt.Sprintf(" +%d AGPRs", k.agprs)
+	}
 	ratio := "–"
 	if k.localLoads > 0 {
 		ratio = strconv.FormatFloat(float64(k.fma)/float64(k.localLoads), 'f', 1, 64)
 	}
 	return fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %d | %d (%d) | %s |", t.name, cfg, name,
-		dash(k.vgprs, t.amd()), dash(k.occupancy, t.amd()), dash(k.scratch, t.amd()), dash(k.localDepot, !t.amd()),
+		vgprs, dash(k.occupancy, t.amd()), dash(k.scratch, t.amd()), dash(k.localDepot, !t.amd()),
 		k.fma, k.localLoads, k.localLoads128, ratio)
+}
+
+// TestConvDiv checks conv_div (conv.cl), (int)(((float)a + 0.5f) * inv),
+// in float32 arithmetic as a device does it: for every divisor b up to
+// 1024 and every a below 2^20 next to a multiple of b (a = kb-1 and kb,
+// where the quotient is closest to changing; elsewhere the margin is at
+// least three times wider), with inv = 1.0f/b and up to 3 ulp either side
+// of it (OpenCL 1.2 allows 2.5 for a float division), the quotient is
+// a / b. Below 2^21 it does go wrong, which shows the check can fail.
+func TestConvDiv(t *testing.T) {
+	convDiv := func(a int, inv float32) int { return int(float32(float32(a)+0.5) * inv) }
+	// wrong returns the first a < limit (as above) with a wrong quotient.
+	wrong := func(b, limit int) (int, float32) {
+		base := float32(1) / float32(b)
+		inv, up, down := []float32{base}, base, base
+		for range 3 {
+			up, down = math.Nextafter32(up, 2), math.Nextafter32(down, 0)
+			inv = append(inv, up, down)
+		}
+		for k := 0; k*b-1 < limit; k++ {
+			for _, a := range []int{k*b - 1, k * b} {
+				if a < 0 || a >= limit {
+					continue
+				}
+				for _, v := range inv {
+					if convDiv(a, v) != a/b {
+						return a, v
+					}
+				}
+			}
+		}
+		return -1, 0
+	}
+	for b := 1; b <= 1024; b++ {
+		if a, v := wrong(b, 1<<20); a >= 0 {
+			t.Fatalf("conv_div(%d, %g) = %d, want %d (b = %d)", a, v, convDiv(a, v), a/b, b)
+		}
+	}
+	found := false
+	for b := 1; b <= 130 && !found; b++ {
+		a, _ := wrong(b, 1<<21)
+		found = a >= 0
+	}
+	if !found {
+		t.Errorf("no wrong quotient below 2^21 either: the check would not see one")
+	}
 }

@@ -194,8 +194,8 @@ func TestGPUDefaults(t *testing.T) {
 			"CONV_TSM": "128", "CONV_TSN": "128", "CONV_TSK": "16", "CONV_WPTM": "8", "CONV_WPTN": "8", "CONV_INTDIV": ""},
 		{"GEMM_KIND": "blocked", "GEMM_TSM": "12", "GEMM_TSN": "8", "GEMM_TSK": "5", "GEMM_WPTM": "4", "GEMM_WPTN": "4",
 			"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "8", "CONV_WPTM": "4", "CONV_WPTN": "8"},
-		// K steps unrolled in runs of 2 (both kernels), of 1 and 4.
-		{"GEMM_KIND": "blocked", "GEMM_KU": "2"},
+		// K steps unrolled whole (both kernels), in runs of 1 and 4.
+		{"GEMM_KIND": "blocked", "GEMM_KU": "16", "CONV_KU": "16"},
 		{"GEMM_KIND": "blocked", "GEMM_KU": "1", "CONV_KU": "4"},
 	} {
 		t.Run(fmt.Sprint(defs), func(t *testing.T) {
@@ -737,19 +737,10 @@ func TestOpErrors(t *testing.T) {
 }
 
 // openBenchDevice opens OpenCL device 0 for a benchmark, or skips.
-// ALEXCL_BENCH_DEFINES=NAME=VALUE,... sets kernel defines, to time a
-// kernel family or tile set on a device whose own would be another
-// (GEMM_KIND=tiled times the GPU kernels under POCL).
+// ALEXCL_CL_DEFINES picks a kernel family or tile set other than the
+// device's own (GEMM_KIND=tiled times the GPU kernels under POCL).
 func openBenchDevice(b *testing.B) *Device {
-	var defs map[string]string
-	if v := os.Getenv("ALEXCL_BENCH_DEFINES"); v != "" {
-		defs = map[string]string{}
-		for _, kv := range strings.Split(v, ",") {
-			name, value, _ := strings.Cut(kv, "=")
-			defs[name] = value
-		}
-	}
-	d, err := Open(0, Options{Version: "test", Defines: defs})
+	d, err := Open(0, Options{Version: "test"})
 	if err != nil {
 		b.Skipf("no OpenCL device: %v", err)
 	}

@@ -98,7 +98,8 @@ func tuneModeOf(o *Options) tuneMode {
 // candidate is one set of tunables. Kind is gemmTiled, gemmBlocked or
 // gemmVector; the tiled and blocked kernels (gemm, gemm_blk,
 // conv2d_forward) read TSM .. WPTN, the blocked ones also KU (K steps per
-// unrolled run; 0 leaves the kernel's default, all TSK of them), the
+// unrolled run; 0 leaves the kernel's default, runs of 2; TSK unrolls a
+// tile's steps whole), the
 // vector ones (gemm_vec, gemm_dot) VW, MR and LM. gemm.cl and conv.cl
 // document each.
 type candidate struct {
@@ -127,9 +128,9 @@ func vector(vw, mr, lm int) candidate {
 }
 
 // String names c in logs and records: "tiled 64x64x16/4x4" (tile rows x
-// columns x K step / register block), "blocked 128x64x16/8x4", "blocked
-// 64x64x16/4x4 ku2" (K steps unrolled in runs of 2) or "vector vw16 mr6
-// lm8".
+// columns x K step / register block), "blocked 128x64x16/8x4" (K steps
+// in the kernel's default runs of 2), "blocked 64x64x16/4x4 ku16" (all 16
+// unrolled) or "vector vw16 mr6 lm8".
 func (c candidate) String() string {
 	if c.Kind == gemmVector {
 		return fmt.Sprintf("vector vw%d mr%d lm%d", c.VW, c.MR, c.LM)
@@ -203,6 +204,10 @@ func parseCandidate(defs map[string]string, prefix string) (candidate, error) {
 		if _, ok := defs[prefix+"_KU"]; ok {
 			if c.KU, err = get(prefix + "_KU"); err != nil {
 				return c, err
+			}
+			// Checked whatever the kind: the .cl files check it in every build.
+			if c.KU < 1 || c.TSK%c.KU != 0 {
+				return c, fmt.Errorf("%s_KU=%d: must be at least 1 and divide %s_TSK=%d", prefix, c.KU, prefix, c.TSK)
 			}
 		}
 		if prefix == "CONV" {
@@ -383,15 +388,15 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 		// Roughly the likeliest first, so that a spent budget leaves out
 		// the least likely: the tiled sets an H100 and an H200 ranked
 		// best, then the blocked family (gemm_blk, not yet timed on a
-		// GPU; "ku2" unrolls its K steps in runs of 2, which AMD's
-		// compiler needs to keep it out of spills, TestKernelISA), then
-		// the rest. Tiled 128x128x8/8x8, 64x64x16/8x8 and
+		// GPU; its K steps in runs of 2, which AMD's compiler needs to
+		// keep out of spills, TestKernelISA, and "ku16", all unrolled),
+		// then the rest. Tiled 128x128x8/8x8, 64x64x16/8x8 and
 		// 32x32x16/2x2 were dropped: the slowest on both GPUs.
 		gemm: []candidate{
 			tiled(64, 64, 16, 4, 4), // the vendor default (gemm.cl)
 			tiled(64, 64, 32, 4, 4),
-			blocked(64, 64, 16, 4, 4), blocked(64, 64, 16, 4, 4).ku(2),
-			blocked(128, 64, 16, 8, 4), blocked(128, 64, 16, 8, 4).ku(2), blocked(64, 128, 16, 4, 8),
+			blocked(64, 64, 16, 4, 4), blocked(64, 64, 16, 4, 4).ku(16),
+			blocked(128, 64, 16, 8, 4), blocked(128, 64, 16, 8, 4).ku(16), blocked(64, 128, 16, 4, 8),
 			blocked(128, 128, 16, 8, 8), blocked(128, 128, 8, 8, 8), blocked(64, 64, 32, 4, 4),
 			tiled(128, 64, 16, 8, 4), tiled(64, 128, 16, 4, 8), tiled(128, 128, 16, 8, 8),
 			vector(8, 4, 8),
@@ -468,7 +473,8 @@ func (r *tuneRecord) validate(key string, l limits) error {
 	if err := g.fits(l); err != nil {
 		return fmt.Errorf("gemm %v: %w", g, err)
 	}
-	if _, ok := r.Defines["CONV_TSM"]; ok {
+	_, tiles := r.Defines["CONV_TSM"]
+	if _, ku := r.Defines["CONV_KU"]; tiles || ku {
 		c, err := parseCandidate(r.Defines, "CONV")
 		if err != nil {
 			return err
@@ -1146,8 +1152,14 @@ func (t *tuner) convFamily(g candidate) family {
 	kind := g.Kind
 	cands := make([]candidate, len(t.spec.conv))
 	for i, c := range t.spec.conv {
-		if c.KU == 0 && g.KU > 0 && c.TSK%g.KU == 0 {
-			c.KU = g.KU // the GEMM's unrolling, which the same compiler chose
+		// The GEMM's unrolling, which the same compiler chose: whole
+		// tiles, or its runs where they divide the conv's K step.
+		switch {
+		case c.KU != 0 || g.KU == 0:
+		case g.KU == g.TSK:
+			c.KU = c.TSK
+		case c.TSK%g.KU == 0:
+			c.KU = g.KU
 		}
 		cands[i] = c.forConv(kind)
 	}

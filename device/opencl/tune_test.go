@@ -67,6 +67,7 @@ func TestTuneCandidateFits(t *testing.T) {
 		{blocked(64, 64, 16, 2, 4), gpu, "multiples of 4"},
 		{blocked(64, 64, 16, 4, 4).ku(2), gpu, ""},
 		{blocked(64, 64, 16, 4, 4).ku(16), gpu, ""},
+		{blocked(64, 64, 16, 4, 4).ku(0), gpu, ""}, // the kernel's default runs
 		{blocked(64, 64, 16, 4, 4).ku(3), gpu, "must divide the K step 16"},
 		{blocked(64, 64, 16, 4, 4).ku(-2), gpu, "must divide"},
 		{tiled(64, 64, 16, 4, 4).ku(2), gpu, "only the blocked kernel"},
@@ -182,7 +183,20 @@ func TestTuneRecordValidate(t *testing.T) {
 		"tiled ku":     {func(r *tuneRecord) { r.Defines["GEMM_KU"] = "2" }, "only the blocked kernel"},
 		"blocked ku5": {func(r *tuneRecord) {
 			maps.Copy(r.Defines, blocked(64, 64, 16, 4, 4).ku(5).defines("GEMM"))
-		}, "must divide the K step 16"},
+		}, "GEMM_KU=5: must be at least 1 and divide GEMM_TSK=16"},
+		"blocked ku0": {func(r *tuneRecord) {
+			maps.Copy(r.Defines, blocked(64, 64, 16, 4, 4).defines("GEMM"))
+			r.Defines["GEMM_KU"] = "0"
+		}, "GEMM_KU=0"},
+		// conv.cl checks CONV_KU in every build, so a tiled conv with a
+		// bad one is refused too.
+		"tiled conv ku3": {func(r *tuneRecord) { r.Defines["CONV_KU"] = "3" }, "CONV_KU=3"},
+		"conv ku alone": {func(r *tuneRecord) {
+			for _, n := range []string{"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN"} {
+				delete(r.Defines, n)
+			}
+			r.Defines["CONV_KU"] = "2"
+		}, "CONV_TSM"},
 		// 64x64x32/4x4 conv tiles fit 32 KiB as conv2d_forward (16.6 KiB)
 		// but not double-buffered as conv2d_forward_blk (34 KiB).
 		"blocked conv": {func(r *tuneRecord) {
@@ -391,9 +405,9 @@ func TestTuneBlocked(t *testing.T) {
 	d := openTestDevice(t)
 	var log logLines
 	d.opts.Logf = log.logf
-	// The winner unrolls its K steps in runs of 2, which the conv
-	// candidates then take (convFamily).
-	bad, good := blocked(16, 16, 8, 4, 4), blocked(32, 16, 8, 8, 4).ku(2)
+	// The winner unrolls its K steps whole, and so do the conv
+	// candidates then (convFamily).
+	bad, good := blocked(16, 16, 8, 4, 4), blocked(32, 16, 8, 8, 4).ku(8)
 	conv := tiled(16, 16, 8, 4, 4) // conv2d_forward_blk's 4 x 4 pieces
 	withSpec(t, smallSpec([]candidate{bad, good}, []candidate{conv}))
 	withCheckHook(t, func(family string, c candidate, out []float32) {
@@ -406,7 +420,7 @@ func TestTuneBlocked(t *testing.T) {
 		t.Fatalf("tune: %v\n%s", err, log.String())
 	}
 	want := good.defines("GEMM")
-	maps.Copy(want, conv.ku(2).defines("CONV"))
+	maps.Copy(want, conv.ku(8).defines("CONV"))
 	if !maps.Equal(rec.Defines, want) {
 		t.Fatalf("chose %v, want %v\n%s", rec.Defines, want, log.String())
 	}
