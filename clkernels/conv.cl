@@ -30,7 +30,7 @@
 //       The GPU path of Conv2DForward; CPUs take im2col + gemm_vec.
 //   conv2d_forward_blk(...)
 //       The same, arranged as gemm_blk (the blocked GEMM family); see its
-//       comment.
+//       comment. The host picks one of the two (CONV_KIND).
 //   conv_im2col(x, col, n0, nc, ..., transposed)
 //       Unrolls the patches of images n0 .. n0+nc-1 of x into col, zero
 //       outside the image. With Q = Cg*R*S, q = (c*R + r)*S + s and
@@ -72,6 +72,8 @@
 //                 (defaults 64, 64, 16, 4, 4)
 //   CONV_KU       conv2d_forward_blk's K steps per unrolled run, as GEMM_KU
 //                 (default 2, or 1 for an odd CONV_TSK)
+//   CONV_KIND     (host only) tiled or blocked: which forward kernel runs
+//                 (default: blocked where GEMM_KIND is, else tiled)
 //   CONV_BIAS_WG  work-group size of conv2d_backward_bias, a power of two
 //                 (default 256)
 
@@ -282,15 +284,16 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
     }
 }
 
-// conv2d_forward_blk: conv2d_forward arranged as gemm_blk (GEMM_KIND=
-// blocked): 4 x 4 pieces of register block read from local memory as
+// conv2d_forward_blk: conv2d_forward arranged as gemm_blk: 4 x 4 pieces of register block read from local memory as
 // float4s, double-buffered tiles with the next one staged in registers,
 // one barrier per K step. The patch gather is conv2d_forward's. Every
 // output is summed from the bias in q order with the same expression as
 // conv2d_forward's.
-// Built only in programs of the blocked family (GEMM_BLOCKED) whose
-// CONV_WPTM and CONV_WPTN are multiples of 4.
-#if defined(GEMM_BLOCKED) && CONV_WPTM % 4 == 0 && CONV_WPTN % 4 == 0
+// Built only in programs whose forward convolution is blocked
+// (CONV_BLOCKED, which the host defines for CONV_KIND=blocked, or with no
+// CONV_KIND for GEMM_KIND=blocked) and whose CONV_WPTM and CONV_WPTN are
+// multiples of 4.
+#if defined(CONV_BLOCKED) && CONV_WPTM % 4 == 0 && CONV_WPTN % 4 == 0
 #define CONVB_PAD 4
 #define CONVB_ATILE (CONV_TSM * CONV_TSK)
 #define CONVB_BTILE (CONV_TSN * CONV_TSK)
@@ -447,7 +450,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
         }
     }
 }
-#endif // GEMM_BLOCKED, CONV_WPTM and CONV_WPTN multiples of 4
+#endif // CONV_BLOCKED, CONV_WPTM and CONV_WPTN multiples of 4
 
 __kernel void conv2d_forward_direct(__global const float *x, // (N, C, H, W)
                                     __global const float *w, // (K, Cg, R, S)

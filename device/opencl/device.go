@@ -176,9 +176,10 @@ func parseDefines(v string) (map[string]string, error) {
 }
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
-// defined()) and those only the host reads (GEMM_KIND, GEMMV_LM).
+// defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
+// GEMMV_LM).
 func knownDefines() []string {
-	names := []string{"GEMM_KIND", "GEMMV_LM"}
+	names := []string{"GEMM_KIND", "CONV_KIND", "GEMMV_LM"}
 	re := regexp.MustCompile(`#\s*ifn?def\s+([A-Z_][A-Z0-9_]*)|defined\(([A-Z_][A-Z0-9_]*)\)`)
 	for _, src := range clkernels.Sources() {
 		for _, m := range re.FindAllStringSubmatch(src, -1) {

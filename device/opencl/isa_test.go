@@ -312,9 +312,9 @@ type isaConfig struct {
 
 // isaConfigs returns the programs the tuner can build on a GPU: each GEMM
 // candidate of the GPU tuning spec with the default conv tiles, and each
-// conv candidate under each GPU family's default GEMM, the blocked one
-// with its K steps in the default runs and unrolled whole (as convFamily
-// gives them after a "ku16" winner). Each program once.
+// conv tile set on conv2d_forward and, where its blocks allow, on
+// conv2d_forward_blk with its K steps in the default runs and unrolled
+// whole (as convFamily gives them after a "ku16" winner). Each once.
 func isaConfigs() []isaConfig {
 	spec := defaultTuneSpec(device.Info{Type: "GPU"})
 	var cs []isaConfig
@@ -328,22 +328,19 @@ func isaConfigs() []isaConfig {
 		}
 		cs = append(cs, isaConfig{"GEMM " + c.String(), c.defines("GEMM"), hot})
 	}
-	for _, g := range []candidate{{Kind: gemmTiled}, {Kind: gemmBlocked}, {Kind: gemmBlocked, TSK: 16, KU: 16}} {
-		for _, c := range spec.conv {
-			if g.KU > 0 {
-				c.KU = c.TSK
-			}
-			fc := c.forConv(g.Kind)
-			defs := fc.defines("CONV")
-			defs["GEMM_KIND"] = g.Kind
+	for _, c := range spec.conv {
+		variants := []candidate{c}
+		if c.WPTM%4 == 0 && c.WPTN%4 == 0 {
+			b := c
+			b.Kind = gemmBlocked
+			variants = append(variants, b, b.ku(b.TSK))
+		}
+		for _, v := range variants {
 			hot := "conv2d_forward"
-			if fc.Kind == gemmBlocked {
+			if v.Kind == gemmBlocked {
 				hot = "conv2d_forward_blk"
 			}
-			name := fmt.Sprintf("CONV %s (GEMM %s)", fc, g.Kind)
-			if !slices.ContainsFunc(cs, func(c isaConfig) bool { return c.name == name }) {
-				cs = append(cs, isaConfig{name, defs, []string{hot}})
-			}
+			cs = append(cs, isaConfig{"CONV " + v.String(), v.defines("CONV"), []string{hot}})
 		}
 	}
 	return cs
@@ -370,7 +367,7 @@ func kernelNames(source string) []string {
 // with all K steps unrolled, and some with large register blocks, for
 // want of registers, and the tuner, timing them, drops what is slow.
 func spillFree(t isaTarget, c isaConfig) bool {
-	return !t.amd() || c.defines["GEMM_KIND"] != gemmBlocked
+	return !t.amd() || c.defines["GEMM_KIND"] != gemmBlocked && c.defines["CONV_KIND"] != gemmBlocked
 }
 
 // TestKernelISA compiles alexcl's kernels for AMD's and NVIDIA's GPU

@@ -204,14 +204,28 @@ func convArgs(s device.ConvShape) []any {
 }
 
 // convForwardKernel names the implicit-GEMM forward convolution of a GPU
-// device: conv2d_forward_blk with the blocked GEMM family where its
-// CONV_* tiles allow it to be built (register blocks of multiples of 4),
-// else conv2d_forward.
+// device: conv2d_forward_blk where the convolution is blocked (convKind)
+// and its CONV_* tiles allow it to be built (register blocks of multiples
+// of 4), else conv2d_forward.
 func (d *Device) convForwardKernel() string {
-	if d.gemmKind() == gemmBlocked && d.kernels["conv2d_forward_blk"] != nil {
+	if convKind(d.opts.Defines) == gemmBlocked && d.kernels["conv2d_forward_blk"] != nil {
 		return "conv2d_forward_blk"
 	}
 	return "conv2d_forward"
+}
+
+// convKind is the forward convolution's kernel family in a program built
+// with defs: CONV_KIND, else blocked where GEMM_KIND is, else tiled. The
+// tuner picks it apart from the GEMM's, so either family's matrix
+// products may go with either forward convolution.
+func convKind(defs map[string]string) string {
+	if k := defs["CONV_KIND"]; k != "" {
+		return k
+	}
+	if defs["GEMM_KIND"] == gemmBlocked {
+		return gemmBlocked
+	}
+	return gemmTiled
 }
 
 // Conv2DForward computes y = conv(x, w) + b: on GPUs the implicit GEMM

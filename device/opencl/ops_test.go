@@ -174,8 +174,9 @@ func TestRetuned(t *testing.T) {
 
 // TestGPUDefaults runs the tiled and blocked families with the tiles a
 // GPU gets by default and with 128 x 128 tiles of 8 x 8 register blocks,
-// and the blocked one also with its K steps in unrolled runs of 1, 2 and
-// 4 (GEMM_KU, CONV_KU), and with small odd tiles: GEMM tiles of 12 x 8, K
+// each with the other's forward convolution (CONV_KIND), and the blocked
+// one also with its K steps unrolled whole and in runs of 1 and 4
+// (GEMM_KU, CONV_KU; runs of 2 are the default), and with small odd tiles: GEMM tiles of 12 x 8, K
 // steps of 5 and a 6-item work-group that stages 40 floats of B (not a
 // multiple of 6, so some items stage one fewer); conv tiles whose
 // work-group (16) is smaller than a tile row (32), so each item stages
@@ -194,13 +195,17 @@ func TestGPUDefaults(t *testing.T) {
 			"CONV_TSM": "128", "CONV_TSN": "128", "CONV_TSK": "16", "CONV_WPTM": "8", "CONV_WPTN": "8", "CONV_INTDIV": ""},
 		{"GEMM_KIND": "blocked", "GEMM_TSM": "12", "GEMM_TSN": "8", "GEMM_TSK": "5", "GEMM_WPTM": "4", "GEMM_WPTN": "4",
 			"CONV_TSM": "16", "CONV_TSN": "32", "CONV_TSK": "8", "CONV_WPTM": "4", "CONV_WPTN": "8"},
+		// Each GEMM family with the other's forward convolution.
+		{"GEMM_KIND": "tiled", "CONV_KIND": "blocked"},
+		{"GEMM_KIND": "blocked", "CONV_KIND": "tiled"},
 		// K steps unrolled whole (both kernels), in runs of 1 and 4.
 		{"GEMM_KIND": "blocked", "GEMM_KU": "16", "CONV_KU": "16"},
 		{"GEMM_KIND": "blocked", "GEMM_KU": "1", "CONV_KU": "4"},
 	} {
 		t.Run(fmt.Sprint(defs), func(t *testing.T) {
 			d := openTestDevice(t, Options{Version: "test", Defines: defs})
-			if want := map[bool]string{true: "conv2d_forward_blk", false: "conv2d_forward"}[defs["GEMM_KIND"] == gemmBlocked]; d.convForwardKernel() != want {
+			blockedConv := defs["CONV_KIND"] == gemmBlocked || defs["CONV_KIND"] == "" && defs["GEMM_KIND"] == gemmBlocked
+			if want := map[bool]string{true: "conv2d_forward_blk", false: "conv2d_forward"}[blockedConv]; d.convForwardKernel() != want {
 				t.Fatalf("the forward convolution runs %s, want %s", d.convForwardKernel(), want)
 			}
 			testGemm(t, d)

@@ -24,17 +24,21 @@ const cacheMagic = "alexcl-clbin-v1\n"
 
 // buildOptions turns Options into the compiler's option string: the
 // defines sorted by name, then BuildOptions. GEMM_KIND=blocked also
-// defines GEMM_BLOCKED, which builds the blocked family's kernels
-// (gemm_blk, conv2d_forward_blk): programs of the other families leave
-// them out, so their larger local tiles never fail another family's build.
+// defines GEMM_BLOCKED, which builds gemm_blk, and a blocked forward
+// convolution (convKind) CONV_BLOCKED, which builds conv2d_forward_blk:
+// programs that do not run them leave them out, so that their larger,
+// double-buffered local tiles never fail a build.
 func buildOptions(o Options) (string, error) {
 	names := make([]string, 0, len(o.Defines))
 	for n := range o.Defines {
 		names = append(names, n)
 	}
-	if o.Defines["GEMM_KIND"] == gemmBlocked {
-		if _, set := o.Defines["GEMM_BLOCKED"]; !set {
-			names = append(names, "GEMM_BLOCKED")
+	for flag, on := range map[string]bool{
+		"GEMM_BLOCKED": o.Defines["GEMM_KIND"] == gemmBlocked,
+		"CONV_BLOCKED": convKind(o.Defines) == gemmBlocked,
+	} {
+		if _, set := o.Defines[flag]; on && !set {
+			names = append(names, flag)
 		}
 	}
 	slices.Sort(names)

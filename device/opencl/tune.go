@@ -4,8 +4,8 @@ package opencl
 // program is built, it tries a handful of tunable sets ("candidates") for
 // the matrix products (the kernel family, tiled, blocked or vector, and
 // its tiles) and, when a GPU family (tiled or blocked) wins, for the
-// forward convolution's tiles (conv2d_forward or conv2d_forward_blk, as
-// the family launches it); it times
+// forward convolution (its tiles, on conv2d_forward or on
+// conv2d_forward_blk, whichever family won the matrix products); it times
 // each on a few AlexNet-like shapes with OpenCL profiling events, checks
 // each candidate's results against device/ref (whole outputs on small
 // awkward shapes, sampled entries in float64 on the timed ones) so that a
@@ -63,7 +63,7 @@ var tunedNames = []string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
 	"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN",
-	"GEMM_KU", "CONV_KU",
+	"GEMM_KU", "CONV_KU", "CONV_KIND",
 }
 
 // tuneMode says what Open does about tuning.
@@ -143,13 +143,10 @@ func (c candidate) String() string {
 }
 
 // defines returns c's -D values for the matrix products (prefix "GEMM",
-// GEMM_KIND included) or for the forward convolution (prefix "CONV", tiled
-// kind only: the GEMM's kind picks the kernel).
+// GEMM_KIND included) or for the forward convolution (prefix "CONV",
+// CONV_KIND included: tiled or blocked).
 func (c candidate) defines(prefix string) map[string]string {
-	m := map[string]string{}
-	if prefix == "GEMM" {
-		m["GEMM_KIND"] = c.Kind
-	}
+	m := map[string]string{prefix + "_KIND": c.Kind}
 	if c.Kind == gemmVector {
 		m["GEMMV_VW"], m["GEMMV_MR"], m["GEMMV_LM"] = strconv.Itoa(c.VW), strconv.Itoa(c.MR), strconv.Itoa(c.LM)
 		return m
@@ -164,12 +161,18 @@ func (c candidate) defines(prefix string) map[string]string {
 }
 
 // parseCandidate reads back the candidate that defines wrote for prefix;
-// GEMM_KIND must be set for "GEMM". "CONV" gives the kind of the forward
-// convolution kernel the defines build (forConv).
+// GEMM_KIND must be set for "GEMM". For "CONV" a missing CONV_KIND gives
+// the kind GEMM_KIND implies (forConv), as convKind does.
 func parseCandidate(defs map[string]string, prefix string) (candidate, error) {
-	kind := gemmTiled
-	if prefix == "GEMM" {
-		kind = defs["GEMM_KIND"]
+	kind := defs[prefix+"_KIND"]
+	if prefix == "CONV" {
+		switch kind {
+		case "":
+			kind = gemmTiled // then forConv, below
+		case gemmTiled, gemmBlocked:
+		default:
+			return candidate{}, fmt.Errorf("CONV_KIND=%q: want %s or %s", kind, gemmTiled, gemmBlocked)
+		}
 	}
 	get := func(name string) (int, error) {
 		v, err := strconv.Atoi(defs[name])
@@ -210,7 +213,7 @@ func parseCandidate(defs map[string]string, prefix string) (candidate, error) {
 				return c, fmt.Errorf("%s_KU=%d: must be at least 1 and divide %s_TSK=%d", prefix, c.KU, prefix, c.TSK)
 			}
 		}
-		if prefix == "CONV" {
+		if prefix == "CONV" && defs["CONV_KIND"] == "" {
 			c = c.forConv(defs["GEMM_KIND"])
 		}
 	default:
@@ -342,7 +345,7 @@ func (s gemmShape) String() string {
 // it is always measured) and the shapes they are timed on.
 type tuneSpec struct {
 	gemm       []candidate        // for Gemm and the convolutions' GEMMs
-	conv       []candidate        // the forward convolution's tiles, tried when gemm picks tiled or blocked
+	conv       []candidate        // the forward convolution's tiles (tiled; convFamily adds the blocked ones), tried when gemm picks tiled or blocked
 	gemmShapes []gemmShape        // timed shapes of Gemm
 	convShapes []device.ConvShape // timed shapes of Conv2DForward
 	runs       int                // timed runs per shape; the median counts
@@ -1145,23 +1148,32 @@ func (t *tuner) checkGemmSmall(c candidate) error {
 	return nil
 }
 
-// convFamily sets up the forward convolution's tiles for the GEMM family
-// kind (tiled or blocked, which picks the kernel: convForwardKernel):
-// small checks against ref.Conv2DForward and the timed shapes.
+// convFamily sets up the forward convolution's candidates after the GEMM
+// picked g: each tile set of the spec on conv2d_forward and, where its
+// register blocks allow, on conv2d_forward_blk (CONV_KIND, whichever
+// family g is), with small checks against ref.Conv2DForward and the timed
+// shapes.
 func (t *tuner) convFamily(g candidate) family {
 	kind := g.Kind
-	cands := make([]candidate, len(t.spec.conv))
-	for i, c := range t.spec.conv {
-		// The GEMM's unrolling, which the same compiler chose: whole
-		// tiles, or its runs where they divide the conv's K step.
+	var cands []candidate
+	for _, c := range t.spec.conv {
+		c.Kind, c.KU = gemmTiled, 0
+		cands = append(cands, c)
+		if c.WPTM%4 != 0 || c.WPTN%4 != 0 {
+			continue
+		}
+		// The same tiles on conv2d_forward_blk, with the GEMM's
+		// unrolling where it is blocked (the same compiler chose it):
+		// whole tiles, or its runs where they divide the conv's K step.
+		c.Kind = gemmBlocked
 		switch {
-		case c.KU != 0 || g.KU == 0:
+		case g.Kind != gemmBlocked || g.KU == 0:
 		case g.KU == g.TSK:
 			c.KU = c.TSK
 		case c.TSK%g.KU == 0:
 			c.KU = g.KU
 		}
-		cands[i] = c.forConv(kind)
+		cands = append(cands, c)
 	}
 	f := family{name: "conv", prefix: "CONV", cands: cands, sources: kernelSources("conv.cl"),
 		base: map[string]string{"GEMM_KIND": kind}, kernel: "conv2d_forward"}

@@ -200,9 +200,15 @@ func TestTuneRecordValidate(t *testing.T) {
 		// 64x64x32/4x4 conv tiles fit 32 KiB as conv2d_forward (16.6 KiB)
 		// but not double-buffered as conv2d_forward_blk (34 KiB).
 		"blocked conv": {func(r *tuneRecord) {
+			maps.Copy(r.Defines, blocked(64, 64, 32, 4, 4).defines("CONV"))
+		}, "conv blocked 64x64x32/4x4: needs 34816 bytes of local memory"},
+		// Without CONV_KIND the convolution follows GEMM_KIND.
+		"conv kind from gemm": {func(r *tuneRecord) {
 			maps.Copy(r.Defines, blocked(64, 64, 16, 4, 4).defines("GEMM"))
 			maps.Copy(r.Defines, tiled(64, 64, 32, 4, 4).defines("CONV"))
+			delete(r.Defines, "CONV_KIND")
 		}, "conv blocked 64x64x32/4x4: needs 34816 bytes of local memory"},
+		"conv kind": {func(r *tuneRecord) { r.Defines["CONV_KIND"] = "vector" }, `CONV_KIND="vector"`},
 	} {
 		r := good()
 		tc.edit(r)
@@ -405,13 +411,14 @@ func TestTuneBlocked(t *testing.T) {
 	d := openTestDevice(t)
 	var log logLines
 	d.opts.Logf = log.logf
-	// The winner unrolls its K steps whole, and so do the conv
-	// candidates then (convFamily).
+	// The winner unrolls its K steps whole, and so do the blocked conv
+	// candidates then (convFamily). The conv tiles are tried on both
+	// kernels; the tiled one is made wrong, so conv2d_forward_blk wins.
 	bad, good := blocked(16, 16, 8, 4, 4), blocked(32, 16, 8, 8, 4).ku(8)
 	conv := tiled(16, 16, 8, 4, 4) // conv2d_forward_blk's 4 x 4 pieces
 	withSpec(t, smallSpec([]candidate{bad, good}, []candidate{conv}))
 	withCheckHook(t, func(family string, c candidate, out []float32) {
-		if family == "gemm" && c == bad {
+		if family == "gemm" && c == bad || family == "conv" && c == conv {
 			out[0] += 1
 		}
 	})
@@ -420,7 +427,9 @@ func TestTuneBlocked(t *testing.T) {
 		t.Fatalf("tune: %v\n%s", err, log.String())
 	}
 	want := good.defines("GEMM")
-	maps.Copy(want, conv.ku(8).defines("CONV"))
+	blk := conv
+	blk.Kind = gemmBlocked
+	maps.Copy(want, blk.ku(8).defines("CONV"))
 	if !maps.Equal(rec.Defines, want) {
 		t.Fatalf("chose %v, want %v\n%s", rec.Defines, want, log.String())
 	}
@@ -433,6 +442,12 @@ func TestTuneBlocked(t *testing.T) {
 	}
 	if c, err := parseCandidate(rec.Defines, "GEMM"); err != nil || c != good {
 		t.Fatalf("record reads back as %v (%v), want %v", c, err, good)
+	}
+	if c, err := parseCandidate(rec.Defines, "CONV"); err != nil || c != blk.ku(8) {
+		t.Fatalf("record's conv reads back as %v (%v), want %v", c, err, blk.ku(8))
+	}
+	if !strings.Contains(log.String(), "tuning conv on "+d.info.Name+": candidate tiled 16x16x8/4x4 dropped: wrong result") {
+		t.Errorf("log:\n%s\nwant the tiled conv candidate dropped", log.String())
 	}
 
 	tuned := openTestDevice(t, Options{Version: "test", Defines: rec.Defines})
