@@ -11,8 +11,9 @@
 #   ci/bench-gpu.sh ./alexcl OUTDIR
 #
 # The runs go most wanted first, each capped to the time left of
-# BENCH_LIMIT seconds (default 540: a device call may take 600), and are
-# skipped once under 20 s is left, so one call always brings results back.
+# BENCH_LIMIT seconds (default 540: a device call may take 600; lower it
+# by what runs before the script in the same call), and are skipped once
+# under 20 s is left, so one call always brings results back.
 #
 # TORCH_BENCH names PyTorch's script (default ../shared/anchors/
 # torch_train_bench.py), PYTHON the interpreter with CUDA PyTorch
@@ -44,14 +45,14 @@ step() {
 		return
 	fi
 	[ "$t" -gt "$left" ] && t=$left
-	timeout "$t" "$@" > "$OUT/$f" 2>&1
+	timeout -k 10 "$t" "$@" > "$OUT/$f" 2>&1
 	echo "rc=$? after ${SECONDS} s" >> "$OUT/$f"
 	echo "== $f"
 	head -5 "$OUT/$f"
 }
 
-nvidia-smi --query-gpu=name,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
-"$B" list-devices > "$OUT/list.txt" 2>&1
+timeout -k 5 20 nvidia-smi --query-gpu=name,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+timeout -k 5 30 "$B" list-devices > "$OUT/list.txt" 2>&1
 step selftest.txt 120 "$B" selftest --device gpu0
 tail -2 "$OUT/selftest.txt"
 grep -h 'tuning gemm\|tuning conv\|tuned' "$OUT/selftest.txt" | head -30
@@ -66,7 +67,7 @@ step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps
 # compiler needs the runs; which NVIDIA's prefers is what this measures).
 step paper128-tiled-default.txt 60 env ALEXCL_TUNE=off "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 for defs in GEMM_KIND=blocked GEMM_KIND=blocked,GEMM_KU=16,CONV_KU=16; do
-	step "paper128-${defs//[=,]/-}.txt" 60 env ALEXCL_CL_DEFINES=$defs "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+	step "paper128-${defs//[=,]/-}.txt" 60 env "ALEXCL_CL_DEFINES=$defs" "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done
 # What each change since the last GPU run gains: the same step with each
 # batch uploaded inside it, then with each GPU-path change turned back off

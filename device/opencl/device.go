@@ -140,10 +140,12 @@ func parseLegacy(v string) (legacy, error) {
 // It pins kernel tunables without code, to compare kernel families on one
 // machine (GEMM_KIND=blocked,GEMM_KU=16) or to step around a driver's bug;
 // setting a tuned name turns tuning off, as Options.Defines does. A name
-// must be one the kernels or the host read (knownDefines), GEMM_KIND one
-// of the families, and values are checked as the build options are;
-// whether a value suits the kernel is the compiler's to say (the .cl
-// files #error on impossible tiles).
+// must be one the kernels or the host read (knownDefines), GEMM_KIND and
+// CONV_KIND one of the families, and values are checked as the build
+// options are; whether a value suits the kernel is the compiler's to say
+// (the .cl files #error on impossible tiles and K-step runs). A blocked
+// kind whose register blocks are not multiples of 4 runs the tiled
+// kernel, as documented in gemm.go and ops.go.
 func parseDefines(v string) (map[string]string, error) {
 	defs := map[string]string{}
 	bad := func(format string, args ...any) (map[string]string, error) {
@@ -166,6 +168,9 @@ func parseDefines(v string) (map[string]string, error) {
 	if k, ok := defs["GEMM_KIND"]; ok && k != gemmTiled && k != gemmBlocked && k != gemmVector {
 		return bad("GEMM_KIND=%q: want %s, %s or %s", k, gemmTiled, gemmBlocked, gemmVector)
 	}
+	if k, ok := defs["CONV_KIND"]; ok && k != gemmTiled && k != gemmBlocked {
+		return bad("CONV_KIND=%q: want %s or %s", k, gemmTiled, gemmBlocked)
+	}
 	if _, err := buildOptions(Options{Defines: defs}); err != nil {
 		return bad("%v", err)
 	}
@@ -177,7 +182,8 @@ func parseDefines(v string) (map[string]string, error) {
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
-// GEMMV_LM).
+// GEMMV_LM), less GEMM_BLOCKED and CONV_BLOCKED, which the host derives
+// from the kinds (buildOptions).
 func knownDefines() []string {
 	names := []string{"GEMM_KIND", "CONV_KIND", "GEMMV_LM"}
 	re := regexp.MustCompile(`#\s*ifn?def\s+([A-Z_][A-Z0-9_]*)|defined\(([A-Z_][A-Z0-9_]*)\)`)
@@ -186,6 +192,7 @@ func knownDefines() []string {
 			names = append(names, m[1]+m[2])
 		}
 	}
+	names = slices.DeleteFunc(names, func(n string) bool { return strings.HasSuffix(n, "_BLOCKED") })
 	slices.Sort(names)
 	return slices.Compact(names)
 }

@@ -346,9 +346,6 @@ func isaConfigs() []isaConfig {
 	return cs
 }
 
-// blockedOnly are the kernels only programs of the blocked family build.
-var blockedOnly = []string{"gemm_blk", "conv2d_forward_blk"}
-
 // kernelNames returns the names of the __kernel functions in source.
 func kernelNames(source string) []string {
 	re := regexp.MustCompile(`(?m)^__kernel\s+(?:__attribute__\(\(.*\)\)\s*)?void\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(`)
@@ -410,8 +407,12 @@ func TestKernelISA(t *testing.T) {
 	}
 	var jobs []job
 	for _, tg := range isaTargets {
-		for _, kind := range []string{gemmTiled, gemmBlocked} {
-			jobs = append(jobs, job{isaConfig{"program " + kind, map[string]string{"GEMM_KIND": kind}, nil}, tg, true})
+		for _, kinds := range [][2]string{{gemmTiled, ""}, {gemmBlocked, ""}, {gemmTiled, gemmBlocked}, {gemmBlocked, gemmTiled}} {
+			defs, name := map[string]string{"GEMM_KIND": kinds[0]}, "program "+kinds[0]
+			if kinds[1] != "" {
+				defs["CONV_KIND"], name = kinds[1], name+", conv "+kinds[1]
+			}
+			jobs = append(jobs, job{isaConfig{name, defs, nil}, tg, true})
 		}
 		for _, c := range isaConfigs() {
 			jobs = append(jobs, job{c, tg, false})
@@ -445,7 +446,8 @@ func TestKernelISA(t *testing.T) {
 		}
 		if r.full {
 			want := slices.DeleteFunc(kernelNames(whole), func(n string) bool {
-				return r.cfg.defines["GEMM_KIND"] != gemmBlocked && slices.Contains(blockedOnly, n)
+				return n == "gemm_blk" && r.cfg.defines["GEMM_KIND"] != gemmBlocked ||
+					n == "conv2d_forward_blk" && convKind(r.cfg.defines) != gemmBlocked
 			})
 			if got := slices.Sorted(maps.Keys(r.ks)); !slices.Equal(got, want) {
 				t.Errorf("%s: the compiler's output gave kernels %v, the sources have %v (a parser out of date?)", where, got, want)

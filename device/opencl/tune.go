@@ -55,7 +55,7 @@ import (
 
 // tuneFormat names the tuning record's format; it is also part of the
 // record's key. A record of another format is ignored and re-tuned.
-const tuneFormat = "alexcl-tune-v2" // v2: the blocked GEMM family
+const tuneFormat = "alexcl-tune-v3" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND
 
 // tunedNames are the -D tunables the tuner chooses. When Options.Defines
 // sets any of them the user has chosen, and Open does not tune.
@@ -476,15 +476,28 @@ func (r *tuneRecord) validate(key string, l limits) error {
 	if err := g.fits(l); err != nil {
 		return fmt.Errorf("gemm %v: %w", g, err)
 	}
-	_, tiles := r.Defines["CONV_TSM"]
-	if _, ku := r.Defines["CONV_KU"]; tiles || ku {
-		c, err := parseCandidate(r.Defines, "CONV")
-		if err != nil {
+	// The conv part: its tiles when any is set (parseCandidate wants them
+	// all), else the default tiles on the kernel CONV_KIND names.
+	var c candidate
+	if slices.ContainsFunc([]string{"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN", "CONV_KU"}, func(n string) bool {
+		_, ok := r.Defines[n]
+		return ok
+	}) {
+		if c, err = parseCandidate(r.Defines, "CONV"); err != nil {
 			return err
 		}
-		if err := c.fits(l); err != nil {
-			return fmt.Errorf("conv %v: %w", c, err)
+	} else {
+		c = tiled(64, 64, 16, 4, 4) // conv.cl's defaults
+		switch k := convKind(r.Defines); k {
+		case gemmTiled:
+		case gemmBlocked:
+			c.Kind = gemmBlocked
+		default:
+			return fmt.Errorf("CONV_KIND=%q: want %s or %s", k, gemmTiled, gemmBlocked)
 		}
+	}
+	if err := c.fits(l); err != nil {
+		return fmt.Errorf("conv %v: %w", c, err)
 	}
 	return nil
 }
@@ -636,14 +649,19 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 	}
 	rec.Defines = g.defines("GEMM")
 	if g.Kind != gemmVector && len(t.spec.conv) > 0 && len(t.spec.convShapes) > 0 {
+		// Untuned, the convolution runs conv2d_forward with its default
+		// tiles (CONV_KIND=tiled: a blocked GEMM would otherwise take
+		// conv2d_forward_blk, which no candidate checked).
 		if time.Since(t.start) > t.spec.budget {
 			d.opts.logf("tuning conv on %s skipped: the %v budget is spent; conv2d_forward keeps its default tiles", d.info.Name, t.spec.budget)
+			rec.Defines["CONV_KIND"] = gemmTiled
 		} else {
 			t.deadline = t.start.Add(t.spec.budget)
 			c, res, err := t.pick(t.convFamily(g))
 			rec.Results = append(rec.Results, res...)
 			if err != nil {
 				d.opts.logf("tuning conv on %s: %v; conv2d_forward keeps its default tiles", d.info.Name, err)
+				rec.Defines["CONV_KIND"] = gemmTiled
 			} else {
 				maps.Copy(rec.Defines, c.defines("CONV"))
 			}

@@ -209,6 +209,12 @@ func TestTuneRecordValidate(t *testing.T) {
 			delete(r.Defines, "CONV_KIND")
 		}, "conv blocked 64x64x32/4x4: needs 34816 bytes of local memory"},
 		"conv kind": {func(r *tuneRecord) { r.Defines["CONV_KIND"] = "vector" }, `CONV_KIND="vector"`},
+		"conv kind alone": {func(r *tuneRecord) {
+			for _, n := range []string{"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN", "CONV_KIND"} {
+				delete(r.Defines, n)
+			}
+			r.Defines["CONV_KIND"] = "blk"
+		}, `CONV_KIND="blk"`},
 	} {
 		r := good()
 		tc.edit(r)
@@ -489,5 +495,43 @@ func TestTuneGemmShare(t *testing.T) {
 	}
 	if _, ok := rec.Defines["CONV_TSM"]; !ok {
 		t.Errorf("no conv tiles chosen: %v", rec.Defines)
+	}
+}
+
+// TestTuneConvFails: when every conv candidate fails after a blocked GEMM
+// won, the record says CONV_KIND=tiled, so the device runs conv2d_forward
+// with its default tiles, as the log says, not the unchecked
+// conv2d_forward_blk; such a record is valid.
+func TestTuneConvFails(t *testing.T) {
+	t.Setenv("ALEXCL_TUNE", "")
+	d := openTestDevice(t)
+	var log logLines
+	d.opts.Logf = log.logf
+	gemm := blocked(32, 16, 8, 8, 4)
+	withSpec(t, smallSpec([]candidate{gemm}, []candidate{tiled(16, 16, 8, 4, 4)}))
+	withCheckHook(t, func(family string, c candidate, out []float32) {
+		if family == "conv" {
+			out[0] += 1
+		}
+	})
+	rec, err := d.tune(limitsOf(d.dev))
+	if err != nil {
+		t.Fatalf("tune: %v\n%s", err, log.String())
+	}
+	want := gemm.defines("GEMM")
+	want["CONV_KIND"] = gemmTiled
+	if !maps.Equal(rec.Defines, want) {
+		t.Fatalf("chose %v, want %v\n%s", rec.Defines, want, log.String())
+	}
+	if !strings.Contains(log.String(), "conv2d_forward keeps its default tiles") {
+		t.Errorf("log:\n%s\nwant the conv fallback named", log.String())
+	}
+	rec.Key = "k"
+	if err := rec.validate("k", limitsOf(d.dev)); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	tuned := openTestDevice(t, Options{Version: "test", Defines: rec.Defines})
+	if tuned.convForwardKernel() != "conv2d_forward" || tuned.kernels["conv2d_forward_blk"] != nil {
+		t.Errorf("device from the record runs %s (conv2d_forward_blk built: %v)", tuned.convForwardKernel(), tuned.kernels["conv2d_forward_blk"] != nil)
 	}
 }
