@@ -61,6 +61,9 @@ step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps
 step torch.txt 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256
 cat "$OUT/torch.txt"
 step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
+# The data gradient as one implicit-GEMM convolution of dy (opt-in: slower
+# under POCL; tuning stays on, CONV_BWDATA is not a tuned name).
+step paper128-bwdata-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 # The kernel families on the same step, whatever the tuner chose: the
 # vendor defaults (tiled 64x64x16/4x4), and the blocked family with its K
 # steps in the default runs of 2 and unrolled whole (TestKernelISA: AMD's

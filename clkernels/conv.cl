@@ -50,6 +50,12 @@
 //   conv_sum_images(part, dw, nimg, len)
 //       dw (len) += Σ_{i < nimg} part (nimg, len), in i order: the fixed-order
 //       reduction of the partial filter gradients of a GPU's runs of images.
+//   conv_flip_weights(w, wt, K, Cg, R, S, groups)
+//       wt (C, Kg, R, S) = w with input and output channels swapped within
+//       each group and the taps turned by 180 degrees: the filters of the
+//       data gradient of a stride-1 convolution as a forward convolution
+//       of dy (Conv2DBackwardData on GPUs with the host-only define
+//       CONV_BWDATA=implicit). One work item per element.
 //   conv2d_forward_direct, conv2d_backward_data_direct,
 //   conv2d_backward_filter_direct
 //       Direct gathers, one work item per output element, 1-D, rounded up:
@@ -742,6 +748,22 @@ __kernel void conv_col2im_gpu(__global const float *dcol, // (nc, groups, Q, OH*
         }
     }
     dx[n0 * C * H * W + i] = sum;
+}
+
+__kernel void conv_flip_weights(__global const float *w, // (K, Cg, R, S)
+                                __global float *wt,      // (groups*Cg, Kg, R, S)
+                                const int K, const int Cg, const int R, const int S,
+                                const int groups)
+{
+    const int i = get_global_id(0);
+    const int Kg = K / groups, RS = R * S;
+    if (i >= K * Cg * RS)
+        return;
+    const int rs = i % RS, t = i / RS; // t = (g*Cg + c)*Kg + k
+    const int k = t % Kg, gc = t / Kg;
+    const int g = gc / Cg, c = gc - g * Cg;
+    const int r = rs / S, s = rs - r * S;
+    wt[i] = w[((g * Kg + k) * Cg + c) * RS + (R - 1 - r) * S + (S - 1 - s)];
 }
 
 __kernel void conv_sum_images(__global const float *part, // (nimg, len)

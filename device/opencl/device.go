@@ -171,6 +171,9 @@ func parseDefines(v string) (map[string]string, error) {
 	if k, ok := defs["CONV_KIND"]; ok && k != gemmTiled && k != gemmBlocked {
 		return bad("CONV_KIND=%q: want %s or %s", k, gemmTiled, gemmBlocked)
 	}
+	if v, ok := defs["CONV_BWDATA"]; ok && v != "col" && v != "implicit" {
+		return bad("CONV_BWDATA=%q: want col or implicit", v)
+	}
 	if _, err := buildOptions(Options{Defines: defs}); err != nil {
 		return bad("%v", err)
 	}
@@ -182,10 +185,10 @@ func parseDefines(v string) (map[string]string, error) {
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
-// GEMMV_LM), less GEMM_BLOCKED and CONV_BLOCKED, which the host derives
-// from the kinds (buildOptions).
+// CONV_BWDATA, GEMMV_LM), less GEMM_BLOCKED and CONV_BLOCKED, which the
+// host derives from the kinds (buildOptions).
 func knownDefines() []string {
-	names := []string{"GEMM_KIND", "CONV_KIND", "GEMMV_LM"}
+	names := []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "GEMMV_LM"}
 	re := regexp.MustCompile(`#\s*ifn?def\s+([A-Z_][A-Z0-9_]*)|defined\(([A-Z_][A-Z0-9_]*)\)`)
 	for _, src := range clkernels.Sources() {
 		for _, m := range re.FindAllStringSubmatch(src, -1) {

@@ -576,7 +576,7 @@ func TestOpenDefinesEnv(t *testing.T) {
 		t.Errorf("kernel family %s, want tiled", d.gemmKind())
 	}
 	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "GEMM_TSM=6 4",
-		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED"} {
+		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED", "CONV_BWDATA=yes"} {
 		t.Setenv("ALEXCL_CL_DEFINES", bad)
 		if d, err := Open(0, testOptions(sharedCache, nil)); err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_DEFINES") {
 			t.Errorf("ALEXCL_CL_DEFINES=%q: %v, want an error naming the variable", bad, err)

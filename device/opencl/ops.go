@@ -261,9 +261,11 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 	})
 }
 
-// Conv2DBackwardData overwrites dx (N, C, H, W) with ∂L/∂x: per chunk of
-// images dcol_g (Q, OHW) = w_gᵀ (Q, Kg) · dy_g (Kg, OHW) (gemm.cl), then
-// conv_col2im (conv_col2im_gpu on GPUs) gathers dcol into dx (conv.cl).
+// Conv2DBackwardData overwrites dx (N, C, H, W) with ∂L/∂x. On GPUs, for
+// stride 1 and with CONV_BWDATA=implicit, as one forward convolution of
+// dy (implicitBackwardData); otherwise per chunk of images dcol_g (Q, OHW) = w_gᵀ (Q, Kg) · dy_g
+// (Kg, OHW) (gemm.cl), then conv_col2im (conv_col2im_gpu on GPUs) gathers
+// dcol into dx (conv.cl).
 func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape) error {
 	const op = "Conv2DBackwardData"
 	nx, nw, ny, err := convSizes(op, s)
@@ -272,6 +274,9 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 	}
 	if err := checkBufs(op, "dy", dy, ny, "w", w, nw, "dx", dx, nx); err != nil {
 		return err
+	}
+	if d.implicitBackwardData(s) {
+		return d.backwardDataImplicit(op, dy, w, dx, s, nw)
 	}
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
 	return d.convChunks(op, s, nil, func(n0, nc int, col, _ *buffer) error {
@@ -290,6 +295,48 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 		return d.launch1D("conv_col2im", nc*s.C*s.H, col, dx, n0, nc,
 			s.C, s.H, s.W, s.R, s.S, s.Stride, s.Pad, s.Groups, s.OH(), s.OW())
 	})
+}
+
+// implicitBackwardData reports whether a GPU family computes the data
+// gradient of s as one implicit-GEMM forward convolution: for stride 1,
+// square filters and pad <= R-1, dx is dy convolved with the flipped,
+// channel-swapped filters (conv_flip_weights) and padding R-1-pad, so the
+// whole batch is one launch of the tuned conv2d_forward (or _blk), with no
+// unrolled patches written and read back and no col2im. Opt-in, with the
+// host-only define CONV_BWDATA=implicit (ALEXCL_CL_DEFINES): under POCL
+// it is slower than the GEMM into unrolled patches (AlexNet's conv2 6.9
+// against 9.2 GFLOP/s, conv3 8.6 against 8.9), and it has not been timed
+// on a GPU, where its one long-K product may win; ci/bench-gpu.sh times
+// it.
+func (d *Device) implicitBackwardData(s device.ConvShape) bool {
+	return !d.vector() && d.opts.Defines["CONV_BWDATA"] == "implicit" && s.Stride == 1 && s.R == s.S && s.Pad <= s.R-1
+}
+
+// backwardDataImplicit is Conv2DBackwardData as implicitBackwardData
+// describes: the flipped filters go to workspace slot 0, a bias of zeros
+// is slot 2.
+func (d *Device) backwardDataImplicit(op string, dy, w, dx device.Buffer, s device.ConvShape, nw int) error {
+	t := device.ConvShape{N: s.N, C: s.K, H: s.OH(), W: s.OW(), K: s.C, R: s.R, S: s.S,
+		Stride: 1, Pad: s.R - 1 - s.Pad, Groups: s.Groups}
+	d.ws.mu.Lock()
+	defer d.ws.mu.Unlock()
+	wt, err := d.slot(0, nw)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	zero, err := d.zeros(s.C)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if err := d.launch1D("conv_flip_weights", nw, w, wt, s.K, s.C/s.Groups, s.R, s.S, s.Groups); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	global, local := d.tilingOf("CONV").ndrange(t.K/t.Groups, t.N*t.OH()*t.OW())
+	global, local = append(global, t.Groups), append(local, 1)
+	if err := d.launch(d.convForwardKernel(), global, local, append([]any{dy, wt, zero, dx}, convArgs(t)...)...); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
 }
 
 // Conv2DBackwardFilter accumulates dw += ∂L/∂w and db += ∂L/∂b. Per chunk

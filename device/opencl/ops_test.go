@@ -297,6 +297,7 @@ var convShapes = []device.ConvShape{
 	{N: 1, C: 1, H: 10, W: 10, K: 1, R: 2, S: 2, Stride: 3, Pad: 1, Groups: 1},
 	{N: 2, C: 8, H: 13, W: 13, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
 	{N: 5, C: 3, H: 17, W: 11, K: 7, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+	{N: 2, C: 4, H: 6, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 2},
 	{N: 1, C: 3, H: 227, W: 227, K: 96, R: 11, S: 11, Stride: 4, Pad: 0, Groups: 1}, // AlexNet conv1
 }
 
@@ -782,8 +783,16 @@ func BenchmarkGemm(b *testing.B) {
 // BenchmarkConv2 times forward and both backwards of AlexNet's conv2
 // (5x5, 96->256, groups 2, 27x27) at a small batch.
 func BenchmarkConv2(b *testing.B) {
+	benchConvShape(b, device.ConvShape{N: 4, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2})
+}
+
+// BenchmarkConv3 is the same for conv3 (3x3, 256->384, 13x13).
+func BenchmarkConv3(b *testing.B) {
+	benchConvShape(b, device.ConvShape{N: 4, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1})
+}
+
+func benchConvShape(b *testing.B, s device.ConvShape) {
 	d := openBenchDevice(b)
-	s := device.ConvShape{N: 4, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}
 	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
 	x, w, bias, y := benchBuf(b, d, nx), benchBuf(b, d, nw), benchBuf(b, d, s.K), benchBuf(b, d, ny)
 	dx, dw := benchBuf(b, d, nx), benchBuf(b, d, nw)
@@ -807,6 +816,38 @@ func BenchmarkConv2(b *testing.B) {
 			}
 			b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// TestBackwardDataImplicit checks which shapes the GPU families' data
+// gradient computes as one implicit-GEMM convolution of dy with
+// CONV_BWDATA=implicit, and runs the convolutions that way against the
+// reference, on both families (the suite runs the default, a GEMM into
+// unrolled patches and col2im).
+func TestBackwardDataImplicit(t *testing.T) {
+	for _, kind := range []string{gemmTiled, gemmBlocked} {
+		d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind, "CONV_BWDATA": "implicit"}})
+		for _, c := range []struct {
+			s    device.ConvShape
+			want bool
+		}{
+			{device.ConvShape{N: 2, C: 8, H: 13, W: 13, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}, true},
+			{device.ConvShape{N: 2, C: 4, H: 6, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 2}, true},
+			{device.ConvShape{N: 1, C: 1, H: 1, W: 1, K: 1, R: 1, S: 1, Stride: 1, Pad: 0, Groups: 1}, true},
+			{device.ConvShape{N: 2, C: 3, H: 7, W: 5, K: 4, R: 3, S: 2, Stride: 1, Pad: 1, Groups: 1}, false}, // not square
+			{device.ConvShape{N: 1, C: 2, H: 5, W: 5, K: 2, R: 3, S: 3, Stride: 1, Pad: 3, Groups: 1}, false}, // pad > R-1
+			{device.ConvShape{N: 3, C: 4, H: 11, W: 13, K: 6, R: 5, S: 5, Stride: 2, Pad: 2, Groups: 2}, false},
+		} {
+			if got := d.implicitBackwardData(c.s); got != c.want {
+				t.Errorf("%s: implicitBackwardData(%+v) = %v, want %v", kind, c.s, got, c.want)
+			}
+		}
+		padded := device.ConvShape{N: 1, C: 2, H: 5, W: 5, K: 2, R: 3, S: 3, Stride: 1, Pad: 3, Groups: 1}
+		testConv(t, d, append(convShapes[:len(convShapes)-1], padded))
+		d.opts.Defines = map[string]string{"GEMM_KIND": kind}
+		if d.implicitBackwardData(convShapes[len(convShapes)-2]) {
+			t.Errorf("%s: implicit without CONV_BWDATA=implicit", kind)
+		}
 	}
 }
 

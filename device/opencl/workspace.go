@@ -15,9 +15,10 @@ import (
 // (one image per chunk at least).
 var workspaceCap = 256 << 20
 
-// workspace is the device scratch memory of the im2col convolutions: slot
-// 0 holds unrolled patches (col), slot 1 the partial filter gradients of
-// a GPU's runs of images (Conv2DBackwardFilter). Each
+// workspace is the device scratch memory of the convolutions: slot 0
+// holds unrolled patches (col), or the flipped filters of an implicit
+// backward-data convolution, slot 1 the partial filter gradients of a
+// GPU's runs of images (Conv2DBackwardFilter), slot 2 zeros (zeros). Each
 // slot grows to the largest size asked for and is then reused, so a
 // training step allocates nothing after its first one. Workspace buffers
 // are not counted in MemStats (they are the device's, not the caller's);
@@ -25,7 +26,7 @@ var workspaceCap = 256 << 20
 // ops of several goroutines never share a slot's contents.
 type workspace struct {
 	mu    sync.Mutex
-	slots [2]*buffer
+	slots [3]*buffer
 	bytes atomic.Int64
 }
 
@@ -58,6 +59,37 @@ func (d *Device) slot(i, elems int) (*buffer, error) {
 	d.ws.slots[i] = &buffer{mem: mem, size: size, dev: d}
 	d.ws.bytes.Add(int64(size))
 	return d.ws.slots[i], nil
+}
+
+// zeros returns a workspace buffer of at least n float32 zeros: slot 2,
+// zero-filled when it is (re)allocated and never written by a kernel (a
+// bias of zeros). The caller holds d.ws.mu.
+func (d *Device) zeros(n int) (*buffer, error) {
+	if b := d.ws.slots[2]; b != nil && b.size >= 4*n {
+		return b, nil
+	}
+	b, err := d.slot(2, n)
+	if err != nil {
+		return nil, err
+	}
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	if d.closed {
+		return nil, fmt.Errorf("workspace on %s: %w", d.info.ID, errClosed)
+	}
+	zero := float32(0)
+	w := d.takeWaits()
+	ev, err := d.queue.EnqueueFillBuffer(b.mem, unsafe.Pointer(&zero), 4, 0, b.size, w)
+	d.putWaits(w, err)
+	if err != nil {
+		d.ws.slots[2] = nil // not zeros: the next call allocates again
+		d.ws.bytes.Add(-int64(b.size))
+		b.freed = true
+		b.mem.Release()
+		return nil, fmt.Errorf("zeroing %d bytes of workspace on %s: %w", b.size, d.info.ID, err)
+	}
+	ev.Release()
+	return b, nil
 }
 
 // chunkImages returns how many of n images a chunk holds (at least one)
