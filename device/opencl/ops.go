@@ -263,9 +263,9 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 
 // Conv2DBackwardData overwrites dx (N, C, H, W) with ∂L/∂x. On GPUs, for
 // stride 1 and with CONV_BWDATA=implicit, as one forward convolution of
-// dy (implicitBackwardData); otherwise per chunk of images dcol_g (Q, OHW) = w_gᵀ (Q, Kg) · dy_g
-// (Kg, OHW) (gemm.cl), then conv_col2im (conv_col2im_gpu on GPUs) gathers
-// dcol into dx (conv.cl).
+// dy (implicitBackwardData); otherwise per chunk of images dcol_g (Q,
+// OHW) = w_gᵀ (Q, Kg) · dy_g (Kg, OHW) (gemm.cl), then conv_col2im
+// (conv_col2im_gpu on GPUs) gathers dcol into dx (conv.cl).
 func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape) error {
 	const op = "Conv2DBackwardData"
 	nx, nw, ny, err := convSizes(op, s)
