@@ -155,6 +155,51 @@ int conv_div(int a, float inv) { return (int)(((float)a + 0.5f) * inv); }
         s = rs_ - r * S;                                                    \
     }
 
+// CONV_GEMM_SETUP declares what the implicit-GEMM kernels share: the
+// group's shapes (Cg, Kg, Q = Cg*R*S rows of the patch matrix, P =
+// N*OH*OW columns), the group g, the work item (tx, ty, tid), its tile's
+// first row m0 and column j0, the group's filters wg (Kg, Q), and what
+// CONV_TAP needs.
+#define CONV_GEMM_SETUP                                                     \
+    const int Cg = C / groups, Kg = K / groups;                             \
+    const int RS = R * S, Q = Cg * RS;                                      \
+    const int OHW = OH * OW, P = N * OHW, HW = H * W;                       \
+    const int g = get_global_id(2);                                         \
+    const int tx = get_local_id(0), ty = get_local_id(1);                   \
+    const int tid = ty * CONV_RTSN + tx;                                    \
+    const int m0 = get_group_id(1) * CONV_TSM;                              \
+    const int j0 = get_group_id(0) * CONV_TSN;                              \
+    __global const float *wg = w + g * Kg * Q; /* (Kg, Q) */                \
+    CONV_TAP_SETUP
+
+// CONV_COL_PATCH(q, v) sets v to row q of this work item's column of the
+// patch matrix (CONV_COL_SETUP), 0 outside it or the image;
+// CONV_PATCH(q, j, v) to entry (q, j) of the matrix, found from j.
+#define CONV_COL_PATCH(q, v)                                                \
+    {                                                                       \
+        v = 0.0f;                                                           \
+        if (jok && (q) < Q) {                                               \
+            int c_, r_, s_;                                                 \
+            CONV_TAP(q, c_, r_, s_)                                         \
+            const int xh_ = ih0 + r_, xw_ = iw0 + s_;                       \
+            if (xh_ >= 0 && xh_ < H && xw_ >= 0 && xw_ < W)                 \
+                v = xcol[c_ * HW + xh_ * W + xw_];                          \
+        }                                                                   \
+    }
+#define CONV_PATCH(q, j, v)                                                 \
+    {                                                                       \
+        v = 0.0f;                                                           \
+        if ((q) < Q && (j) < P) {                                           \
+            int c_, r_, s_;                                                 \
+            CONV_TAP(q, c_, r_, s_)                                         \
+            const int n_ = (j) / OHW, p_ = (j) % OHW;                       \
+            const int xh_ = (p_ / OW) * stride - pad + r_;                  \
+            const int xw_ = (p_ % OW) * stride - pad + s_;                  \
+            if (xh_ >= 0 && xh_ < H && xw_ >= 0 && xw_ < W)                 \
+                v = x[((n_ * C + g * Cg + c_) * H + xh_) * W + xw_];        \
+        }                                                                   \
+    }
+
 // The shape arguments that end the convolution kernels' lists (the
 // host's convArgs).
 #define CONV_SHAPE_ARGS                                                     \
@@ -189,16 +234,7 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
     __local float As[CONV_TSK][CONV_TSM + 1]; // As[q][m] = w[g*Kg + m0+m][q0+q]
     __local float Bs[CONV_TSK][CONV_TSN + 1]; // Bs[q][j] = patch (q0+q) of column j0+j
 
-    const int Cg = C / groups, Kg = K / groups;
-    const int RS = R * S, Q = Cg * RS;
-    const int OHW = OH * OW, P = N * OHW, HW = H * W;
-    const int g = get_global_id(2);
-    const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * CONV_RTSN + tx;
-    const int m0 = get_group_id(1) * CONV_TSM;
-    const int j0 = get_group_id(0) * CONV_TSN;
-    __global const float *wg = w + g * Kg * Q; // (Kg, Q)
-    CONV_TAP_SETUP
+    CONV_GEMM_SETUP
 #if CONV_ONECOL
     CONV_COL_SETUP
 #endif
@@ -227,31 +263,15 @@ void conv2d_forward(__global const float *x, // (N, C, H, W)
         // Patches: consecutive work items along j, i.e. along ow.
 #if CONV_ONECOL
         for (int qq = tid / CONV_TSN; qq < CONV_TSK; qq += CONV_WG / CONV_TSN) {
-            const int q = q0 + qq;
-            float v = 0.0f;
-            if (jok && q < Q) {
-                int c, r, s;
-                CONV_TAP(q, c, r, s)
-                const int xh = ih0 + r, xw = iw0 + s;
-                if (xh >= 0 && xh < H && xw >= 0 && xw < W)
-                    v = xcol[c * HW + xh * W + xw];
-            }
+            float v;
+            CONV_COL_PATCH(q0 + qq, v)
             Bs[qq][tid % CONV_TSN] = v;
         }
 #else
         for (int l = tid; l < CONV_TSN * CONV_TSK; l += CONV_WG) {
             const int qq = l / CONV_TSN, jj = l % CONV_TSN;
-            const int q = q0 + qq, j = j0 + jj;
-            float v = 0.0f;
-            if (q < Q && j < P) {
-                int c, r, s;
-                CONV_TAP(q, c, r, s)
-                const int n = j / OHW, p = j % OHW;
-                const int xh = (p / OW) * stride - pad + r;
-                const int xw = (p % OW) * stride - pad + s;
-                if (xh >= 0 && xh < H && xw >= 0 && xw < W)
-                    v = x[((n * C + g * Cg + c) * H + xh) * W + xw];
-            }
+            float v;
+            CONV_PATCH(q0 + qq, j0 + jj, v)
             Bs[qq][jj] = v;
         }
 #endif
@@ -317,16 +337,7 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
     __local float As[2][CONV_TSK][CONV_TSM + CONVB_PAD] __attribute__((aligned(16)));
     __local float Bs[2][CONV_TSK][CONV_TSN + CONVB_PAD] __attribute__((aligned(16)));
 
-    const int Cg = C / groups, Kg = K / groups;
-    const int RS = R * S, Q = Cg * RS;
-    const int OHW = OH * OW, P = N * OHW, HW = H * W;
-    const int g = get_global_id(2);
-    const int tx = get_local_id(0), ty = get_local_id(1);
-    const int tid = ty * CONV_RTSN + tx;
-    const int m0 = get_group_id(1) * CONV_TSM;
-    const int j0 = get_group_id(0) * CONV_TSN;
-    __global const float *wg = w + g * Kg * Q; // (Kg, Q)
-    CONV_TAP_SETUP
+    CONV_GEMM_SETUP
 
 #if CONV_ONECOL
     CONV_COL_SETUP // staging rows tid / TSN + i * (WG / TSN) of each tile
@@ -347,15 +358,10 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
 #if CONV_ONECOL
 #define CONVB_FETCH_B(q0)                                                   \
         _Pragma("unroll") for (int i = 0; i < CONVB_LB; i++) {              \
-            const int qq = qrow + i * (CONV_WG / CONV_TSN), q = (q0) + qq;  \
+            const int qq = qrow + i * (CONV_WG / CONV_TSN);                 \
             float v = 0.0f;                                                 \
-            if (jok && qq < CONV_TSK && q < Q) {                            \
-                int c, r, s;                                                \
-                CONV_TAP(q, c, r, s)                                       \
-                const int xh = ih0 + r, xw = iw0 + s;                       \
-                if (xh >= 0 && xh < H && xw >= 0 && xw < W)                 \
-                    v = xcol[c * HW + xh * W + xw];                         \
-            }                                                               \
+            if (qq < CONV_TSK)                                              \
+                CONV_COL_PATCH((q0) + qq, v)                                \
             rb[i] = v;                                                      \
         }
 #define CONVB_STORE_B(buf)                                                  \
@@ -368,18 +374,9 @@ void conv2d_forward_blk(__global const float *x, // (N, C, H, W)
 #define CONVB_FETCH_B(q0)                                                   \
         _Pragma("unroll") for (int i = 0; i < CONVB_LB; i++) {              \
             const int l = tid + i * CONV_WG;                                \
-            const int qq = l / CONV_TSN, jj = l % CONV_TSN;                 \
-            const int q = (q0) + qq, j = j0 + jj;                           \
             float v = 0.0f;                                                 \
-            if (l < CONVB_BTILE && q < Q && j < P) {                        \
-                int c, r, s;                                                \
-                CONV_TAP(q, c, r, s)                                       \
-                const int n = j / OHW, p = j % OHW;                         \
-                const int xh = (p / OW) * stride - pad + r;                 \
-                const int xw = (p % OW) * stride - pad + s;                 \
-                if (xh >= 0 && xh < H && xw >= 0 && xw < W)                 \
-                    v = x[((n * C + g * Cg + c) * H + xh) * W + xw];        \
-            }                                                               \
+            if (l < CONVB_BTILE)                                            \
+                CONV_PATCH((q0) + l / CONV_TSN, j0 + l % CONV_TSN, v)       \
             rb[i] = v;                                                      \
         }
 #define CONVB_STORE_B(buf)                                                  \
