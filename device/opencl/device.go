@@ -174,6 +174,9 @@ func parseDefines(v string) (map[string]string, error) {
 	if v, ok := defs["CONV_BWDATA"]; ok && v != "col" && v != "implicit" {
 		return bad("CONV_BWDATA=%q: want col or implicit", v)
 	}
+	if _, err := winoOps(defs["CONV_WINO"]); err != nil {
+		return bad("%v", err)
+	}
 	if _, err := buildOptions(Options{Defines: defs}); err != nil {
 		return bad("%v", err)
 	}
@@ -185,10 +188,10 @@ func parseDefines(v string) (map[string]string, error) {
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
-// CONV_BWDATA, GEMMV_LM), less GEMM_BLOCKED and CONV_BLOCKED, which the
+// CONV_BWDATA, CONV_WINO, GEMMV_LM), less GEMM_BLOCKED and CONV_BLOCKED, which the
 // host derives from the kinds (buildOptions).
 func knownDefines() []string {
-	names := []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "GEMMV_LM"}
+	names := []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "GEMMV_LM"}
 	re := regexp.MustCompile(`#\s*ifn?def\s+([A-Z_][A-Z0-9_]*)|defined\(([A-Z_][A-Z0-9_]*)\)`)
 	for _, src := range clkernels.Sources() {
 		for _, m := range re.FindAllStringSubmatch(src, -1) {
@@ -324,6 +327,9 @@ func Open(index int, opts Options) (*Device, error) {
 			d.opts.Defines = map[string]string{}
 		}
 		maps.Copy(d.opts.Defines, env)
+	}
+	if _, err := winoOps(d.opts.Defines["CONV_WINO"]); err != nil {
+		return fail(err)
 	}
 	if !d.legacy.noFlush {
 		d.flushEvery = 16

@@ -241,6 +241,9 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 	if err := checkBufs(op, "x", x, nx, "w", w, nw, "b", b, s.K, "y", y, ny); err != nil {
 		return err
 	}
+	if d.winograd(s, winoOpForward) {
+		return wrapOp(op, d.winoForward(x, w, b, y, s))
+	}
 	if !d.vector() {
 		// Implicit GEMM per group: rows Kg output channels, columns N*OH*OW.
 		global, local := d.tilingOf("CONV").ndrange(s.K/s.Groups, s.N*s.OH()*s.OW())
@@ -274,6 +277,9 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 	}
 	if err := checkBufs(op, "dy", dy, ny, "w", w, nw, "dx", dx, nx); err != nil {
 		return err
+	}
+	if d.winograd(s, winoOpData) {
+		return wrapOp(op, d.winoBackwardData(dy, w, dx, s))
 	}
 	if d.implicitBackwardData(s) {
 		return d.backwardDataImplicit(op, dy, w, dx, s, nw)
@@ -357,6 +363,12 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	if err := checkBufs(op, "x", x, nx, "dy", dy, ny, "dw", dw, nw, "db", db, s.K); err != nil {
 		return err
 	}
+	if d.winograd(s, winoOpFilter) {
+		if err := d.winoBackwardFilter(x, dy, dw, s); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return d.convBiasGrad(dy, db, s)
+	}
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
 	// GPUs: the partial gradients of a chunk's runs of images (filterRuns).
 	var partElems func(nc int) int
@@ -427,9 +439,23 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	if err != nil {
 		return err
 	}
+	return d.convBiasGrad(dy, db, s)
+}
+
+// convBiasGrad adds the bias gradient of a convolution to db
+// (conv2d_backward_bias).
+func (d *Device) convBiasGrad(dy, db device.Buffer, s device.ConvShape) error {
 	wg := d.tunable("CONV_BIAS_WG", 256)
 	return d.launch("conv2d_backward_bias", []int{s.K * wg}, []int{wg},
 		dy, db, s.N, s.K, s.OH(), s.OW())
+}
+
+// wrapOp prefixes a non-nil err with op.
+func wrapOp(op string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
 }
 
 // filterRuns returns into how many runs of consecutive images a GPU cuts

@@ -8,11 +8,13 @@ package opencl
 // the shape and the first bad index.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -914,4 +916,96 @@ func TestFilterRuns(t *testing.T) {
 		}
 		testConv(t, d, convShapes[:len(convShapes)-1])
 	})
+}
+
+// TestWinograd checks which shapes take Winograd F(2×2, 3×3) with
+// CONV_WINO=on and runs the convolutions that way against the reference,
+// on every kernel family, in one chunk and in chunks of one image (a
+// workspace cap of one byte), with odd image sizes whose last tiles
+// overhang the edge and with groups.
+func TestWinograd(t *testing.T) {
+	wino := []device.ConvShape{
+		{N: 5, C: 3, H: 17, W: 11, K: 7, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+		{N: 3, C: 6, H: 6, W: 6, K: 10, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2},
+		{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}, // AlexNet conv4's image size
+		{N: 1, C: 37, H: 5, W: 6, K: 19, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+		{N: 2, C: 1, H: 1, W: 1, K: 1, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+		{N: 1, C: 2, H: 2, W: 7, K: 3, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+	}
+	for _, kind := range []string{gemmVector, gemmTiled, gemmBlocked} {
+		d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on"}})
+		for _, c := range []struct {
+			s    device.ConvShape
+			want bool
+		}{
+			{wino[0], true},
+			{device.ConvShape{N: 2, C: 4, H: 6, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 2}, false},  // pad 0
+			{device.ConvShape{N: 2, C: 3, H: 10, W: 9, K: 4, R: 3, S: 3, Stride: 2, Pad: 1, Groups: 1}, false}, // stride 2
+			{device.ConvShape{N: 2, C: 8, H: 13, W: 13, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}, false},
+			{device.ConvShape{N: 2, C: 3, H: 7, W: 5, K: 4, R: 3, S: 2, Stride: 1, Pad: 1, Groups: 1}, false},
+		} {
+			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+				if got := d.winograd(c.s, op); got != c.want {
+					t.Errorf("%s: winograd(%+v, %s) = %v, want %v", kind, c.s, op, got, c.want)
+				}
+			}
+		}
+		testConv(t, d, wino)
+		if d.ws.slots[3] == nil {
+			t.Fatalf("%s: no Winograd filters in workspace slot 3: the convolutions did not take Winograd", kind)
+		}
+		old := workspaceCap
+		workspaceCap = 1
+		testConv(t, d, wino[:3])
+		workspaceCap = old
+		// The other convolutions of the suite keep their paths beside it.
+		testConv(t, d, convShapes[1:4])
+		// One op at a time: the others keep their paths.
+		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+			d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": op}
+			testConv(t, d, wino[1:2])
+			if got := winoKernelsOf(t, d, wino[1]); !slices.Equal(got, []string{op}) {
+				t.Errorf("%s: CONV_WINO=%s: Winograd kernels ran in %v", kind, op, got)
+			}
+		}
+		d.opts.Defines = map[string]string{"GEMM_KIND": kind}
+		if d.winograd(wino[0], winoOpForward) {
+			t.Errorf("%s: Winograd without CONV_WINO", kind)
+		}
+		d.Close()
+	}
+}
+
+// winoKernelsOf runs the three convolution ops of s on d, each profiled,
+// and returns those (winoOpForward, winoOpData, winoOpFilter) that
+// launched a wino.cl kernel.
+func winoKernelsOf(t *testing.T, d *Device, s device.ConvShape) []string {
+	t.Helper()
+	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
+	x, w, b, y := up(t, d, make([]float32, nx)), up(t, d, make([]float32, nw)), up(t, d, make([]float32, s.K)), up(t, d, make([]float32, ny))
+	defer func() {
+		for _, buf := range []device.Buffer{x, w, b, y} {
+			d.Free(buf)
+		}
+	}()
+	var ops []string
+	for _, c := range []struct {
+		op  string
+		run func() error
+	}{
+		{winoOpForward, func() error { return d.Conv2DForward(x, w, b, y, s) }},
+		{winoOpData, func() error { return d.Conv2DBackwardData(y, w, x, s) }},
+		{winoOpFilter, func() error { return d.Conv2DBackwardFilter(x, y, w, b, s) }},
+	} {
+		d.StartProfiling()
+		err := c.run()
+		kts, perr := d.StopProfiling()
+		if err = cmp.Or(err, perr); err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(kts, func(k KernelTime) bool { return strings.HasPrefix(k.Kernel, "wino_") }) {
+			ops = append(ops, c.op)
+		}
+	}
+	return ops
 }

@@ -55,7 +55,7 @@ import (
 
 // tuneFormat names the tuning record's format; it is also part of the
 // record's key. A record of another format is ignored and re-tuned.
-const tuneFormat = "alexcl-tune-v3" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND
+const tuneFormat = "alexcl-tune-v4" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND; v4: CONV_WINO
 
 // tunedNames are the -D tunables the tuner chooses. When Options.Defines
 // sets any of them the user has chosen, and Open does not tune.
@@ -63,7 +63,7 @@ var tunedNames = []string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
 	"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN",
-	"GEMM_KU", "CONV_KU", "CONV_KIND",
+	"GEMM_KU", "CONV_KU", "CONV_KIND", "CONV_WINO",
 }
 
 // tuneMode says what Open does about tuning.
@@ -348,12 +348,17 @@ type tuneSpec struct {
 	conv       []candidate        // the forward convolution's tiles (tiled; convFamily adds the blocked ones), tried when gemm picks tiled or blocked
 	gemmShapes []gemmShape        // timed shapes of Gemm
 	convShapes []device.ConvShape // timed shapes of Conv2DForward
+	winoShapes []device.ConvShape // 3x3, stride 1, pad 1: timed with and without Winograd (tune_wino.go)
 	runs       int                // timed runs per shape; the median counts
 	budget     time.Duration      // no further candidate starts after this
 	// gemmShare, when above 0, is the part of budget the matrix products
 	// may take, so that a long list of them cannot leave the forward
 	// convolution untuned (GPUs, where it is tuned after them).
 	gemmShare float64
+	// convShare, when above 0, is the part of budget the matrix products
+	// and the forward convolution may take together, so that the
+	// Winograd step after them gets its turn.
+	convShare float64
 }
 
 // tuneSpecFor returns the spec for a device; tests replace it with
@@ -383,6 +388,7 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 				{tA: true, M: 1728, N: 169, K: 192},
 			},
 			convShapes: []device.ConvShape{{N: 1, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}},
+			winoShapes: []device.ConvShape{{N: 2, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}},
 			runs:       5,
 			budget:     15 * time.Second,
 		}
@@ -418,9 +424,14 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 			{N: 32, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
 			{N: 32, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
 		},
+		winoShapes: []device.ConvShape{
+			{N: 32, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+			{N: 32, C: 384, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2},
+		},
 		runs:      5,
 		budget:    15 * time.Second,
 		gemmShare: 0.65,
+		convShare: 0.9,
 	}
 }
 
@@ -468,6 +479,9 @@ func (r *tuneRecord) validate(key string, l limits) error {
 		if !slices.Contains(tunedNames, n) {
 			return fmt.Errorf("defines %s, which the tuner does not choose", n)
 		}
+	}
+	if _, err := winoOps(r.Defines["CONV_WINO"]); err != nil {
+		return err
 	}
 	g, err := parseCandidate(r.Defines, "GEMM")
 	if err != nil {
@@ -657,6 +671,9 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 			rec.Defines["CONV_KIND"] = gemmTiled
 		} else {
 			t.deadline = t.start.Add(t.spec.budget)
+			if t.spec.convShare > 0 {
+				t.deadline = t.start.Add(time.Duration(t.spec.convShare * float64(t.spec.budget)))
+			}
 			c, res, err := t.pick(t.convFamily(g))
 			rec.Results = append(rec.Results, res...)
 			if err != nil {
@@ -665,6 +682,19 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 			} else {
 				maps.Copy(rec.Defines, c.defines("CONV"))
 			}
+		}
+	}
+	if len(t.spec.winoShapes) > 0 {
+		// Untuned, the convolutions keep their usual paths (CONV_WINO=off).
+		rec.Defines["CONV_WINO"] = "off"
+		if time.Since(t.start) > t.spec.budget {
+			d.opts.logf("tuning winograd on %s skipped: the %v budget is spent; the convolutions keep their usual paths", d.info.Name, t.spec.budget)
+		} else if v, res, err := t.pickWino(rec.Defines); err != nil {
+			rec.Results = append(rec.Results, res...)
+			d.opts.logf("tuning winograd on %s: %v; the convolutions keep their usual paths", d.info.Name, err)
+		} else {
+			rec.Results = append(rec.Results, res...)
+			rec.Defines["CONV_WINO"] = v
 		}
 	}
 	rec.TunedAt = time.Now().UTC().Truncate(time.Second)

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -533,5 +534,85 @@ func TestTuneConvFails(t *testing.T) {
 	tuned := openTestDevice(t, Options{Version: "test", Defines: rec.Defines})
 	if tuned.convForwardKernel() != "conv2d_forward" || tuned.kernels["conv2d_forward_blk"] != nil {
 		t.Errorf("device from the record runs %s (conv2d_forward_blk built: %v)", tuned.convForwardKernel(), tuned.kernels["conv2d_forward_blk"] != nil)
+	}
+}
+
+// TestTuneWino runs the tuner's Winograd step after a tiled and after a
+// vector GEMM: each op is timed both ways and one of the two is chosen,
+// the record names exactly the ops whose Winograd time won, and it is
+// valid; then with Winograd's outputs made wrong, on the small checks for
+// forward and on the timed shape for the filter gradient, those ops keep
+// their usual paths, with the reason in the log.
+func TestTuneWino(t *testing.T) {
+	t.Setenv("ALEXCL_TUNE", "")
+	spec := smallSpec(nil, []candidate{tiled(16, 16, 8, 2, 2)})
+	spec.winoShapes = []device.ConvShape{{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}}
+	for _, gemm := range []candidate{tiled(16, 16, 8, 2, 2), vector(16, 6, 8)} {
+		d := openTestDevice(t)
+		var log logLines
+		d.opts.Logf = log.logf
+		spec.gemm = []candidate{gemm}
+		withSpec(t, spec)
+		rec, err := d.tune(limitsOf(d.dev))
+		if err != nil {
+			t.Fatalf("tune: %v\n%s", err, log.String())
+		}
+		var won []string
+		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+			var direct, wino *tuneResult
+			for i, r := range rec.Results {
+				switch r.Candidate {
+				case op + " direct":
+					direct = &rec.Results[i]
+				case op + " winograd":
+					wino = &rec.Results[i]
+				}
+			}
+			if direct == nil || wino == nil || len(direct.GFLOPS) != 1 || len(wino.GFLOPS) != 1 || direct.Chosen == wino.Chosen {
+				t.Fatalf("%v: %s: results %+v and %+v, want both timed and one chosen\n%s", gemm, op, direct, wino, log.String())
+			}
+			if wino.Chosen {
+				won = append(won, op)
+			}
+		}
+		want := "off"
+		if len(won) > 0 {
+			want = strings.Join(won, "+")
+		}
+		if rec.Defines["CONV_WINO"] != want {
+			t.Errorf("%v: CONV_WINO=%q, want %q from the results", gemm, rec.Defines["CONV_WINO"], want)
+		}
+		rec.Key = "k"
+		if err := rec.validate("k", limitsOf(d.dev)); err != nil {
+			t.Fatalf("%v: record: %v", gemm, err)
+		}
+		t.Logf("%v: CONV_WINO=%s\n%s", gemm, rec.Defines["CONV_WINO"], log.String())
+	}
+
+	d := openTestDevice(t)
+	var log logLines
+	d.opts.Logf = log.logf
+	spec.gemm = []candidate{tiled(16, 16, 8, 2, 2)}
+	withSpec(t, spec)
+	withCheckHook(t, func(family string, c candidate, out []float32) {
+		// Forward's small checks; the filter gradient's timed shape (the
+		// small checks' outputs are shorter).
+		if family == "wino" && (c.Kind == winoOpForward || c.Kind == winoOpFilter && len(out) == 12*4*9) {
+			out[len(out)/2] += 1
+		}
+	})
+	rec, err := d.tune(limitsOf(d.dev))
+	if err != nil {
+		t.Fatalf("tune: %v\n%s", err, log.String())
+	}
+	ops, _ := winoOps(rec.Defines["CONV_WINO"])
+	if slices.Contains(ops, winoOpForward) || slices.Contains(ops, winoOpFilter) {
+		t.Errorf("CONV_WINO=%s takes a wrong op", rec.Defines["CONV_WINO"])
+	}
+	for _, want := range []string{"tuning winograd on " + d.info.Name + ": forward dropped: wrong result: forward",
+		"tuning winograd on " + d.info.Name + ": filter dropped: wrong result: filter 12 3x3 g2"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log:\n%s\nwant %q", log.String(), want)
+		}
 	}
 }
