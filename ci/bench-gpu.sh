@@ -3,8 +3,9 @@
 # the GPU (selftest, which also tunes the kernels: its log and the tuning
 # record are kept), alexcl's training throughput (paper at batch 128 and
 # 256, mini at 512, with per-layer kernel times; paper 128 again with the
-# upload inside the step) and PyTorch's on the same card, then one epoch of
-# the default training run. BENCHMARKS.md's GPU
+# upload inside the step, with the vendor tiles with and without Winograd,
+# and with each kernel family and GPU-path change) and PyTorch's on the
+# same card, then one epoch of the default training run. BENCHMARKS.md's GPU
 # section came from this.
 #
 #   go build -o alexcl ./cmd/alexcl   # CGO_ENABLED=0 builds run anywhere
@@ -55,7 +56,7 @@ timeout -k 5 20 nvidia-smi --query-gpu=name,driver_version --format=csv > "$OUT/
 timeout -k 5 30 "$B" list-devices > "$OUT/list.txt" 2>&1
 step selftest.txt 120 "$B" selftest --device gpu0
 tail -2 "$OUT/selftest.txt"
-grep -h 'tuning gemm\|tuning conv\|tuned' "$OUT/selftest.txt" | head -30
+grep -h 'tuning gemm\|tuning conv\|tuning winograd\|tuned' "$OUT/selftest.txt" | head -40
 cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/tune-*.json "$OUT/" 2>/dev/null
 step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3
 step torch.txt 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256
@@ -69,6 +70,10 @@ step paper128-bwdata-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_BWDATA=implicit 
 # steps in the default runs of 2 and unrolled whole (TestKernelISA: AMD's
 # compiler needs the runs; which NVIDIA's prefers is what this measures).
 step paper128-tiled-default.txt 60 env ALEXCL_TUNE=off "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+# Winograd for the 3x3 convolutions against the line above (setting
+# CONV_WINO turns tuning off, so both run the vendor tiles); the tuner's
+# own op-by-op timings are in selftest.txt.
+step paper128-tiled-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 for defs in GEMM_KIND=blocked GEMM_KIND=blocked,GEMM_KU=16,CONV_KU=16; do
 	step "paper128-${defs//[=,]/-}.txt" 60 env "ALEXCL_CL_DEFINES=$defs" "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done

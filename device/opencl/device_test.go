@@ -575,8 +575,19 @@ func TestOpenDefinesEnv(t *testing.T) {
 	if d.gemmKind() != gemmTiled {
 		t.Errorf("kernel family %s, want tiled", d.gemmKind())
 	}
+	// Options.Defines are checked too (the variable is, below).
+	o = testOptions(sharedCache, nil)
+	o.Defines["CONV_WINO"] = "sideways"
+	t.Setenv("ALEXCL_CL_DEFINES", "")
+	if d, err := Open(0, o); err == nil || !strings.Contains(err.Error(), `CONV_WINO="sideways"`) {
+		t.Errorf("Options.Defines CONV_WINO=sideways: %v, want an error naming it", err)
+		if err == nil {
+			d.Close()
+		}
+	}
 	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "GEMM_TSM=6 4",
-		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED", "CONV_BWDATA=yes"} {
+		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED", "CONV_BWDATA=yes",
+		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO=on+data"} {
 		t.Setenv("ALEXCL_CL_DEFINES", bad)
 		if d, err := Open(0, testOptions(sharedCache, nil)); err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_DEFINES") {
 			t.Errorf("ALEXCL_CL_DEFINES=%q: %v, want an error naming the variable", bad, err)

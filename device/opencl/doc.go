@@ -19,9 +19,11 @@
 // With Options.Tune (or ALEXCL_TUNE=on), the first Open of a device
 // autotunes its -D tunables before building the program: it times a few
 // candidate GEMM kernel families and tiles (and, where a GPU family wins,
-// the forward convolution's tiles) on AlexNet-like shapes with
-// profiling events, checks every candidate's results against device/ref,
-// and keeps the fastest, within about 15 s on a GPU and 20 s under POCL.
+// the forward convolution's tiles; then, op by op, Winograd F(2×2, 3×3)
+// against the usual path for 3×3 convolutions, wino.go) on AlexNet-like
+// shapes with profiling events, checks every candidate's results against
+// device/ref, and keeps the fastest, within about 15 s on a GPU and 20 s
+// under POCL.
 // The choice is saved as tune-<key>.json beside the kernel binaries (same
 // key ingredients) and read by later Opens; a corrupt or stale record is
 // re-tuned. ALEXCL_TUNE=off keeps the vendor defaults (the kernel family

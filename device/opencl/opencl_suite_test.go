@@ -45,7 +45,8 @@ func TestSuite(t *testing.T) {
 // OpenCL device 0 with each GPU kernel family (tiled, blocked), whatever
 // the device's type: under POCL this is how the GPU paths (implicit-GEMM
 // forward convolution, im2col and col2im a work item per element, the
-// filter gradient in runs of images) are checked op by op.
+// filter gradient in runs of images) are checked op by op; and with
+// Winograd (CONV_WINO=on) on the tiled and the CPU family.
 func TestSuiteGPUFamilies(t *testing.T) {
 	infos, err := opencl.List()
 	if err != nil || len(infos) == 0 {
@@ -54,9 +55,18 @@ func TestSuiteGPUFamilies(t *testing.T) {
 		}
 		t.Skipf("no OpenCL device: %v", err)
 	}
-	for _, kind := range []string{"tiled", "blocked"} {
-		t.Run(kind, func(t *testing.T) {
-			d, err := opencl.Open(0, opencl.Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind}})
+	for _, c := range []struct {
+		name    string
+		defines map[string]string
+	}{
+		{"tiled", map[string]string{"GEMM_KIND": "tiled"}},
+		{"blocked", map[string]string{"GEMM_KIND": "blocked"}},
+		// Winograd for every 3x3 convolution, on a GPU family and the CPU one.
+		{"tiled_winograd", map[string]string{"GEMM_KIND": "tiled", "CONV_WINO": "on"}},
+		{"vector_winograd", map[string]string{"GEMM_KIND": "vector", "CONV_WINO": "on"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := opencl.Open(0, opencl.Options{Version: "test", Defines: c.defines})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -702,12 +702,13 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 	return rec, nil
 }
 
-// release waits for the scratch device's work and frees its program and
-// buffers; the context and queue stay with the device being opened.
+// release waits for the scratch device's work and frees its program,
+// buffers and workspace (the Winograd step's); the context and queue stay
+// with the device being opened.
 func (t *tuner) release() {
 	s := t.s
 	s.queue.Finish()
-	s.prof.drop()
+	s.releaseOpsState()
 	if s.prog != nil {
 		s.dropProgram()
 	}

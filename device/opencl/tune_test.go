@@ -168,6 +168,13 @@ func TestTuneRecordValidate(t *testing.T) {
 	if err := good().validate("k", lim); err != nil {
 		t.Fatalf("valid record: %v", err)
 	}
+	for _, v := range []string{"off", "on", "filter", "forward+data+filter", "data+forward"} {
+		r := good()
+		r.Defines["CONV_WINO"] = v
+		if err := r.validate("k", lim); err != nil {
+			t.Errorf("CONV_WINO=%s: %v", v, err)
+		}
+	}
 	for name, tc := range map[string]struct {
 		edit func(r *tuneRecord)
 		want string
@@ -209,7 +216,9 @@ func TestTuneRecordValidate(t *testing.T) {
 			maps.Copy(r.Defines, tiled(64, 64, 32, 4, 4).defines("CONV"))
 			delete(r.Defines, "CONV_KIND")
 		}, "conv blocked 64x64x32/4x4: needs 34816 bytes of local memory"},
-		"conv kind": {func(r *tuneRecord) { r.Defines["CONV_KIND"] = "vector" }, `CONV_KIND="vector"`},
+		"conv kind":      {func(r *tuneRecord) { r.Defines["CONV_KIND"] = "vector" }, `CONV_KIND="vector"`},
+		"winograd":       {func(r *tuneRecord) { r.Defines["CONV_WINO"] = "forward+sideways" }, `CONV_WINO="forward+sideways"`},
+		"winograd twice": {func(r *tuneRecord) { r.Defines["CONV_WINO"] = "data+data" }, "names data twice"},
 		"conv kind alone": {func(r *tuneRecord) {
 			for _, n := range []string{"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN", "CONV_KIND"} {
 				delete(r.Defines, n)

@@ -99,14 +99,14 @@ func (t *tuner) pickWino(defs map[string]string) (string, []tuneResult, error) {
 // winoCase is one timed shape of pickWino: its buffers, its op, and the
 // op's work in multiply-adds of the direct convolution, times 2.
 type winoCase struct {
-	name   string
-	flops  float64
-	run    func() error
-	out    device.Buffer
-	n      int
-	reset  func() error
-	bufs   []device.Buffer
-	t      *tuner
+	name  string
+	flops float64
+	run   func() error
+	out   device.Buffer
+	n     int
+	reset func() error
+	bufs  []device.Buffer
+	t     *tuner
 }
 
 func (c *winoCase) free() {

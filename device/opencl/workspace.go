@@ -18,10 +18,10 @@ var workspaceCap = 256 << 20
 // workspace is the device scratch memory of the convolutions: slot 0
 // holds unrolled patches (col), or the flipped filters of an implicit
 // backward-data convolution, slot 1 the partial filter gradients of a
-// GPU's runs of images (Conv2DBackwardFilter), slot 2 zeros (zeros); a Winograd convolution
-// (wino.go) takes slots 0, 1 and 3. Each
-// slot grows to the largest size asked for and is then reused, so a
-// training step allocates nothing after its first one. Workspace buffers
+// GPU's runs of images (Conv2DBackwardFilter), slot 2 zeros (zeros); a
+// Winograd convolution (wino.go) takes slots 0, 1 and 3. Each slot grows
+// to the largest size asked for and is then reused, so a training step
+// allocates nothing after its first one. Workspace buffers
 // are not counted in MemStats (they are the device's, not the caller's);
 // WorkspaceBytes reports them. mu is held for a whole convolution op, so
 // ops of several goroutines never share a slot's contents.
