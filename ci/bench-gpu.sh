@@ -56,14 +56,15 @@ timeout -k 5 20 nvidia-smi --query-gpu=name,driver_version --format=csv > "$OUT/
 timeout -k 5 30 "$B" list-devices > "$OUT/list.txt" 2>&1
 step selftest.txt 120 "$B" selftest --device gpu0
 tail -2 "$OUT/selftest.txt"
-grep -h 'tuning gemm\|tuning conv\|tuning winograd\|tuned' "$OUT/selftest.txt" | head -40
+grep -h 'tuning gemm\|tuning conv\|tuning winograd\|tuning bwdata\|tuned' "$OUT/selftest.txt" | head -40
 cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/tune-*.json "$OUT/" 2>/dev/null
 step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3
 step torch.txt 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256
 cat "$OUT/torch.txt"
 step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
-# The data gradient as one implicit-GEMM convolution of dy (opt-in: slower
-# under POCL; tuning stays on, CONV_BWDATA is not a tuned name).
+# The data gradient as one implicit-GEMM convolution of dy (the tuner's
+# choice is in selftest.txt; setting CONV_BWDATA turns tuning off, so
+# this runs the vendor tiles: compare with paper128-tiled-default.txt).
 step paper128-bwdata-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 # The kernel families on the same step, whatever the tuner chose: the
 # vendor defaults (tiled 64x64x16/4x4), and the blocked family with its K

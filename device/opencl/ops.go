@@ -308,12 +308,12 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 // square filters and pad <= R-1, dx is dy convolved with the flipped,
 // channel-swapped filters (conv_flip_weights) and padding R-1-pad, so the
 // whole batch is one launch of the tuned conv2d_forward (or _blk), with no
-// unrolled patches written and read back and no col2im. Opt-in, with the
-// host-only define CONV_BWDATA=implicit (ALEXCL_CL_DEFINES): under POCL
-// it is slower than the GEMM into unrolled patches (AlexNet's conv2 6.9
-// against 9.2 GFLOP/s, conv3 8.6 against 8.9), and it has not been timed
-// on a GPU, where its one long-K product may win; ci/bench-gpu.sh times
-// it.
+// unrolled patches written and read back and no col2im. The host-only
+// define CONV_BWDATA=implicit turns it on: the tuner sets it where it
+// times faster on the device (tune_paths.go), or the user
+// (ALEXCL_CL_DEFINES). Under POCL it is slower than the GEMM into
+// unrolled patches (AlexNet's conv2 6.9 against 9.2 GFLOP/s, conv3 8.6
+// against 8.9); on a GPU the one long-K product may win.
 func (d *Device) implicitBackwardData(s device.ConvShape) bool {
 	return !d.vector() && d.opts.Defines["CONV_BWDATA"] == "implicit" && s.Stride == 1 && s.R == s.S && s.Pad <= s.R-1
 }

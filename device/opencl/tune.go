@@ -55,7 +55,7 @@ import (
 
 // tuneFormat names the tuning record's format; it is also part of the
 // record's key. A record of another format is ignored and re-tuned.
-const tuneFormat = "alexcl-tune-v4" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND; v4: CONV_WINO
+const tuneFormat = "alexcl-tune-v4" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND; v4: CONV_WINO, CONV_BWDATA
 
 // tunedNames are the -D tunables the tuner chooses. When Options.Defines
 // sets any of them the user has chosen, and Open does not tune.
@@ -63,7 +63,7 @@ var tunedNames = []string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
 	"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN",
-	"GEMM_KU", "CONV_KU", "CONV_KIND", "CONV_WINO",
+	"GEMM_KU", "CONV_KU", "CONV_KIND", "CONV_WINO", "CONV_BWDATA",
 }
 
 // tuneMode says what Open does about tuning.
@@ -348,7 +348,7 @@ type tuneSpec struct {
 	conv       []candidate        // the forward convolution's tiles (tiled; convFamily adds the blocked ones), tried when gemm picks tiled or blocked
 	gemmShapes []gemmShape        // timed shapes of Gemm
 	convShapes []device.ConvShape // timed shapes of Conv2DForward
-	winoShapes []device.ConvShape // 3x3, stride 1, pad 1: timed with and without Winograd (tune_wino.go)
+	winoShapes []device.ConvShape // 3x3, stride 1, pad 1: timed with and without Winograd (tune_paths.go)
 	runs       int                // timed runs per shape; the median counts
 	budget     time.Duration      // no further candidate starts after this
 	// gemmShare, when above 0, is the part of budget the matrix products
@@ -482,6 +482,9 @@ func (r *tuneRecord) validate(key string, l limits) error {
 	}
 	if _, err := winoOps(r.Defines["CONV_WINO"]); err != nil {
 		return err
+	}
+	if v, ok := r.Defines["CONV_BWDATA"]; ok && v != "col" && v != "implicit" {
+		return fmt.Errorf("CONV_BWDATA=%q: want col or implicit", v)
 	}
 	g, err := parseCandidate(r.Defines, "GEMM")
 	if err != nil {
@@ -684,17 +687,15 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 			}
 		}
 	}
-	if len(t.spec.winoShapes) > 0 {
-		// Untuned, the convolutions keep their usual paths (CONV_WINO=off).
-		rec.Defines["CONV_WINO"] = "off"
+	if len(t.spec.winoShapes) > 0 || g.Kind != gemmVector && len(t.spec.convShapes) > 0 {
+		// Untuned, the convolutions keep their usual paths.
 		if time.Since(t.start) > t.spec.budget {
-			d.opts.logf("tuning winograd on %s skipped: the %v budget is spent; the convolutions keep their usual paths", d.info.Name, t.spec.budget)
-		} else if v, res, err := t.pickWino(rec.Defines); err != nil {
-			rec.Results = append(rec.Results, res...)
-			d.opts.logf("tuning winograd on %s: %v; the convolutions keep their usual paths", d.info.Name, err)
+			d.opts.logf("tuning the convolutions' paths on %s skipped: the %v budget is spent; they keep their usual ones", d.info.Name, t.spec.budget)
+		} else if paths, res, err := t.pickPaths(rec.Defines, g.Kind != gemmVector); err != nil {
+			d.opts.logf("tuning the convolutions' paths on %s: %v; they keep their usual ones", d.info.Name, err)
 		} else {
 			rec.Results = append(rec.Results, res...)
-			rec.Defines["CONV_WINO"] = v
+			maps.Copy(rec.Defines, paths)
 		}
 	}
 	rec.TunedAt = time.Now().UTC().Truncate(time.Second)

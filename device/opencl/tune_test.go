@@ -546,13 +546,15 @@ func TestTuneConvFails(t *testing.T) {
 	}
 }
 
-// TestTuneWino runs the tuner's Winograd step after a tiled and after a
-// vector GEMM: each op is timed both ways and one of the two is chosen,
-// the record names exactly the ops whose Winograd time won, and it is
-// valid; then with Winograd's outputs made wrong, on the small checks for
+// TestTunePaths runs the tuner's last step after a tiled and after a
+// vector GEMM: each op is timed with and without Winograd and one of the
+// two is chosen, the record names exactly the ops whose Winograd time won,
+// the implicit data gradient is timed on the GPU family only (where
+// Winograd does not take the data gradient), and the record is valid;
+// then with Winograd's outputs made wrong, on the small checks for
 // forward and on the timed shape for the filter gradient, those ops keep
 // their usual paths, with the reason in the log.
-func TestTuneWino(t *testing.T) {
+func TestTunePaths(t *testing.T) {
 	t.Setenv("ALEXCL_TUNE", "")
 	spec := smallSpec(nil, []candidate{tiled(16, 16, 8, 2, 2)})
 	spec.winoShapes = []device.ConvShape{{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}}
@@ -591,6 +593,16 @@ func TestTuneWino(t *testing.T) {
 		if rec.Defines["CONV_WINO"] != want {
 			t.Errorf("%v: CONV_WINO=%q, want %q from the results", gemm, rec.Defines["CONV_WINO"], want)
 		}
+		// The implicit data gradient: GPU families only, timed on the
+		// convolution shapes Winograd does not take.
+		bw, ok := rec.Defines["CONV_BWDATA"]
+		timed := slices.ContainsFunc(rec.Results, func(r tuneResult) bool { return r.Family == "bwdata" && len(r.GFLOPS) > 0 })
+		switch {
+		case gemm.Kind == gemmVector && (ok || timed):
+			t.Errorf("%v: CONV_BWDATA=%q (timed: %v) on the CPU family", gemm, bw, timed)
+		case gemm.Kind != gemmVector && (bw != "col" && bw != "implicit" || timed != !slices.Contains(won, winoOpData)):
+			t.Errorf("%v: CONV_BWDATA=%q, timed %v, with Winograd on %v", gemm, bw, timed, won)
+		}
 		rec.Key = "k"
 		if err := rec.validate("k", limitsOf(d.dev)); err != nil {
 			t.Fatalf("%v: record: %v", gemm, err)
@@ -606,7 +618,7 @@ func TestTuneWino(t *testing.T) {
 	withCheckHook(t, func(family string, c candidate, out []float32) {
 		// Forward's small checks; the filter gradient's timed shape (the
 		// small checks' outputs are shorter).
-		if family == "wino" && (c.Kind == winoOpForward || c.Kind == winoOpFilter && len(out) == 12*4*9) {
+		if family == "winograd" && (c.Kind == winoOpForward || c.Kind == winoOpFilter && len(out) == 12*4*9) {
 			out[len(out)/2] += 1
 		}
 	})
@@ -618,8 +630,8 @@ func TestTuneWino(t *testing.T) {
 	if slices.Contains(ops, winoOpForward) || slices.Contains(ops, winoOpFilter) {
 		t.Errorf("CONV_WINO=%s takes a wrong op", rec.Defines["CONV_WINO"])
 	}
-	for _, want := range []string{"tuning winograd on " + d.info.Name + ": forward dropped: wrong result: forward",
-		"tuning winograd on " + d.info.Name + ": filter dropped: wrong result: filter 12 3x3 g2"} {
+	for _, want := range []string{"tuning winograd on " + d.info.Name + ": forward winograd dropped: wrong result: forward",
+		"tuning winograd on " + d.info.Name + ": filter winograd dropped: wrong result: filter 12 3x3/1 p1 g2"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log:\n%s\nwant %q", log.String(), want)
 		}

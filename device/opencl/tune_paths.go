@@ -1,0 +1,319 @@
+package opencl
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/ref"
+)
+
+// The tuner's last step: the host-side paths of the convolution ops, each
+// timed against the op's usual path on the device, with the GEMM and
+// convolution tunables already chosen:
+//   - CONV_WINO: per op (forward, data, filter), Winograd F(2×2, 3×3)
+//     (wino.go) on the spec's 3×3 shapes;
+//   - CONV_BWDATA (GPU families): the data gradient as one implicit-GEMM
+//     convolution of dy (ops.go, implicitBackwardData) on the spec's
+//     convolution shapes that Winograd does not take.
+// Every path runs the one program (the defines only steer the host), so
+// the step builds once and times the two paths of an op in alternation.
+// Before timing, the other path is checked against device/ref on small
+// shapes, and on each timed shape against the usual path's output; a
+// path whose check fails is not chosen.
+
+// pathChoice is one op's choice between its usual path and another.
+type pathChoice struct {
+	family             string             // "winograd" or "bwdata": in logs, records and tuneCheckHook
+	define             string             // the host-only define that picks the path
+	usual, alt         string             // its values for the two paths
+	usualName, altName string             // the paths in logs and records
+	op                 string             // winoOpForward, winoOpData or winoOpFilter: the op timed
+	small              []device.ConvShape // checked against device/ref on alt
+	shapes             []device.ConvShape // timed
+}
+
+// pickPaths returns the CONV_WINO and (GPU families) CONV_BWDATA values
+// for a program built with defs, and what was measured.
+func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, []tuneResult, error) {
+	sources := kernelSources("conv.cl", "gemm.cl", "wino.cl")
+	prog, kernels, err := buildCandidate(t.s.ctx, sources, Options{Defines: defs, BuildOptions: t.s.opts.BuildOptions})
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &contender{prog: prog, kernels: kernels, defs: maps.Clone(defs)}
+	defer func() {
+		c.release()
+		t.s.prog, t.s.kernels = nil, nil
+	}()
+	t.activate(c)
+
+	var results []tuneResult
+	var wino []string
+	winoSmall := []device.ConvShape{
+		{N: 2, C: 5, H: 7, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+		{N: 3, C: 4, H: 6, W: 5, K: 6, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2},
+	}
+	for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+		won, res := t.choosePath(pathChoice{family: "winograd", define: "CONV_WINO", usual: "off", alt: op,
+			usualName: "direct", altName: "winograd", op: op, small: winoSmall, shapes: t.spec.winoShapes})
+		results = append(results, res...)
+		if won {
+			wino = append(wino, op)
+		}
+	}
+	out := map[string]string{"CONV_WINO": "off"}
+	if len(wino) > 0 {
+		out["CONV_WINO"] = strings.Join(wino, "+")
+	}
+	t.s.opts.Defines["CONV_WINO"] = out["CONV_WINO"]
+	if !gpu {
+		return out, results, nil
+	}
+	// The implicit data gradient, on the shapes it would serve.
+	t.s.opts.Defines["CONV_BWDATA"] = "implicit"
+	shapes := slices.DeleteFunc(slices.Clone(t.spec.convShapes), func(s device.ConvShape) bool {
+		return t.s.winograd(s, winoOpData) || !t.s.implicitBackwardData(s)
+	})
+	out["CONV_BWDATA"] = "col"
+	if len(shapes) > 0 {
+		won, res := t.choosePath(pathChoice{family: "bwdata", define: "CONV_BWDATA", usual: "col", alt: "implicit",
+			usualName: "col", altName: "implicit", op: winoOpData,
+			small: []device.ConvShape{
+				{N: 2, C: 8, H: 9, W: 7, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
+				{N: 3, C: 4, H: 6, W: 5, K: 5, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 1},
+			},
+			shapes: shapes})
+		results = append(results, res...)
+		if won {
+			out["CONV_BWDATA"] = "implicit"
+		}
+	}
+	return out, results, nil
+}
+
+// choosePath checks p's other path, times both on p's shapes and reports
+// whether the other path was faster (in the sum of the shapes' medians),
+// with a result for each path. It leaves p.define set to p.alt.
+func (t *tuner) choosePath(p pathChoice) (bool, []tuneResult) {
+	logf := func(format string, args ...any) {
+		t.d.opts.logf("tuning %s on %s: "+format, append([]any{p.family, t.d.info.Name}, args...)...)
+	}
+	t.s.opts.Defines[p.define] = p.alt
+	r := tuneResult{Family: p.family, Candidate: p.op + " " + p.altName}
+	what := r.Candidate
+	if err := t.checkOpSmall(p, p.small); err != nil {
+		r.Dropped = err.Error()
+		logf("%s dropped: %v", what, err)
+		return false, []tuneResult{r}
+	}
+	usual := tuneResult{Family: p.family, Candidate: p.op + " " + p.usualName}
+	var sumU, sumA time.Duration
+	for _, s := range p.shapes {
+		cs, err := t.convCase(p.op, s)
+		if err == nil {
+			var tu, ta time.Duration
+			if tu, ta, err = t.timeTwoWays(p, cs); err == nil {
+				sumU, sumA = sumU+tu, sumA+ta
+				for _, x := range []struct {
+					r *tuneResult
+					d time.Duration
+				}{{&usual, tu}, {&r, ta}} {
+					x.r.Shapes = append(x.r.Shapes, cs.name)
+					x.r.GFLOPS = append(x.r.GFLOPS, math.Round(cs.flops/x.d.Seconds()/1e8)/10) // the direct count: comparable
+				}
+			}
+		}
+		cs.free()
+		if err != nil {
+			r.Dropped = err.Error()
+			logf("%s dropped: %v", what, err)
+			return false, []tuneResult{usual, r}
+		}
+	}
+	won := len(p.shapes) > 0 && sumA < sumU
+	r.Chosen, usual.Chosen = won, !won
+	logf("%s: %v %s, %v %s (%s; medians of %d)", p.op, sumU.Round(time.Microsecond), p.usualName,
+		sumA.Round(time.Microsecond), p.altName, strings.Join(r.Shapes, " / "), max(t.spec.runs, 1))
+	return won, []tuneResult{usual, r}
+}
+
+// convCase is one timed shape of choosePath: its buffers and op, and the
+// op's work as the direct convolution's multiply-adds, times 2.
+type convCase struct {
+	name  string
+	flops float64
+	run   func() error
+	reset func() error
+	out   device.Buffer
+	n     int
+	bufs  []device.Buffer
+	t     *tuner
+}
+
+func (c *convCase) free() {
+	for _, b := range c.bufs {
+		c.t.s.Free(b)
+	}
+}
+
+// convCase sets up op on s with random data.
+func (t *tuner) convCase(op string, s device.ConvShape) (*convCase, error) {
+	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
+	c := &convCase{t: t,
+		name:  fmt.Sprintf("%s %d %dx%d/%d p%d g%d on %dx%dx%dx%d", op, s.K, s.R, s.S, s.Stride, s.Pad, s.Groups, s.N, s.C, s.H, s.W),
+		flops: 2 * float64(ny) * float64(s.C/s.Groups*s.R*s.S)}
+	var err error
+	up := func(n int) device.Buffer {
+		if err != nil {
+			return nil
+		}
+		var b device.Buffer
+		if b, err = t.upload(t.random(n)); err == nil {
+			c.bufs = append(c.bufs, b)
+		}
+		return b
+	}
+	x, w, b, y := up(nx), up(nw), up(s.K), up(ny)
+	if err != nil {
+		return c, err
+	}
+	nan := func(b device.Buffer) func() error {
+		return func() error { return t.s.Fill(b, float32(math.NaN())) }
+	}
+	switch op {
+	case winoOpForward:
+		c.run, c.out, c.n, c.reset = func() error { return t.s.Conv2DForward(x, w, b, y, s) }, y, ny, nan(y)
+	case winoOpData:
+		c.run, c.out, c.n, c.reset = func() error { return t.s.Conv2DBackwardData(y, w, x, s) }, x, nx, nan(x)
+	case winoOpFilter:
+		dw := up(nw)
+		if err != nil {
+			return c, err
+		}
+		c.run, c.out, c.n = func() error { return t.s.Conv2DBackwardFilter(x, y, dw, b, s) }, dw, nw
+		c.reset = func() error { return t.s.Fill(dw, 0) }
+	default:
+		return c, errors.New("unknown op " + op)
+	}
+	return c, nil
+}
+
+// timeTwoWays checks c's output on p's other path against its usual
+// path's and returns the median device times of the two over the spec's
+// runs, run in alternation.
+func (t *tuner) timeTwoWays(p pathChoice, c *convCase) (usual, alt time.Duration, err error) {
+	values := []string{p.usual, p.alt}
+	defer func() { t.s.opts.Defines[p.define] = p.alt }()
+	var outs [2][]float32
+	for i, v := range values {
+		t.s.opts.Defines[p.define] = v
+		if err := c.reset(); err != nil {
+			return 0, 0, err
+		}
+		if err := c.run(); err != nil {
+			return 0, 0, err
+		}
+		// The hook's candidate names the path: the define's value.
+		if outs[i], err = t.readBack(p.family, candidate{Kind: v}, c.out, c.n); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := checkNear(c.name, outs[1], outs[0]); err != nil {
+		return 0, 0, err
+	}
+	var ts [2][]time.Duration
+	for range max(t.spec.runs, 1) {
+		for i, v := range values {
+			t.s.opts.Defines[p.define] = v
+			d, err := t.timeOne(benchCase{name: c.name, run: c.run})
+			if err != nil {
+				return 0, 0, err
+			}
+			ts[i] = append(ts[i], d)
+		}
+	}
+	return median(ts[0]), median(ts[1]), nil
+}
+
+// checkNear compares got with want, the same op computed another way, on
+// a large shape: |got−want| <= 1e-4·(|want| + the mean |want|), NaN
+// nowhere; the mean term covers the cancellation in long sums, whose
+// error scales with the magnitude of their terms, not of the result.
+func checkNear(what string, got, want []float32) error {
+	mean := 0.0
+	for _, w := range want {
+		mean += math.Abs(float64(w))
+	}
+	mean /= float64(max(len(want), 1))
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		if math.IsNaN(g) || math.IsInf(g, 0) || math.IsNaN(w) || math.Abs(g-w) > 1e-4*(math.Abs(w)+mean) {
+			return fmt.Errorf("wrong result: %s: index %d: got %.7g, the usual path %.7g", what, i, g, w)
+		}
+	}
+	return nil
+}
+
+// checkOpSmall runs p.op on the scratch device as its defines stand (p.alt
+// set) on small shapes against device/ref.
+func (t *tuner) checkOpSmall(p pathChoice, shapes []device.ConvShape) error {
+	for _, s := range shapes {
+		nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
+		x, w, b, y := t.random(nx), t.random(nw), t.random(s.K), t.random(ny)
+		var want []float32
+		var in [][]float32 // uploaded in this order
+		var outIdx, n int
+		switch p.op {
+		case winoOpForward:
+			want, in, outIdx, n = make([]float32, ny), [][]float32{x, w, b, make([]float32, ny)}, 3, ny
+			ref.Conv2DForward(x, w, b, want, s)
+		case winoOpData:
+			want, in, outIdx, n = make([]float32, nx), [][]float32{y, w, make([]float32, nx)}, 2, nx
+			ref.Conv2DBackwardData(y, w, want, s)
+		case winoOpFilter:
+			want, in, outIdx, n = slices.Clone(w), [][]float32{x, y, w, make([]float32, s.K)}, 2, nw
+			ref.Conv2DBackwardFilter(x, y, want, make([]float32, s.K), s)
+		default:
+			return errors.New("unknown op " + p.op)
+		}
+		var bufs []device.Buffer
+		var err error
+		for _, v := range in {
+			var buf device.Buffer
+			if buf, err = t.upload(v); err != nil {
+				break
+			}
+			bufs = append(bufs, buf)
+		}
+		var got []float32
+		if err == nil {
+			switch p.op {
+			case winoOpForward:
+				err = t.s.Conv2DForward(bufs[0], bufs[1], bufs[2], bufs[3], s)
+			case winoOpData:
+				err = t.s.Conv2DBackwardData(bufs[0], bufs[1], bufs[2], s)
+			case winoOpFilter:
+				err = t.s.Conv2DBackwardFilter(bufs[0], bufs[1], bufs[2], bufs[3], s)
+			}
+			if err == nil {
+				got, err = t.readBack(p.family, candidate{Kind: p.alt}, bufs[outIdx], n)
+			}
+		}
+		for _, buf := range bufs {
+			t.s.Free(buf)
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkClose(fmt.Sprintf("%s %+v", p.op, s), got, want); err != nil {
+			return err
+		}
+	}
+	return nil
+}
