@@ -42,7 +42,9 @@
 //       dw (K, Cg, 3, 3) += Gt dU G, du (16, K*Cg) as wino_filter's
 //       forward layout. K*Cg items.
 //
-// Tunables: none. Host-only define CONV_WINO (on or off; see ops.go).
+// Tunables: none. Host-only define CONV_WINO: on, off, or the ops that
+// take Winograd joined by "+" (forward, data, filter); the tuner sets it
+// from timings on the device (device/opencl/wino.go, tune_paths.go).
 
 // WINO_G applies G to the column (a, b, c).
 #define WINO_G(a, b, c, o0, o1, o2, o3) \

@@ -920,8 +920,8 @@ func TestFilterRuns(t *testing.T) {
 
 // TestWinograd checks which shapes take Winograd F(2×2, 3×3) with
 // CONV_WINO=on and runs the convolutions that way against the reference,
-// on every kernel family, in one chunk and in chunks of one image (a
-// workspace cap of one byte), with odd image sizes whose last tiles
+// on every kernel family, in one chunk, in chunks of one image (a
+// workspace cap of one byte) and in uneven chunks, with odd image sizes whose last tiles
 // overhang the edge and with groups.
 func TestWinograd(t *testing.T) {
 	wino := []device.ConvShape{
@@ -957,6 +957,10 @@ func TestWinograd(t *testing.T) {
 		old := workspaceCap
 		workspaceCap = 1
 		testConv(t, d, wino[:3])
+		// Chunks of 2, 2 and 1 images: 4 bytes x 16 x (C + K) x 54 tiles
+		// per image of wino[0].
+		workspaceCap = 2*4*16*(3+7)*54 + 100
+		testConv(t, d, wino[:1])
 		workspaceCap = old
 		// The other convolutions of the suite keep their paths beside it.
 		testConv(t, d, convShapes[1:4])

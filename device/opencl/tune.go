@@ -992,20 +992,30 @@ func (t *tuner) prepare(f family, c candidate) error {
 // timeOne runs bc once on the scratch device and returns the device time
 // of its kernels (OpenCL profiling events).
 func (t *tuner) timeOne(bc benchCase) (time.Duration, error) {
+	d, _, err := t.profileOne(bc)
+	return d, err
+}
+
+// profileOne is timeOne that also returns the names of the kernels bc
+// launched, sorted, each once.
+func (t *tuner) profileOne(bc benchCase) (time.Duration, []string, error) {
 	t.s.StartProfiling()
 	err := bc.run()
 	kts, perr := t.s.StopProfiling()
 	if err = cmp.Or(err, perr); err != nil {
-		return 0, fmt.Errorf("%s: %w", bc.name, err)
+		return 0, nil, fmt.Errorf("%s: %w", bc.name, err)
 	}
 	var sum time.Duration
+	var names []string
 	for _, kt := range kts {
 		sum += kt.Duration
+		names = append(names, kt.Kernel)
 	}
 	if sum <= 0 {
-		return 0, fmt.Errorf("%s: the driver reported no kernel time", bc.name)
+		return 0, nil, fmt.Errorf("%s: the driver reported no kernel time", bc.name)
 	}
-	return sum, nil
+	slices.Sort(names)
+	return sum, slices.Compact(names), nil
 }
 
 // median returns the median of ds (the upper one of an even count).

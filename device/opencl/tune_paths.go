@@ -59,7 +59,18 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		{N: 2, C: 5, H: 7, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
 		{N: 3, C: 4, H: 6, W: 5, K: 6, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2},
 	}
+	end := t.start.Add(t.spec.budget)
+	spent := func(what string) bool {
+		if time.Now().Before(end) {
+			return false
+		}
+		t.d.opts.logf("tuning the convolutions' paths on %s: the %v budget is spent, %s not tried", t.d.info.Name, t.spec.budget, what)
+		return true
+	}
 	for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+		if spent("winograd " + op) {
+			continue
+		}
 		won, res := t.choosePath(pathChoice{family: "winograd", define: "CONV_WINO", usual: "off", alt: op,
 			usualName: "direct", altName: "winograd", op: op, small: winoSmall, shapes: t.spec.winoShapes})
 		results = append(results, res...)
@@ -81,7 +92,7 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		return t.s.winograd(s, winoOpData) || !t.s.implicitBackwardData(s)
 	})
 	out["CONV_BWDATA"] = "col"
-	if len(shapes) > 0 {
+	if len(shapes) > 0 && !spent("the implicit data gradient") {
 		won, res := t.choosePath(pathChoice{family: "bwdata", define: "CONV_BWDATA", usual: "col", alt: "implicit",
 			usualName: "col", altName: "implicit", op: winoOpData,
 			small: []device.ConvShape{
@@ -228,15 +239,21 @@ func (t *tuner) timeTwoWays(p pathChoice, c *convCase) (usual, alt time.Duration
 		return 0, 0, err
 	}
 	var ts [2][]time.Duration
+	var kernels [2][]string
 	for range max(t.spec.runs, 1) {
 		for i, v := range values {
 			t.s.opts.Defines[p.define] = v
-			d, err := t.timeOne(benchCase{name: c.name, run: c.run})
+			d, names, err := t.profileOne(benchCase{name: c.name, run: c.run})
 			if err != nil {
 				return 0, 0, err
 			}
-			ts[i] = append(ts[i], d)
+			ts[i], kernels[i] = append(ts[i], d), names
 		}
+	}
+	// The define must have changed the path, or the two times are one
+	// path's twice.
+	if slices.Equal(kernels[0], kernels[1]) {
+		return 0, 0, fmt.Errorf("%s: %s=%s runs the same kernels as %s=%s (%s)", c.name, p.define, p.alt, p.define, p.usual, strings.Join(kernels[0], " "))
 	}
 	return median(ts[0]), median(ts[1]), nil
 }

@@ -553,7 +553,9 @@ func TestTuneConvFails(t *testing.T) {
 // Winograd does not take the data gradient), and the record is valid;
 // then with Winograd's outputs made wrong, on the small checks for
 // forward and on the timed shape for the filter gradient, those ops keep
-// their usual paths, with the reason in the log.
+// their usual paths, with the reason in the log. (Each timed comparison
+// also fails unless the two paths launched different kernels, so the
+// first half fails if CONV_WINO steers nothing.)
 func TestTunePaths(t *testing.T) {
 	t.Setenv("ALEXCL_TUNE", "")
 	spec := smallSpec(nil, []candidate{tiled(16, 16, 8, 2, 2)})
@@ -607,6 +609,9 @@ func TestTunePaths(t *testing.T) {
 		if err := rec.validate("k", limitsOf(d.dev)); err != nil {
 			t.Fatalf("%v: record: %v", gemm, err)
 		}
+		if _, err := json.Marshal(rec); err != nil {
+			t.Fatalf("%v: record: %v", gemm, err)
+		}
 		t.Logf("%v: CONV_WINO=%s\n%s", gemm, rec.Defines["CONV_WINO"], log.String())
 	}
 
@@ -629,6 +634,9 @@ func TestTunePaths(t *testing.T) {
 	ops, _ := winoOps(rec.Defines["CONV_WINO"])
 	if slices.Contains(ops, winoOpForward) || slices.Contains(ops, winoOpFilter) {
 		t.Errorf("CONV_WINO=%s takes a wrong op", rec.Defines["CONV_WINO"])
+	}
+	if _, err := json.Marshal(rec); err != nil { // a dropped op's results are finite
+		t.Errorf("record with dropped ops: %v", err)
 	}
 	for _, want := range []string{"tuning winograd on " + d.info.Name + ": forward winograd dropped: wrong result: forward",
 		"tuning winograd on " + d.info.Name + ": filter winograd dropped: wrong result: filter 12 3x3/1 p1 g2"} {

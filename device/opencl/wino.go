@@ -13,9 +13,10 @@ import (
 // products run on 2.25 times fewer operations (less the tiles that
 // overhang an odd image edge), for transforms that read and write each
 // value a few times. Whether that wins depends on the device: the host-only
-// define CONV_WINO (on or off) chooses, set by the tuner from timings on the
-// device, op by op, or by the user (ALEXCL_CL_DEFINES); off when neither
-// says.
+// define CONV_WINO (on, off, or the ops joined by "+", winoOps) chooses,
+// set by the tuner from timings on the device, op by op (tune_paths.go),
+// or by the user (ALEXCL_CL_DEFINES); off when neither says. Where it
+// takes the data gradient, CONV_BWDATA does not matter.
 //
 // Workspace: slot 0 holds a chunk's transformed input V (16, C, T), slot 1
 // its transformed output M or the transformed output gradient Z (16, K, T),
@@ -92,6 +93,16 @@ func (d *Device) winoChunks(n, vc, mc, H, W int, f func(n0, nc int, v, m *buffer
 	return nil
 }
 
+// winoFilters returns workspace slot 3 with room for K*Cg transformed
+// filters (16 floats each). The caller holds d.ws.mu.
+func (d *Device) winoFilters(K, Cg int) (*buffer, error) {
+	n := mulSat(16, K, Cg)
+	if err := checkElems("Winograd", "transformed filters", n); err != nil {
+		return nil, err
+	}
+	return d.slot(3, n)
+}
+
 // winoConv computes out (N, co, H, W) = the convolution of in (N, ci, H, W)
 // whose filters wino_filter transformed into u (+ bias when b != nil):
 // per chunk wino_input, 16*groups GEMMs M_e,g = U_e,g · V_e,g, and
@@ -125,7 +136,7 @@ func (d *Device) winoForward(x, w, b, y device.Buffer, s device.ConvShape) error
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
 	Cg := s.C / s.Groups
-	u, err := d.slot(3, mulSat(16, s.K, Cg))
+	u, err := d.winoFilters(s.K, Cg)
 	if err != nil {
 		return err
 	}
@@ -141,7 +152,7 @@ func (d *Device) winoBackwardData(dy, w, dx device.Buffer, s device.ConvShape) e
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
 	Cg := s.C / s.Groups
-	u, err := d.slot(3, mulSat(16, s.K, Cg))
+	u, err := d.winoFilters(s.K, Cg)
 	if err != nil {
 		return err
 	}
@@ -160,7 +171,7 @@ func (d *Device) winoBackwardFilter(x, dy, dw device.Buffer, s device.ConvShape)
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
 	G, Cg, Kg := s.Groups, s.C/s.Groups, s.K/s.Groups
-	du, err := d.slot(3, mulSat(16, s.K, Cg))
+	du, err := d.winoFilters(s.K, Cg)
 	if err != nil {
 		return err
 	}

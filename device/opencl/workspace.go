@@ -10,9 +10,9 @@ import (
 	"github.com/alexcl/alexcl/device/opencl/cl"
 )
 
-// workspaceCap (a variable for tests) bounds the bytes of one workspace slot a convolution asks
-// for: the batch is split into chunks of images whose unrolled patches fit
-// (one image per chunk at least).
+// workspaceCap (a variable for tests) bounds the bytes of the per-image
+// workspace a convolution asks for (slots 0 and 1 together): the batch is
+// split into chunks of images that fit (one image per chunk at least).
 var workspaceCap = 256 << 20
 
 // workspace is the device scratch memory of the convolutions: slot 0
