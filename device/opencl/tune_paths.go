@@ -67,20 +67,23 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		t.d.opts.logf("tuning the convolutions' paths on %s: the %v budget is spent, %s not tried", t.d.info.Name, t.spec.budget, what)
 		return true
 	}
-	for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
-		if spent("winograd " + op) {
-			continue
+	out := map[string]string{}
+	if len(t.spec.winoShapes) > 0 {
+		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+			if spent("winograd " + op) {
+				continue
+			}
+			won, res := t.choosePath(pathChoice{family: "winograd", define: "CONV_WINO", usual: "off", alt: op,
+				usualName: "direct", altName: "winograd", op: op, small: winoSmall, shapes: t.spec.winoShapes})
+			results = append(results, res...)
+			if won {
+				wino = append(wino, op)
+			}
 		}
-		won, res := t.choosePath(pathChoice{family: "winograd", define: "CONV_WINO", usual: "off", alt: op,
-			usualName: "direct", altName: "winograd", op: op, small: winoSmall, shapes: t.spec.winoShapes})
-		results = append(results, res...)
-		if won {
-			wino = append(wino, op)
+		out["CONV_WINO"] = "off"
+		if len(wino) > 0 {
+			out["CONV_WINO"] = strings.Join(wino, "+")
 		}
-	}
-	out := map[string]string{"CONV_WINO": "off"}
-	if len(wino) > 0 {
-		out["CONV_WINO"] = strings.Join(wino, "+")
 	}
 	t.s.opts.Defines["CONV_WINO"] = out["CONV_WINO"]
 	if !gpu {
@@ -91,7 +94,6 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 	shapes := slices.DeleteFunc(slices.Clone(t.spec.convShapes), func(s device.ConvShape) bool {
 		return t.s.winograd(s, winoOpData) || !t.s.implicitBackwardData(s)
 	})
-	out["CONV_BWDATA"] = "col"
 	if len(shapes) > 0 && !spent("the implicit data gradient") {
 		won, res := t.choosePath(pathChoice{family: "bwdata", define: "CONV_BWDATA", usual: "col", alt: "implicit",
 			usualName: "col", altName: "implicit", op: winoOpData,
@@ -101,6 +103,7 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 			},
 			shapes: shapes})
 		results = append(results, res...)
+		out["CONV_BWDATA"] = "col"
 		if won {
 			out["CONV_BWDATA"] = "implicit"
 		}
