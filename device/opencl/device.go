@@ -174,7 +174,7 @@ func parseDefines(v string) (map[string]string, error) {
 	if v, ok := defs["CONV_BWDATA"]; ok && v != "col" && v != "implicit" {
 		return bad("CONV_BWDATA=%q: want col or implicit", v)
 	}
-	if _, err := winoOps(defs["CONV_WINO"]); err != nil {
+	if err := checkWinoDefines(defs); err != nil {
 		return bad("%v", err)
 	}
 	if _, err := buildOptions(Options{Defines: defs}); err != nil {
@@ -188,10 +188,10 @@ func parseDefines(v string) (map[string]string, error) {
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
-// CONV_BWDATA, CONV_WINO, GEMMV_LM), less GEMM_BLOCKED and CONV_BLOCKED, which the
-// host derives from the kinds (buildOptions).
+// CONV_BWDATA, CONV_WINO, CONV_WINO5, GEMMV_LM), less GEMM_BLOCKED and
+// CONV_BLOCKED, which the host derives from the kinds (buildOptions).
 func knownDefines() []string {
-	names := []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "GEMMV_LM"}
+	names := []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO5", "GEMMV_LM"}
 	re := regexp.MustCompile(`#\s*ifn?def\s+([A-Z_][A-Z0-9_]*)|defined\(([A-Z_][A-Z0-9_]*)\)`)
 	for _, src := range clkernels.Sources() {
 		for _, m := range re.FindAllStringSubmatch(src, -1) {
@@ -328,7 +328,7 @@ func Open(index int, opts Options) (*Device, error) {
 		}
 		maps.Copy(d.opts.Defines, env)
 	}
-	if _, err := winoOps(d.opts.Defines["CONV_WINO"]); err != nil {
+	if err := checkWinoDefines(d.opts.Defines); err != nil {
 		return fail(err)
 	}
 	if !d.legacy.noFlush {

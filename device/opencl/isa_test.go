@@ -346,12 +346,33 @@ func isaConfigs() []isaConfig {
 	return cs
 }
 
-// kernelNames returns the names of the __kernel functions in source.
+// kernelNames returns the names of the __kernel functions in source,
+// including those a function-like macro defines from one of its
+// parameters (__kernel void PREFIX##_filter in wino.cl's WINO_KERNELS),
+// once per invocation of the macro at the start of a line.
 func kernelNames(source string) []string {
 	re := regexp.MustCompile(`(?m)^__kernel\s+(?:__attribute__\(\(.*\)\)\s*)?void\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(`)
 	var names []string
 	for _, m := range re.FindAllStringSubmatch(source, -1) {
 		names = append(names, m[1])
+	}
+	// A macro's body runs to its first line without a trailing backslash.
+	define := regexp.MustCompile(`(?m)^#define\s+(\w+)\(([^)]*)\)((?:.*\\\n)*.*)`)
+	pasted := regexp.MustCompile(`__kernel\s+void\s+(\w+)\s*##\s*(\w+)\s*\(`)
+	for _, d := range define.FindAllStringSubmatch(source, -1) {
+		params := strings.Split(d[2], ",")
+		for i := range params {
+			params[i] = strings.TrimSpace(params[i])
+		}
+		calls := regexp.MustCompile(`(?m)^` + d[1] + `\(([^)]*)\)`).FindAllStringSubmatch(source, -1)
+		for _, k := range pasted.FindAllStringSubmatch(d[3], -1) {
+			at := slices.Index(params, k[1])
+			for _, c := range calls {
+				if args := strings.Split(c[1], ","); at >= 0 && at < len(args) {
+					names = append(names, strings.TrimSpace(args[at])+k[2])
+				}
+			}
+		}
 	}
 	slices.Sort(names)
 	return slices.Compact(names)

@@ -46,7 +46,7 @@ func TestSuite(t *testing.T) {
 // the device's type: under POCL this is how the GPU paths (implicit-GEMM
 // forward convolution, im2col and col2im a work item per element, the
 // filter gradient in runs of images) are checked op by op; and with
-// Winograd (CONV_WINO=on) on the tiled and the CPU family.
+// Winograd (CONV_WINO=on, CONV_WINO5=on) on the tiled and the CPU family.
 func TestSuiteGPUFamilies(t *testing.T) {
 	infos, err := opencl.List()
 	if err != nil || len(infos) == 0 {
@@ -62,8 +62,8 @@ func TestSuiteGPUFamilies(t *testing.T) {
 		{"tiled", map[string]string{"GEMM_KIND": "tiled"}},
 		{"blocked", map[string]string{"GEMM_KIND": "blocked"}},
 		// Winograd for every 3x3 convolution, on a GPU family and the CPU one.
-		{"tiled_winograd", map[string]string{"GEMM_KIND": "tiled", "CONV_WINO": "on"}},
-		{"vector_winograd", map[string]string{"GEMM_KIND": "vector", "CONV_WINO": "on"}},
+		{"tiled_winograd", map[string]string{"GEMM_KIND": "tiled", "CONV_WINO": "on", "CONV_WINO5": "on"}},
+		{"vector_winograd", map[string]string{"GEMM_KIND": "vector", "CONV_WINO": "on", "CONV_WINO5": "on"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, err := opencl.Open(0, opencl.Options{Version: "test", Defines: c.defines})

@@ -919,10 +919,12 @@ func TestFilterRuns(t *testing.T) {
 }
 
 // TestWinograd checks which shapes take Winograd F(2×2, 3×3) with
-// CONV_WINO=on and runs the convolutions that way against the reference,
-// on every kernel family, in one chunk, in chunks of one image (a
-// workspace cap of one byte) and in uneven chunks, with odd image sizes whose last tiles
-// overhang the edge and with groups.
+// CONV_WINO=on and F(2×2, 5×5) with CONV_WINO5=on, and runs the
+// convolutions that way against the reference, on every kernel family, in
+// one chunk, in chunks of one image (a workspace cap of one byte) and in
+// uneven chunks, with odd image sizes whose last tiles overhang the edge,
+// images smaller than the filter, and groups; then each op alone, checking
+// by the kernels launched that exactly that op took Winograd.
 func TestWinograd(t *testing.T) {
 	wino := []device.ConvShape{
 		{N: 5, C: 3, H: 17, W: 11, K: 7, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
@@ -932,17 +934,26 @@ func TestWinograd(t *testing.T) {
 		{N: 2, C: 1, H: 1, W: 1, K: 1, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
 		{N: 1, C: 2, H: 2, W: 7, K: 3, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
 	}
+	wino5 := []device.ConvShape{
+		{N: 5, C: 3, H: 13, W: 11, K: 7, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
+		{N: 2, C: 8, H: 27, W: 27, K: 12, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}, // AlexNet conv2's image size
+		{N: 3, C: 6, H: 6, W: 7, K: 10, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
+		{N: 1, C: 1, H: 28, W: 28, K: 9, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1}, // mini's conv1
+		{N: 2, C: 2, H: 1, W: 3, K: 3, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
+	}
 	for _, kind := range []string{gemmVector, gemmTiled, gemmBlocked} {
-		d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on"}})
+		d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on", "CONV_WINO5": "on"}})
 		for _, c := range []struct {
 			s    device.ConvShape
 			want bool
 		}{
 			{wino[0], true},
+			{wino5[0], true},
 			{device.ConvShape{N: 2, C: 4, H: 6, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 2}, false},  // pad 0
 			{device.ConvShape{N: 2, C: 3, H: 10, W: 9, K: 4, R: 3, S: 3, Stride: 2, Pad: 1, Groups: 1}, false}, // stride 2
-			{device.ConvShape{N: 2, C: 8, H: 13, W: 13, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}, false},
+			{device.ConvShape{N: 2, C: 8, H: 13, W: 13, K: 6, R: 5, S: 5, Stride: 1, Pad: 1, Groups: 2}, false}, // 5x5 pad 1
 			{device.ConvShape{N: 2, C: 3, H: 7, W: 5, K: 4, R: 3, S: 2, Stride: 1, Pad: 1, Groups: 1}, false},
+			{device.ConvShape{N: 1, C: 3, H: 9, W: 9, K: 4, R: 7, S: 7, Stride: 1, Pad: 3, Groups: 1}, false},
 		} {
 			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
 				if got := d.winograd(c.s, op); got != c.want {
@@ -950,31 +961,37 @@ func TestWinograd(t *testing.T) {
 				}
 			}
 		}
-		testConv(t, d, wino)
-		if d.ws.slots[3] == nil {
-			t.Fatalf("%s: no Winograd filters in workspace slot 3: the convolutions did not take Winograd", kind)
-		}
+		testConv(t, d, append(slices.Clone(wino), wino5...))
 		old := workspaceCap
 		workspaceCap = 1
-		testConv(t, d, wino[:3])
-		// Chunks of 2, 2 and 1 images: 4 bytes x 16 x (C + K) x 54 tiles
-		// per image of wino[0].
+		testConv(t, d, append(slices.Clone(wino[:3]), wino5[:2]...))
+		// Chunks of 2, 2 and 1 images: 4 bytes x E x (C + K) x tiles per
+		// image of wino[0] (16 entries, 54 tiles) and wino5[0] (36, 42).
 		workspaceCap = 2*4*16*(3+7)*54 + 100
 		testConv(t, d, wino[:1])
+		workspaceCap = 2*4*36*(3+7)*42 + 100
+		testConv(t, d, wino5[:1])
 		workspaceCap = old
 		// The other convolutions of the suite keep their paths beside it.
 		testConv(t, d, convShapes[1:4])
 		// One op at a time: the others keep their paths.
-		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
-			d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": op}
-			testConv(t, d, wino[1:2])
-			if got := winoKernelsOf(t, d, wino[1]); !slices.Equal(got, []string{op}) {
-				t.Errorf("%s: CONV_WINO=%s: Winograd kernels ran in %v", kind, op, got)
+		for _, s := range []device.ConvShape{wino[1], wino5[2]} {
+			define := winoDefines[s.R]
+			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+				d.opts.Defines = map[string]string{"GEMM_KIND": kind, define: op}
+				testConv(t, d, []device.ConvShape{s})
+				if got := winoKernelsOf(t, d, s); !slices.Equal(got, []string{op}) {
+					t.Errorf("%s: %s=%s: Winograd kernels ran in %v", kind, define, op, got)
+				}
 			}
 		}
 		d.opts.Defines = map[string]string{"GEMM_KIND": kind}
-		if d.winograd(wino[0], winoOpForward) {
-			t.Errorf("%s: Winograd without CONV_WINO", kind)
+		if d.winograd(wino[0], winoOpForward) || d.winograd(wino5[0], winoOpForward) {
+			t.Errorf("%s: Winograd without CONV_WINO or CONV_WINO5", kind)
+		}
+		d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on"}
+		if d.winograd(wino5[0], winoOpForward) {
+			t.Errorf("%s: CONV_WINO turns on the 5x5 Winograd", kind)
 		}
 		d.Close()
 	}
@@ -1007,7 +1024,7 @@ func winoKernelsOf(t *testing.T, d *Device, s device.ConvShape) []string {
 		if err = cmp.Or(err, perr); err != nil {
 			t.Fatal(err)
 		}
-		if slices.ContainsFunc(kts, func(k KernelTime) bool { return strings.HasPrefix(k.Kernel, "wino_") }) {
+		if slices.ContainsFunc(kts, func(k KernelTime) bool { return strings.HasPrefix(k.Kernel, "wino") }) {
 			ops = append(ops, c.op)
 		}
 	}

@@ -55,7 +55,7 @@ import (
 
 // tuneFormat names the tuning record's format; it is also part of the
 // record's key. A record of another format is ignored and re-tuned.
-const tuneFormat = "alexcl-tune-v4" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND; v4: CONV_WINO, CONV_BWDATA
+const tuneFormat = "alexcl-tune-v4" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND; v4: CONV_WINO, CONV_WINO5, CONV_BWDATA
 
 // tunedNames are the -D tunables the tuner chooses. When Options.Defines
 // sets any of them the user has chosen, and Open does not tune.
@@ -63,7 +63,7 @@ var tunedNames = []string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
 	"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN",
-	"GEMM_KU", "CONV_KU", "CONV_KIND", "CONV_WINO", "CONV_BWDATA",
+	"GEMM_KU", "CONV_KU", "CONV_KIND", "CONV_WINO", "CONV_WINO5", "CONV_BWDATA",
 }
 
 // tuneMode says what Open does about tuning.
@@ -348,7 +348,7 @@ type tuneSpec struct {
 	conv       []candidate        // the forward convolution's tiles (tiled; convFamily adds the blocked ones), tried when gemm picks tiled or blocked
 	gemmShapes []gemmShape        // timed shapes of Gemm
 	convShapes []device.ConvShape // timed shapes of Conv2DForward
-	winoShapes []device.ConvShape // 3x3, stride 1, pad 1: timed with and without Winograd (tune_paths.go)
+	winoShapes []device.ConvShape // 3x3 and 5x5, stride 1, same size: timed with and without Winograd (tune_paths.go)
 	runs       int                // timed runs per shape; the median counts
 	budget     time.Duration      // no further candidate starts after this
 	// gemmShare, when above 0, is the part of budget the matrix products
@@ -388,9 +388,12 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 				{tA: true, M: 1728, N: 169, K: 192},
 			},
 			convShapes: []device.ConvShape{{N: 1, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}},
-			winoShapes: []device.ConvShape{{N: 2, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}},
-			runs:       5,
-			budget:     15 * time.Second,
+			winoShapes: []device.ConvShape{
+				{N: 2, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
+				{N: 2, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
+			},
+			runs:   5,
+			budget: 15 * time.Second,
 		}
 	}
 	return tuneSpec{
@@ -427,6 +430,7 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 		winoShapes: []device.ConvShape{
 			{N: 32, C: 256, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
 			{N: 32, C: 384, H: 13, W: 13, K: 384, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2},
+			{N: 32, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
 		},
 		runs:      5,
 		budget:    15 * time.Second,
@@ -480,7 +484,7 @@ func (r *tuneRecord) validate(key string, l limits) error {
 			return fmt.Errorf("defines %s, which the tuner does not choose", n)
 		}
 	}
-	if _, err := winoOps(r.Defines["CONV_WINO"]); err != nil {
+	if err := checkWinoDefines(r.Defines); err != nil {
 		return err
 	}
 	if v, ok := r.Defines["CONV_BWDATA"]; ok && v != "col" && v != "implicit" {

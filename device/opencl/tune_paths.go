@@ -16,8 +16,9 @@ import (
 // The tuner's last step: the host-side paths of the convolution ops, each
 // timed against the op's usual path on the device, with the GEMM and
 // convolution tunables already chosen:
-//   - CONV_WINO: per op (forward, data, filter), Winograd F(2×2, 3×3)
-//     (wino.go) on the spec's 3×3 shapes;
+//   - CONV_WINO and CONV_WINO5: per op (forward, data, filter), Winograd
+//     F(2×2, 3×3) and F(2×2, 5×5) (wino.go) on the spec's shapes of
+//     those filter sizes;
 //   - CONV_BWDATA (GPU families): the data gradient as one implicit-GEMM
 //     convolution of dy (ops.go, implicitBackwardData) on the spec's
 //     convolution shapes that Winograd does not take.
@@ -38,8 +39,9 @@ type pathChoice struct {
 	shapes             []device.ConvShape // timed
 }
 
-// pickPaths returns the CONV_WINO and (GPU families) CONV_BWDATA values
-// for a program built with defs, and what was measured.
+// pickPaths returns the CONV_WINO, CONV_WINO5 and (GPU families)
+// CONV_BWDATA values for a program built with defs, and what was
+// measured.
 func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, []tuneResult, error) {
 	sources := kernelSources("conv.cl", "gemm.cl", "wino.cl")
 	prog, kernels, err := buildCandidate(t.s.ctx, sources, Options{Defines: defs, BuildOptions: t.s.opts.BuildOptions})
@@ -54,11 +56,6 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 	t.activate(c)
 
 	var results []tuneResult
-	var wino []string
-	winoSmall := []device.ConvShape{
-		{N: 2, C: 5, H: 7, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
-		{N: 3, C: 4, H: 6, W: 5, K: 6, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2},
-	}
 	end := t.start.Add(t.spec.budget)
 	spent := func(what string) bool {
 		if time.Now().Before(end) {
@@ -68,24 +65,36 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		return true
 	}
 	out := map[string]string{}
-	if len(t.spec.winoShapes) > 0 {
+	for _, R := range []int{3, 5} {
+		shapes := slices.DeleteFunc(slices.Clone(t.spec.winoShapes), func(s device.ConvShape) bool { return s.R != R })
+		if len(shapes) == 0 {
+			continue
+		}
+		define, family := winoDefines[R], fmt.Sprintf("winograd%d", R)
+		// Small odd shapes, one grouped, of this filter size.
+		P := (R - 1) / 2
+		small := []device.ConvShape{
+			{N: 2, C: 5, H: 7, W: 9, K: 6, R: R, S: R, Stride: 1, Pad: P, Groups: 1},
+			{N: 3, C: 4, H: 6, W: 5, K: 6, R: R, S: R, Stride: 1, Pad: P, Groups: 2},
+		}
+		var won []string
 		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
-			if spent("winograd " + op) {
+			if spent(family + " " + op) {
 				continue
 			}
-			won, res := t.choosePath(pathChoice{family: "winograd", define: "CONV_WINO", usual: "off", alt: op,
-				usualName: "direct", altName: "winograd", op: op, small: winoSmall, shapes: t.spec.winoShapes})
+			ok, res := t.choosePath(pathChoice{family: family, define: define, usual: "off", alt: op,
+				usualName: "direct", altName: "winograd", op: op, small: small, shapes: shapes})
 			results = append(results, res...)
-			if won {
-				wino = append(wino, op)
+			if ok {
+				won = append(won, op)
 			}
 		}
-		out["CONV_WINO"] = "off"
-		if len(wino) > 0 {
-			out["CONV_WINO"] = strings.Join(wino, "+")
+		out[define] = "off"
+		if len(won) > 0 {
+			out[define] = strings.Join(won, "+")
 		}
+		t.s.opts.Defines[define] = out[define]
 	}
-	t.s.opts.Defines["CONV_WINO"] = out["CONV_WINO"]
 	if !gpu {
 		return out, results, nil
 	}

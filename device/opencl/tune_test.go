@@ -6,6 +6,7 @@ package opencl
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -568,7 +569,10 @@ func TestTuneConvFails(t *testing.T) {
 func TestTunePaths(t *testing.T) {
 	t.Setenv("ALEXCL_TUNE", "")
 	spec := smallSpec(nil, []candidate{tiled(16, 16, 8, 2, 2)})
-	spec.winoShapes = []device.ConvShape{{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}}
+	spec.winoShapes = []device.ConvShape{
+		{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2},
+		{N: 2, C: 4, H: 11, W: 9, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
+	}
 	for _, gemm := range []candidate{tiled(16, 16, 8, 2, 2), vector(16, 6, 8)} {
 		d := openTestDevice(t)
 		var log logLines
@@ -579,30 +583,37 @@ func TestTunePaths(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tune: %v\n%s", err, log.String())
 		}
-		var won []string
-		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
-			var direct, wino *tuneResult
-			for i, r := range rec.Results {
-				switch r.Candidate {
-				case op + " direct":
-					direct = &rec.Results[i]
-				case op + " winograd":
-					wino = &rec.Results[i]
+		var won3 []string // the 3x3 ops Winograd won
+		for _, R := range []int{3, 5} {
+			family, define := fmt.Sprintf("winograd%d", R), winoDefines[R]
+			var won []string
+			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+				var direct, wino *tuneResult
+				for i, r := range rec.Results {
+					switch {
+					case r.Family == family && r.Candidate == op+" direct":
+						direct = &rec.Results[i]
+					case r.Family == family && r.Candidate == op+" winograd":
+						wino = &rec.Results[i]
+					}
+				}
+				if direct == nil || wino == nil || len(direct.GFLOPS) != 1 || len(wino.GFLOPS) != 1 || direct.Chosen == wino.Chosen {
+					t.Fatalf("%v: %s %s: results %+v and %+v, want both timed and one chosen\n%s", gemm, family, op, direct, wino, log.String())
+				}
+				if wino.Chosen {
+					won = append(won, op)
 				}
 			}
-			if direct == nil || wino == nil || len(direct.GFLOPS) != 1 || len(wino.GFLOPS) != 1 || direct.Chosen == wino.Chosen {
-				t.Fatalf("%v: %s: results %+v and %+v, want both timed and one chosen\n%s", gemm, op, direct, wino, log.String())
+			want := "off"
+			if len(won) > 0 {
+				want = strings.Join(won, "+")
 			}
-			if wino.Chosen {
-				won = append(won, op)
+			if rec.Defines[define] != want {
+				t.Errorf("%v: %s=%q, want %q from the results", gemm, define, rec.Defines[define], want)
 			}
-		}
-		want := "off"
-		if len(won) > 0 {
-			want = strings.Join(won, "+")
-		}
-		if rec.Defines["CONV_WINO"] != want {
-			t.Errorf("%v: CONV_WINO=%q, want %q from the results", gemm, rec.Defines["CONV_WINO"], want)
+			if R == 3 {
+				won3 = won
+			}
 		}
 		// The implicit data gradient: GPU families only, timed on the
 		// convolution shapes Winograd does not take.
@@ -611,9 +622,9 @@ func TestTunePaths(t *testing.T) {
 		switch {
 		case gemm.Kind == gemmVector && (ok || timed):
 			t.Errorf("%v: CONV_BWDATA=%q (timed: %v) on the CPU family", gemm, bw, timed)
-		case gemm.Kind != gemmVector && slices.Contains(won, winoOpData) && (ok || timed):
+		case gemm.Kind != gemmVector && slices.Contains(won3, winoOpData) && (ok || timed):
 			t.Errorf("%v: CONV_BWDATA=%q (timed: %v) where Winograd takes the data gradient", gemm, bw, timed)
-		case gemm.Kind != gemmVector && !slices.Contains(won, winoOpData) && (bw != "col" && bw != "implicit" || !timed):
+		case gemm.Kind != gemmVector && !slices.Contains(won3, winoOpData) && (bw != "col" && bw != "implicit" || !timed):
 			t.Errorf("%v: CONV_BWDATA=%q, timed %v, want it timed and chosen", gemm, bw, timed)
 		}
 		rec.Key = "k"
@@ -623,7 +634,7 @@ func TestTunePaths(t *testing.T) {
 		if _, err := json.Marshal(rec); err != nil {
 			t.Fatalf("%v: record: %v", gemm, err)
 		}
-		t.Logf("%v: CONV_WINO=%s\n%s", gemm, rec.Defines["CONV_WINO"], log.String())
+		t.Logf("%v: CONV_WINO=%s CONV_WINO5=%s\n%s", gemm, rec.Defines["CONV_WINO"], rec.Defines["CONV_WINO5"], log.String())
 	}
 
 	d := openTestDevice(t)
@@ -634,7 +645,7 @@ func TestTunePaths(t *testing.T) {
 	withCheckHook(t, func(family string, c candidate, out []float32) {
 		// Forward's small checks; the filter gradient's timed shape (the
 		// small checks' outputs are shorter).
-		if family == "winograd" && (c.Kind == winoOpForward || c.Kind == winoOpFilter && len(out) == 12*4*9) {
+		if family == "winograd3" && (c.Kind == winoOpForward || c.Kind == winoOpFilter && len(out) == 12*4*9) {
 			out[len(out)/2] += 1
 		}
 	})
@@ -642,15 +653,18 @@ func TestTunePaths(t *testing.T) {
 	if err != nil {
 		t.Fatalf("tune: %v\n%s", err, log.String())
 	}
-	ops, _ := winoOps(rec.Defines["CONV_WINO"])
+	ops, _ := winoOps("CONV_WINO", rec.Defines["CONV_WINO"])
 	if slices.Contains(ops, winoOpForward) || slices.Contains(ops, winoOpFilter) {
 		t.Errorf("CONV_WINO=%s takes a wrong op", rec.Defines["CONV_WINO"])
+	}
+	if _, ok := rec.Defines["CONV_WINO5"]; !ok { // the 5x5 choice is made apart
+		t.Errorf("no CONV_WINO5 in %v", rec.Defines)
 	}
 	if _, err := json.Marshal(rec); err != nil { // a dropped op's results are finite
 		t.Errorf("record with dropped ops: %v", err)
 	}
-	for _, want := range []string{"tuning winograd on " + d.info.Name + ": forward winograd dropped: wrong result: forward",
-		"tuning winograd on " + d.info.Name + ": filter winograd dropped: wrong result: filter 12 3x3/1 p1 g2"} {
+	for _, want := range []string{"tuning winograd3 on " + d.info.Name + ": forward winograd dropped: wrong result: forward",
+		"tuning winograd3 on " + d.info.Name + ": filter winograd dropped: wrong result: filter 12 3x3/1 p1 g2"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log:\n%s\nwant %q", log.String(), want)
 		}
