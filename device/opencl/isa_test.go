@@ -364,7 +364,7 @@ func kernelNames(source string) []string {
 		for i := range params {
 			params[i] = strings.TrimSpace(params[i])
 		}
-		calls := regexp.MustCompile(`(?m)^` + d[1] + `\(([^)]*)\)`).FindAllStringSubmatch(source, -1)
+		calls := regexp.MustCompile(`(?m)^`+d[1]+`\(([^)]*)\)`).FindAllStringSubmatch(source, -1)
 		for _, k := range pasted.FindAllStringSubmatch(d[3], -1) {
 			at := slices.Index(params, k[1])
 			for _, c := range calls {

@@ -949,8 +949,8 @@ func TestWinograd(t *testing.T) {
 		}{
 			{wino[0], true},
 			{wino5[0], true},
-			{device.ConvShape{N: 2, C: 4, H: 6, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 2}, false},  // pad 0
-			{device.ConvShape{N: 2, C: 3, H: 10, W: 9, K: 4, R: 3, S: 3, Stride: 2, Pad: 1, Groups: 1}, false}, // stride 2
+			{device.ConvShape{N: 2, C: 4, H: 6, W: 9, K: 6, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 2}, false},   // pad 0
+			{device.ConvShape{N: 2, C: 3, H: 10, W: 9, K: 4, R: 3, S: 3, Stride: 2, Pad: 1, Groups: 1}, false},  // stride 2
 			{device.ConvShape{N: 2, C: 8, H: 13, W: 13, K: 6, R: 5, S: 5, Stride: 1, Pad: 1, Groups: 2}, false}, // 5x5 pad 1
 			{device.ConvShape{N: 2, C: 3, H: 7, W: 5, K: 4, R: 3, S: 2, Stride: 1, Pad: 1, Groups: 1}, false},
 			{device.ConvShape{N: 1, C: 3, H: 9, W: 9, K: 4, R: 7, S: 7, Stride: 1, Pad: 3, Groups: 1}, false},
