@@ -71,10 +71,11 @@ step paper128-bwdata-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_BWDATA=implicit 
 # steps in the default runs of 2 and unrolled whole (TestKernelISA: AMD's
 # compiler needs the runs; which NVIDIA's prefers is what this measures).
 step paper128-tiled-default.txt 60 env ALEXCL_TUNE=off "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
-# Winograd for the 3x3 convolutions against the line above (setting
-# CONV_WINO turns tuning off, so both run the vendor tiles); the tuner's
-# own op-by-op timings are in selftest.txt.
+# Winograd for the 3x3 convolutions, then for the 5x5 one too, against
+# the line above (setting CONV_WINO* turns tuning off, so all run the
+# vendor tiles); the tuner's own op-by-op timings are in selftest.txt.
 step paper128-tiled-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-tiled-wino35.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 for defs in GEMM_KIND=blocked GEMM_KIND=blocked,GEMM_KU=16,CONV_KU=16; do
 	step "paper128-${defs//[=,]/-}.txt" 60 env "ALEXCL_CL_DEFINES=$defs" "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done

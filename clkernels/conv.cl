@@ -70,9 +70,10 @@
 // Conv2DBackwardFilter is dw_g += Σ_n dy_g · im2row(x)_g (gemm.cl, the sum
 // over images inside the GEMM on CPUs; on GPUs inside the GEMM per run of
 // consecutive images, then conv_sum_images over the runs). ops.go splits
-// the batch into chunks whose col fits its workspace. 3x3 convolutions of
-// stride 1 and padding 1 may take Winograd instead, op by op (wino.cl).
-// CONV_WINO (host only) is listed in wino.cl.
+// the batch into chunks whose col fits its workspace. 3x3 and 5x5
+// convolutions of stride 1 that keep the image size may take Winograd
+// instead, op by op (wino.cl, whose header lists the host-only CONV_WINO
+// and CONV_WINO5).
 //
 // Tunables (-D, through Options.Defines; ops.go reads the same values to launch):
 //   CONV_TSM, CONV_TSN, CONV_TSK, CONV_WPTM, CONV_WPTN

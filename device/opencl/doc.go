@@ -20,7 +20,8 @@
 // autotunes its -D tunables before building the program: it times a few
 // candidate GEMM kernel families and tiles (and, where a GPU family wins,
 // the forward convolution's tiles; then, op by op, Winograd F(2×2, 3×3)
-// against the usual path for 3×3 convolutions, wino.go) on AlexNet-like
+// and F(2×2, 5×5) against the usual path for 3×3 and 5×5 convolutions,
+// wino.go, and on GPUs the implicit data gradient) on AlexNet-like
 // shapes with profiling events, checks every candidate's results against
 // device/ref, and keeps the fastest, within about 15 s on a GPU and 20 s
 // under POCL.
