@@ -27,8 +27,9 @@
 //   Bt = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
 //   G  = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
 //   At = [1 1 1 0; 0 1 -1 -1]
-// F(2,5) on 0, 1, -1, 2, -2 and infinity (Toom-Cook; the script that
-// derived and checked them exactly is ci/wino_matrices.py):
+// F(2,5) on 0, 1, -1, 2, -2 and infinity (Toom-Cook, derived and checked
+// exactly by ci/wino_matrices.py; clkernels/wino_test.go checks the
+// tables below, as written, in CI):
 //   Bt = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0;
 //         0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
 //   G  = [1/4 0 0 0 0; -1/6 -1/6 -1/6 -1/6 -1/6; -1/6 1/6 -1/6 1/6 -1/6;
@@ -76,8 +77,9 @@ __constant float wino5_g[6][5] = {{1.0f / 4, 0, 0, 0, 0},
                                   {0, 0, 0, 0, 1}};
 __constant float wino5_at[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
 
-// WINO_SUM(acc, n, j, term): acc = Σ_{j < n} term, unrolled, skipping the
-// terms whose coefficient (the first factor, a constant) is zero.
+// WINO_SUM(acc, n, j, coef, value): acc = Σ_{j < n} coef·value, unrolled,
+// skipping the terms whose coef (a __constant matrix entry, known at
+// compile time once unrolled) is zero.
 #define WINO_SUM(acc, n, j, coef, value)                                     \
     do {                                                                     \
         acc = 0.0f;                                                          \

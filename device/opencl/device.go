@@ -43,8 +43,9 @@ type Options struct {
 	// Opens (tune.go). False keeps the vendor defaults. ALEXCL_TUNE=off,
 	// on or force (re-tune) overrides it; Defines that set a tuned name
 	// (GEMM_KIND, the GEMM_ and CONV_ tiles and K-step runs, GEMMV_VW, _MR,
-	// _LM: tune.go's tunedNames), here or in ALEXCL_CL_DEFINES, turn
-	// tuning off.
+	// _LM, CONV_KIND, and the convolutions' paths CONV_WINO, CONV_WINO5,
+	// CONV_BWDATA: tune.go's tunedNames), here or in ALEXCL_CL_DEFINES,
+	// turn tuning off.
 	Tune bool
 
 	// extraSources are appended to clkernels.Sources(); tests use them to

@@ -587,7 +587,7 @@ func TestOpenDefinesEnv(t *testing.T) {
 	}
 	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "GEMM_TSM=6 4",
 		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED", "CONV_BWDATA=yes",
-		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO=on+data"} {
+		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO=on+data", "CONV_WINO5=sideways", "CONV_BWDATA=gemm"} {
 		t.Setenv("ALEXCL_CL_DEFINES", bad)
 		if d, err := Open(0, testOptions(sharedCache, nil)); err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_DEFINES") {
 			t.Errorf("ALEXCL_CL_DEFINES=%q: %v, want an error naming the variable", bad, err)

@@ -961,17 +961,36 @@ func TestWinograd(t *testing.T) {
 				}
 			}
 		}
+		for _, s := range append(slices.Clone(wino), wino5...) {
+			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+				if !d.winograd(s, op) {
+					t.Errorf("%s: winograd(%+v, %s) = false", kind, s, op)
+				}
+			}
+		}
 		testConv(t, d, append(slices.Clone(wino), wino5...))
 		old := workspaceCap
 		workspaceCap = 1
 		testConv(t, d, append(slices.Clone(wino[:3]), wino5[:2]...))
+		if n := winoChunksOf(t, d, wino5[0]); n != wino5[0].N {
+			t.Errorf("%s: a 1-byte workspace cap: %d chunks of %d images, want one image each", kind, n, wino5[0].N)
+		}
 		// Chunks of 2, 2 and 1 images: 4 bytes x E x (C + K) x tiles per
 		// image of wino[0] (16 entries, 54 tiles) and wino5[0] (36, 42).
 		workspaceCap = 2*4*16*(3+7)*54 + 100
 		testConv(t, d, wino[:1])
+		if n := winoChunksOf(t, d, wino[0]); n != 3 {
+			t.Errorf("%s: %d chunks of wino[0], want 3", kind, n)
+		}
 		workspaceCap = 2*4*36*(3+7)*42 + 100
 		testConv(t, d, wino5[:1])
+		if n := winoChunksOf(t, d, wino5[0]); n != 3 {
+			t.Errorf("%s: %d chunks of wino5[0], want 3", kind, n)
+		}
 		workspaceCap = old
+		if n := winoChunksOf(t, d, wino5[0]); n != 1 {
+			t.Errorf("%s: %d chunks under the default cap, want 1", kind, n)
+		}
 		// The other convolutions of the suite keep their paths beside it.
 		testConv(t, d, convShapes[1:4])
 		// One op at a time: the others keep their paths.
@@ -995,6 +1014,32 @@ func TestWinograd(t *testing.T) {
 		}
 		d.Close()
 	}
+}
+
+// winoChunksOf runs Conv2DForward of s on d, profiled, and returns how
+// many chunks it took (launches of the Winograd input transform).
+func winoChunksOf(t *testing.T, d *Device, s device.ConvShape) int {
+	t.Helper()
+	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
+	x, w, b, y := up(t, d, make([]float32, nx)), up(t, d, make([]float32, nw)), up(t, d, make([]float32, s.K)), up(t, d, make([]float32, ny))
+	defer func() {
+		for _, buf := range []device.Buffer{x, w, b, y} {
+			d.Free(buf)
+		}
+	}()
+	d.StartProfiling()
+	err := d.Conv2DForward(x, w, b, y, s)
+	kts, perr := d.StopProfiling()
+	if err = cmp.Or(err, perr); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, k := range kts {
+		if strings.HasSuffix(k.Kernel, "_input") && strings.HasPrefix(k.Kernel, "wino") {
+			n++
+		}
+	}
+	return n
 }
 
 // winoKernelsOf runs the three convolution ops of s on d, each profiled,

@@ -435,7 +435,7 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 		runs:      5,
 		budget:    15 * time.Second,
 		gemmShare: 0.65,
-		convShare: 0.9,
+		convShare: 0.8,
 	}
 }
 

@@ -16,21 +16,23 @@ import (
 // The tuner's last step: the host-side paths of the convolution ops, each
 // timed against the op's usual path on the device, with the GEMM and
 // convolution tunables already chosen:
-//   - CONV_WINO and CONV_WINO5: per op (forward, data, filter), Winograd
-//     F(2×2, 3×3) and F(2×2, 5×5) (wino.go) on the spec's shapes of
-//     those filter sizes;
 //   - CONV_BWDATA (GPU families): the data gradient as one implicit-GEMM
 //     convolution of dy (ops.go, implicitBackwardData) on the spec's
-//     convolution shapes that Winograd does not take.
+//     convolution shapes;
+//   - CONV_WINO5 and CONV_WINO: per op (forward, data, filter), Winograd
+//     F(2×2, 5×5) and F(2×2, 3×3) (wino.go) on the spec's shapes of
+//     those filter sizes.
 // Every path runs the one program (the defines only steer the host), so
 // the step builds once and times the two paths of an op in alternation.
+// The data gradient's choice comes first, so that Winograd's is made
+// against the better of the other two.
 // Before timing, the other path is checked against device/ref on small
 // shapes, and on each timed shape against the usual path's output; a
 // path whose check fails is not chosen.
 
 // pathChoice is one op's choice between its usual path and another.
 type pathChoice struct {
-	family             string             // "winograd" or "bwdata": in logs, records and tuneCheckHook
+	family             string             // "winograd3", "winograd5" or "bwdata": in logs, records and tuneCheckHook
 	define             string             // the host-only define that picks the path
 	usual, alt         string             // its values for the two paths
 	usualName, altName string             // the paths in logs and records
@@ -64,8 +66,40 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		t.d.opts.logf("tuning the convolutions' paths on %s: the %v budget is spent, %s not tried", t.d.info.Name, t.spec.budget, what)
 		return true
 	}
+	skipped := func(family, candidate string) tuneResult {
+		return tuneResult{Family: family, Candidate: candidate, Dropped: fmt.Sprintf("not tried: the %v tuning budget was spent", t.spec.budget)}
+	}
 	out := map[string]string{}
-	for _, R := range []int{3, 5} {
+	// The data gradient first (GPU families): the implicit-GEMM
+	// convolution of dy against the GEMM into unrolled patches, on the
+	// timed convolution shapes it would serve. Its winner is the usual
+	// path that Winograd's data gradient is then timed against.
+	if gpu {
+		t.s.opts.Defines["CONV_BWDATA"] = "implicit"
+		shapes := slices.DeleteFunc(slices.Clone(t.spec.convShapes), func(s device.ConvShape) bool { return !t.s.implicitBackwardData(s) })
+		switch {
+		case len(shapes) == 0:
+		case spent("the implicit data gradient"):
+			results = append(results, skipped("bwdata", winoOpData+" implicit"))
+		default:
+			won, res := t.choosePath(pathChoice{family: "bwdata", define: "CONV_BWDATA", usual: "col", alt: "implicit",
+				usualName: "col", altName: "implicit", op: winoOpData,
+				small: []device.ConvShape{
+					{N: 2, C: 8, H: 9, W: 7, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
+					{N: 3, C: 4, H: 6, W: 5, K: 5, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 1},
+				},
+				shapes: shapes})
+			results = append(results, res...)
+			out["CONV_BWDATA"] = "col"
+			if won {
+				out["CONV_BWDATA"] = "implicit"
+			}
+		}
+		t.s.opts.Defines["CONV_BWDATA"] = out["CONV_BWDATA"]
+	}
+	// Winograd, per filter size and op; 5x5 first, the larger gain, in
+	// case the budget runs out. An op not tried keeps its usual path.
+	for _, R := range []int{5, 3} {
 		shapes := slices.DeleteFunc(slices.Clone(t.spec.winoShapes), func(s device.ConvShape) bool { return s.R != R })
 		if len(shapes) == 0 {
 			continue
@@ -80,6 +114,7 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		var won []string
 		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
 			if spent(family + " " + op) {
+				results = append(results, skipped(family, op+" winograd"))
 				continue
 			}
 			ok, res := t.choosePath(pathChoice{family: family, define: define, usual: "off", alt: op,
@@ -95,34 +130,17 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		}
 		t.s.opts.Defines[define] = out[define]
 	}
-	if !gpu {
-		return out, results, nil
-	}
-	// The implicit data gradient, on the shapes it would serve.
-	t.s.opts.Defines["CONV_BWDATA"] = "implicit"
-	shapes := slices.DeleteFunc(slices.Clone(t.spec.convShapes), func(s device.ConvShape) bool {
-		return t.s.winograd(s, winoOpData) || !t.s.implicitBackwardData(s)
-	})
-	if len(shapes) > 0 && !spent("the implicit data gradient") {
-		won, res := t.choosePath(pathChoice{family: "bwdata", define: "CONV_BWDATA", usual: "col", alt: "implicit",
-			usualName: "col", altName: "implicit", op: winoOpData,
-			small: []device.ConvShape{
-				{N: 2, C: 8, H: 9, W: 7, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2},
-				{N: 3, C: 4, H: 6, W: 5, K: 5, R: 3, S: 3, Stride: 1, Pad: 0, Groups: 1},
-			},
-			shapes: shapes})
-		results = append(results, res...)
-		out["CONV_BWDATA"] = "col"
-		if won {
-			out["CONV_BWDATA"] = "implicit"
-		}
-	}
 	return out, results, nil
 }
 
+// winMargin is how much faster (a fraction) the other path of a
+// pathChoice must be, in the sum of its shapes' medians, to be chosen.
+const winMargin = 0.02
+
 // choosePath checks p's other path, times both on p's shapes and reports
-// whether the other path was faster (in the sum of the shapes' medians),
-// with a result for each path. It leaves p.define set to p.alt.
+// whether the other path was faster by winMargin (in the sum of the
+// shapes' medians), with a result for each path. It leaves p.define set
+// to p.alt.
 func (t *tuner) choosePath(p pathChoice) (bool, []tuneResult) {
 	logf := func(format string, args ...any) {
 		t.d.opts.logf("tuning %s on %s: "+format, append([]any{p.family, t.d.info.Name}, args...)...)
@@ -159,7 +177,9 @@ func (t *tuner) choosePath(p pathChoice) (bool, []tuneResult) {
 			return false, []tuneResult{usual, r}
 		}
 	}
-	won := len(p.shapes) > 0 && sumA < sumU
+	// The other path must be faster by winMargin: a near tie keeps the
+	// usual path (one the rest of alexcl measures).
+	won := len(p.shapes) > 0 && float64(sumA) < (1-winMargin)*float64(sumU)
 	r.Chosen, usual.Chosen = won, !won
 	logf("%s: %v %s, %v %s (%s; medians of %d)", p.op, sumU.Round(time.Microsecond), p.usualName,
 		sumA.Round(time.Microsecond), p.altName, strings.Join(r.Shapes, " / "), max(t.spec.runs, 1))
@@ -227,19 +247,22 @@ func (t *tuner) convCase(op string, s device.ConvShape) (*convCase, error) {
 	return c, nil
 }
 
-// timeTwoWays checks c's output on p's other path against its usual
-// path's and returns the median device times of the two over the spec's
-// runs, run in alternation.
+// timeTwoWays runs c once each way, checks that the two ways launched
+// different kernels (or the define steered nothing) and that the other
+// path's output is near the usual path's, then returns the median device
+// times of the two over the spec's runs, taken in rounds that alternate
+// which path goes first.
 func (t *tuner) timeTwoWays(p pathChoice, c *convCase) (usual, alt time.Duration, err error) {
 	values := []string{p.usual, p.alt}
 	defer func() { t.s.opts.Defines[p.define] = p.alt }()
 	var outs [2][]float32
+	var kernels [2][]string
 	for i, v := range values {
 		t.s.opts.Defines[p.define] = v
 		if err := c.reset(); err != nil {
 			return 0, 0, err
 		}
-		if err := c.run(); err != nil {
+		if _, kernels[i], err = t.profileOne(benchCase{name: c.name, run: c.run}); err != nil {
 			return 0, 0, err
 		}
 		// The hook's candidate names the path: the define's value.
@@ -247,25 +270,23 @@ func (t *tuner) timeTwoWays(p pathChoice, c *convCase) (usual, alt time.Duration
 			return 0, 0, err
 		}
 	}
+	if slices.Equal(kernels[0], kernels[1]) {
+		return 0, 0, fmt.Errorf("%s: %s=%s runs the same kernels as %s=%s (%s)", c.name, p.define, p.alt, p.define, p.usual, strings.Join(kernels[0], " "))
+	}
 	if err := checkNear(c.name, outs[1], outs[0]); err != nil {
 		return 0, 0, err
 	}
 	var ts [2][]time.Duration
-	var kernels [2][]string
-	for range max(t.spec.runs, 1) {
-		for i, v := range values {
-			t.s.opts.Defines[p.define] = v
-			d, names, err := t.profileOne(benchCase{name: c.name, run: c.run})
+	for round := range max(t.spec.runs, 1) {
+		for j := range 2 {
+			i := (j + round) % 2
+			t.s.opts.Defines[p.define] = values[i]
+			d, err := t.timeOne(benchCase{name: c.name, run: c.run})
 			if err != nil {
 				return 0, 0, err
 			}
-			ts[i], kernels[i] = append(ts[i], d), names
+			ts[i] = append(ts[i], d)
 		}
-	}
-	// The define must have changed the path, or the two times are one
-	// path's twice.
-	if slices.Equal(kernels[0], kernels[1]) {
-		return 0, 0, fmt.Errorf("%s: %s=%s runs the same kernels as %s=%s (%s)", c.name, p.define, p.alt, p.define, p.usual, strings.Join(kernels[0], " "))
 	}
 	return median(ts[0]), median(ts[1]), nil
 }

@@ -10,9 +10,10 @@ import (
 	"github.com/alexcl/alexcl/device/opencl/cl"
 )
 
-// workspaceCap (a variable for tests) bounds the bytes of the per-image
-// workspace a convolution asks for (slots 0 and 1 together): the batch is
-// split into chunks of images that fit (one image per chunk at least).
+// workspaceCap (a variable for tests) bounds the bytes of the workspace a
+// convolution's chunk of images asks for (slots 0 and 1 together): the
+// batch is split into chunks that fit (one image per chunk at least).
+// Slot 3 (Winograd's transformed filters) is outside the cap.
 var workspaceCap = 256 << 20
 
 // workspace is the device scratch memory of the convolutions: slot 0
