@@ -87,6 +87,19 @@ __constant float wino5_at[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
             acc += (coef) * (value);                                         \
     } while (0)
 
+// WINO_TILE(CH, c, n, ty, tx) starts a kernel with a work item per
+// (channel, tile) of a chunk: T = nc*th*tw tiles per channel, i the work
+// item (returning when past CH*T, the global size being rounded up), its
+// channel c, and its tile (ty, tx) of image n of the chunk.
+#define WINO_TILE(CH, c, n, ty, tx)                                          \
+    const int T = nc * th * tw;                                              \
+    const int i = get_global_id(0);                                          \
+    if (i >= (CH) * T)                                                       \
+        return;                                                              \
+    const int c = i / T, t_ = i - c * T;                                     \
+    const int n = t_ / (th * tw), tile_ = t_ - n * (th * tw);                \
+    const int ty = tile_ / tw, tx = tile_ - ty * tw
+
 // WINO_KERNELS(R, A, BT, G, AT, PREFIX) defines the five kernels of
 // F(2x2, RxR) (A = R+1) with the transform matrices BT, G, AT, named
 // PREFIX##_filter and so on; see the header.
@@ -125,13 +138,7 @@ __kernel void PREFIX##_input(__global const float *x, /* (N, C, H, W) */        
                              const int n0, const int nc, const int C,                          \
                              const int H, const int W, const int th, const int tw)             \
 {                                                                                              \
-    const int T = nc * th * tw;                                                                \
-    const int i = get_global_id(0);                                                            \
-    if (i >= C * T)                                                                            \
-        return;                                                                                \
-    const int c = i / T, t = i - c * T;                                                        \
-    const int n = t / (th * tw), tile = t - n * (th * tw);                                     \
-    const int ty = tile / tw, tx = tile - ty * tw;                                             \
+    WINO_TILE(C, c, n, ty, tx);                                                                \
     const int y0 = 2 * ty - (R - 1) / 2, x0 = 2 * tx - (R - 1) / 2;                            \
     __global const float *xc = x + ((size_t)(n0 + n) * C + c) * H * W;                         \
     float d[A][A];                                                                             \
@@ -160,13 +167,7 @@ __kernel void PREFIX##_output(__global const float *m, /* (A*A, K, T) */        
                               const int H, const int W, const int th, const int tw,            \
                               const int hasbias)                                               \
 {                                                                                              \
-    const int T = nc * th * tw;                                                                \
-    const int i = get_global_id(0);                                                            \
-    if (i >= K * T)                                                                            \
-        return;                                                                                \
-    const int k = i / T, t = i - k * T;                                                        \
-    const int n = t / (th * tw), tile = t - n * (th * tw);                                     \
-    const int ty = tile / tw, tx = tile - ty * tw;                                             \
+    WINO_TILE(K, k, n, ty, tx);                                                                \
     const size_t KT = (size_t)K * T;                                                           \
     float mt[A][A];                                                                            \
     _Pragma("unroll") for (int e = 0; e < A * A; e++)                                          \
@@ -192,13 +193,7 @@ __kernel void PREFIX##_dy(__global const float *dy, /* (N, K, H, W) */          
                           const int n0, const int nc, const int K,                             \
                           const int H, const int W, const int th, const int tw)                \
 {                                                                                              \
-    const int T = nc * th * tw;                                                                \
-    const int i = get_global_id(0);                                                            \
-    if (i >= K * T)                                                                            \
-        return;                                                                                \
-    const int k = i / T, t = i - k * T;                                                        \
-    const int n = t / (th * tw), tile = t - n * (th * tw);                                     \
-    const int ty = tile / tw, tx = tile - ty * tw;                                             \
+    WINO_TILE(K, k, n, ty, tx);                                                                \
     __global const float *dk = dy + ((size_t)(n0 + n) * K + k) * H * W;                        \
     float g[2][2];                                                                             \
     _Pragma("unroll") for (int a = 0; a < 2; a++)                                              \

@@ -242,7 +242,7 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 		return err
 	}
 	if d.winograd(s, winoOpForward) {
-		return wrapOp(op, d.winoForward(x, w, b, y, s))
+		return wrapOp(op, d.winoConv(x, w, b, y, s, false))
 	}
 	if !d.vector() {
 		// Implicit GEMM per group: rows Kg output channels, columns N*OH*OW.
@@ -279,7 +279,7 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 		return err
 	}
 	if d.winograd(s, winoOpData) {
-		return wrapOp(op, d.winoBackwardData(dy, w, dx, s))
+		return wrapOp(op, d.winoConv(dy, w, nil, dx, s, true))
 	}
 	if d.implicitBackwardData(s) {
 		return d.backwardDataImplicit(op, dy, w, dx, s, nw)

@@ -1016,44 +1016,56 @@ func TestWinograd(t *testing.T) {
 	}
 }
 
-// winoChunksOf runs Conv2DForward of s on d, profiled, and returns how
-// many chunks it took (launches of the Winograd input transform).
-func winoChunksOf(t *testing.T, d *Device, s device.ConvShape) int {
+// profiledKernels runs f on d with profiling on and returns the names of
+// the kernels it launched, in launch order.
+func profiledKernels(t *testing.T, d *Device, f func() error) []string {
 	t.Helper()
-	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
-	x, w, b, y := up(t, d, make([]float32, nx)), up(t, d, make([]float32, nw)), up(t, d, make([]float32, s.K)), up(t, d, make([]float32, ny))
-	defer func() {
-		for _, buf := range []device.Buffer{x, w, b, y} {
-			d.Free(buf)
-		}
-	}()
 	d.StartProfiling()
-	err := d.Conv2DForward(x, w, b, y, s)
+	err := f()
 	kts, perr := d.StopProfiling()
 	if err = cmp.Or(err, perr); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var names []string
 	for _, k := range kts {
-		if strings.HasSuffix(k.Kernel, "_input") && strings.HasPrefix(k.Kernel, "wino") {
+		names = append(names, k.Kernel)
+	}
+	return names
+}
+
+// zeroConvBufs uploads zero x, w, b and y for s and frees them when the
+// test ends.
+func zeroConvBufs(t *testing.T, d *Device, s device.ConvShape) (x, w, b, y device.Buffer) {
+	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
+	x, w, b, y = up(t, d, make([]float32, nx)), up(t, d, make([]float32, nw)), up(t, d, make([]float32, s.K)), up(t, d, make([]float32, ny))
+	t.Cleanup(func() {
+		for _, buf := range []device.Buffer{x, w, b, y} {
+			d.Free(buf)
+		}
+	})
+	return x, w, b, y
+}
+
+// winoChunksOf runs Conv2DForward of s on d and returns how many chunks
+// it took (launches of the Winograd input transform).
+func winoChunksOf(t *testing.T, d *Device, s device.ConvShape) int {
+	t.Helper()
+	x, w, b, y := zeroConvBufs(t, d, s)
+	n := 0
+	for _, k := range profiledKernels(t, d, func() error { return d.Conv2DForward(x, w, b, y, s) }) {
+		if strings.HasPrefix(k, "wino") && strings.HasSuffix(k, "_input") {
 			n++
 		}
 	}
 	return n
 }
 
-// winoKernelsOf runs the three convolution ops of s on d, each profiled,
-// and returns those (winoOpForward, winoOpData, winoOpFilter) that
-// launched a wino.cl kernel.
+// winoKernelsOf runs the three convolution ops of s on d and returns
+// those (winoOpForward, winoOpData, winoOpFilter) that launched a wino.cl
+// kernel.
 func winoKernelsOf(t *testing.T, d *Device, s device.ConvShape) []string {
 	t.Helper()
-	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
-	x, w, b, y := up(t, d, make([]float32, nx)), up(t, d, make([]float32, nw)), up(t, d, make([]float32, s.K)), up(t, d, make([]float32, ny))
-	defer func() {
-		for _, buf := range []device.Buffer{x, w, b, y} {
-			d.Free(buf)
-		}
-	}()
+	x, w, b, y := zeroConvBufs(t, d, s)
 	var ops []string
 	for _, c := range []struct {
 		op  string
@@ -1063,13 +1075,7 @@ func winoKernelsOf(t *testing.T, d *Device, s device.ConvShape) []string {
 		{winoOpData, func() error { return d.Conv2DBackwardData(y, w, x, s) }},
 		{winoOpFilter, func() error { return d.Conv2DBackwardFilter(x, y, w, b, s) }},
 	} {
-		d.StartProfiling()
-		err := c.run()
-		kts, perr := d.StopProfiling()
-		if err = cmp.Or(err, perr); err != nil {
-			t.Fatal(err)
-		}
-		if slices.ContainsFunc(kts, func(k KernelTime) bool { return strings.HasPrefix(k.Kernel, "wino") }) {
+		if slices.ContainsFunc(profiledKernels(t, d, c.run), func(k string) bool { return strings.HasPrefix(k, "wino") }) {
 			ops = append(ops, c.op)
 		}
 	}

@@ -1050,6 +1050,28 @@ func (t *tuner) upload(v []float32) (device.Buffer, error) {
 	return device.Upload(t.s, v)
 }
 
+// uploadAll uploads each of vs to a scratch buffer; on an error it frees
+// those it made.
+func (t *tuner) uploadAll(vs ...[]float32) ([]device.Buffer, error) {
+	var bufs []device.Buffer
+	for _, v := range vs {
+		b, err := t.upload(v)
+		if err != nil {
+			t.freeAll(bufs)
+			return nil, err
+		}
+		bufs = append(bufs, b)
+	}
+	return bufs, nil
+}
+
+// freeAll frees scratch buffers.
+func (t *tuner) freeAll(bufs []device.Buffer) {
+	for _, b := range bufs {
+		t.s.Free(b)
+	}
+}
+
 func (t *tuner) random(n int) []float32 {
 	v := make([]float32, n)
 	for i := range v {
@@ -1320,24 +1342,15 @@ func (t *tuner) checkConvSmall(c candidate) error {
 		x, w, b := t.random(nx), t.random(nw), t.random(s.K)
 		want := make([]float32, ny)
 		ref.Conv2DForward(x, w, b, want, s)
-		var bufs []device.Buffer
-		var err error
-		for _, v := range [][]float32{x, w, b, make([]float32, ny)} {
-			var buf device.Buffer
-			if buf, err = t.upload(v); err != nil {
-				break
-			}
-			bufs = append(bufs, buf)
+		bufs, err := t.uploadAll(x, w, b, make([]float32, ny))
+		if err != nil {
+			return err
 		}
 		var got []float32
-		if err == nil {
-			if err = t.s.Conv2DForward(bufs[0], bufs[1], bufs[2], bufs[3], s); err == nil {
-				got, err = t.readBack("conv", c, bufs[3], ny)
-			}
+		if err = t.s.Conv2DForward(bufs[0], bufs[1], bufs[2], bufs[3], s); err == nil {
+			got, err = t.readBack("conv", c, bufs[3], ny)
 		}
-		for _, buf := range bufs {
-			t.s.Free(buf)
-		}
+		t.freeAll(bufs)
 		if err != nil {
 			return err
 		}

@@ -199,11 +199,7 @@ type convCase struct {
 	t     *tuner
 }
 
-func (c *convCase) free() {
-	for _, b := range c.bufs {
-		c.t.s.Free(b)
-	}
-}
+func (c *convCase) free() { c.t.freeAll(c.bufs) }
 
 // convCase sets up op on s with random data.
 func (t *tuner) convCase(op string, s device.ConvShape) (*convCase, error) {
@@ -332,32 +328,23 @@ func (t *tuner) checkOpSmall(p pathChoice, shapes []device.ConvShape) error {
 		default:
 			return errors.New("unknown op " + p.op)
 		}
-		var bufs []device.Buffer
-		var err error
-		for _, v := range in {
-			var buf device.Buffer
-			if buf, err = t.upload(v); err != nil {
-				break
-			}
-			bufs = append(bufs, buf)
+		bufs, err := t.uploadAll(in...)
+		if err != nil {
+			return err
+		}
+		switch p.op {
+		case winoOpForward:
+			err = t.s.Conv2DForward(bufs[0], bufs[1], bufs[2], bufs[3], s)
+		case winoOpData:
+			err = t.s.Conv2DBackwardData(bufs[0], bufs[1], bufs[2], s)
+		case winoOpFilter:
+			err = t.s.Conv2DBackwardFilter(bufs[0], bufs[1], bufs[2], bufs[3], s)
 		}
 		var got []float32
 		if err == nil {
-			switch p.op {
-			case winoOpForward:
-				err = t.s.Conv2DForward(bufs[0], bufs[1], bufs[2], bufs[3], s)
-			case winoOpData:
-				err = t.s.Conv2DBackwardData(bufs[0], bufs[1], bufs[2], s)
-			case winoOpFilter:
-				err = t.s.Conv2DBackwardFilter(bufs[0], bufs[1], bufs[2], bufs[3], s)
-			}
-			if err == nil {
-				got, err = t.readBack(p.family, candidate{Kind: p.alt}, bufs[outIdx], n)
-			}
+			got, err = t.readBack(p.family, candidate{Kind: p.alt}, bufs[outIdx], n)
 		}
-		for _, buf := range bufs {
-			t.s.Free(buf)
-		}
+		t.freeAll(bufs)
 		if err != nil {
 			return err
 		}

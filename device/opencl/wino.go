@@ -157,8 +157,11 @@ func (p winoPlan) conv(d *Device, in, out device.Buffer, u *buffer, b device.Buf
 	})
 }
 
-// winoForward is Conv2DForward for a shape winograd takes.
-func (d *Device) winoForward(x, w, b, y device.Buffer, s device.ConvShape) error {
+// winoConv is, for a shape winograd takes, Conv2DForward (back false:
+// in is x, out is y, with the bias b) or Conv2DBackwardData (back true:
+// in is dy, out is dx, b nil: the convolution of dy with the flipped,
+// channel-swapped filters).
+func (d *Device) winoConv(in, w, b, out device.Buffer, s device.ConvShape, back bool) error {
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
 	p, Cg := planWino(s), s.C/s.Groups
@@ -166,26 +169,14 @@ func (d *Device) winoForward(x, w, b, y device.Buffer, s device.ConvShape) error
 	if err != nil {
 		return err
 	}
-	if err := d.launch1D(p.prefix+"filter", s.K*Cg, w, u, s.K, Cg, s.Groups, 0); err != nil {
+	flip, ci, co := 0, s.C, s.K
+	if back {
+		flip, ci, co = 1, s.K, s.C
+	}
+	if err := d.launch1D(p.prefix+"filter", s.K*Cg, w, u, s.K, Cg, s.Groups, flip); err != nil {
 		return err
 	}
-	return p.conv(d, x, y, u, b, s.N, s.C, s.K, s.Groups, s.H, s.W)
-}
-
-// winoBackwardData is Conv2DBackwardData for a shape winograd takes: the
-// convolution of dy with the flipped, channel-swapped filters.
-func (d *Device) winoBackwardData(dy, w, dx device.Buffer, s device.ConvShape) error {
-	d.ws.mu.Lock()
-	defer d.ws.mu.Unlock()
-	p, Cg := planWino(s), s.C/s.Groups
-	u, err := p.filters(d, s.K, Cg)
-	if err != nil {
-		return err
-	}
-	if err := d.launch1D(p.prefix+"filter", s.K*Cg, w, u, s.K, Cg, s.Groups, 1); err != nil {
-		return err
-	}
-	return p.conv(d, dy, dx, u, nil, s.N, s.K, s.C, s.Groups, s.H, s.W)
+	return p.conv(d, in, out, u, b, s.N, ci, co, s.Groups, s.H, s.W)
 }
 
 // winoBackwardFilter adds the filter gradient of a shape winograd takes to
