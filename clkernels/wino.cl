@@ -61,7 +61,9 @@
 // Tunables: none. Host-only defines CONV_WINO (3x3) and CONV_WINO5 (5x5):
 // on, off, or the ops that take Winograd joined by "+" (forward, data,
 // filter); the tuner sets them from timings on the device
-// (device/opencl/wino.go, tune_paths.go).
+// (device/opencl/wino.go, tune_paths.go). CONV_WINO_MINCH (host only,
+// default 16): layers with fewer input or output channels per group keep
+// their usual paths, whose transforms would cost more than they save.
 
 __constant float wino3_bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
 __constant float wino3_g[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};

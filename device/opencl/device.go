@@ -189,10 +189,11 @@ func parseDefines(v string) (map[string]string, error) {
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
-// CONV_BWDATA, CONV_WINO, CONV_WINO5, GEMMV_LM), less GEMM_BLOCKED and
-// CONV_BLOCKED, which the host derives from the kinds (buildOptions).
+// CONV_BWDATA, CONV_WINO, CONV_WINO5, CONV_WINO_MINCH, GEMMV_LM), less
+// GEMM_BLOCKED and CONV_BLOCKED, which the host derives from the kinds
+// (buildOptions).
 func knownDefines() []string {
-	names := []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO5", "GEMMV_LM"}
+	names := []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO5", "CONV_WINO_MINCH", "GEMMV_LM"}
 	re := regexp.MustCompile(`#\s*ifn?def\s+([A-Z_][A-Z0-9_]*)|defined\(([A-Z_][A-Z0-9_]*)\)`)
 	for _, src := range clkernels.Sources() {
 		for _, m := range re.FindAllStringSubmatch(src, -1) {

@@ -942,7 +942,9 @@ func TestWinograd(t *testing.T) {
 		{N: 2, C: 2, H: 1, W: 3, K: 3, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1},
 	}
 	for _, kind := range []string{gemmVector, gemmTiled, gemmBlocked} {
-		d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on", "CONV_WINO5": "on"}})
+		// The test shapes have few channels: CONV_WINO_MINCH=1 lets them take
+		// Winograd (the default threshold is checked at the end).
+		d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on", "CONV_WINO5": "on", "CONV_WINO_MINCH": "1"}})
 		for _, c := range []struct {
 			s    device.ConvShape
 			want bool
@@ -997,7 +999,7 @@ func TestWinograd(t *testing.T) {
 		for _, s := range []device.ConvShape{wino[1], wino5[2]} {
 			define := winoDefines[s.R]
 			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
-				d.opts.Defines = map[string]string{"GEMM_KIND": kind, define: op}
+				d.opts.Defines = map[string]string{"GEMM_KIND": kind, define: op, "CONV_WINO_MINCH": "1"}
 				testConv(t, d, []device.ConvShape{s})
 				if got := winoKernelsOf(t, d, s); !slices.Equal(got, []string{op}) {
 					t.Errorf("%s: %s=%s: Winograd kernels ran in %v", kind, define, op, got)
@@ -1008,9 +1010,24 @@ func TestWinograd(t *testing.T) {
 		if d.winograd(wino[0], winoOpForward) || d.winograd(wino5[0], winoOpForward) {
 			t.Errorf("%s: Winograd without CONV_WINO or CONV_WINO5", kind)
 		}
-		d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on"}
+		d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on", "CONV_WINO_MINCH": "1"}
 		if d.winograd(wino5[0], winoOpForward) {
 			t.Errorf("%s: CONV_WINO turns on the 5x5 Winograd", kind)
+		}
+		// The default CONV_WINO_MINCH: 16 input and output channels per group.
+		d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on", "CONV_WINO5": "on"}
+		for _, c := range []struct {
+			s    device.ConvShape
+			want bool
+		}{
+			{device.ConvShape{N: 2, C: 1, H: 28, W: 28, K: 64, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1}, false},   // mini's conv1
+			{device.ConvShape{N: 2, C: 96, H: 27, W: 27, K: 256, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}, true},  // paper's conv2
+			{device.ConvShape{N: 2, C: 384, H: 13, W: 13, K: 30, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}, false}, // 15 out per group
+			{device.ConvShape{N: 2, C: 32, H: 13, W: 13, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}, true},
+		} {
+			if got := d.winograd(c.s, winoOpForward); got != c.want {
+				t.Errorf("%s: default CONV_WINO_MINCH: winograd(%+v) = %v, want %v", kind, c.s, got, c.want)
+			}
 		}
 		d.Close()
 	}

@@ -56,6 +56,9 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		t.s.prog, t.s.kernels = nil, nil
 	}()
 	t.activate(c)
+	// Winograd on any channel count here, so that the small checks run it;
+	// CONV_WINO_MINCH applies when the device runs (not recorded).
+	t.s.opts.Defines["CONV_WINO_MINCH"] = "1"
 
 	var results []tuneResult
 	end := t.start.Add(t.spec.budget)

@@ -68,11 +68,24 @@ func checkWinoDefines(defs map[string]string) error {
 	return nil
 }
 
+// winoMinChannels is the default of CONV_WINO_MINCH: the fewest input
+// and output channels per group a Winograd convolution may have. The
+// transforms cost about (Cg + Kg) per tile against the products' Cg·Kg,
+// so with few channels they cost more than Winograd saves: mini's conv1
+// (one input channel, 5×5) took 52 ms forward under POCL at batch 128
+// with Winograd against 2.6 ms without.
+const winoMinChannels = 16
+
 // winograd reports whether d computes op (winoOpForward, winoOpData or
-// winoOpFilter) of convolutions of shape s with Winograd.
+// winoOpFilter) of convolutions of shape s with Winograd: s of a size
+// CONV_WINO or CONV_WINO5 covers, with at least CONV_WINO_MINCH input and
+// output channels per group, and op in that define's list.
 func (d *Device) winograd(s device.ConvShape, op string) bool {
 	name, ok := winoDefines[s.R]
 	if !ok || s.S != s.R || s.Stride != 1 || s.Pad != (s.R-1)/2 {
+		return false
+	}
+	if minCh := d.tunable("CONV_WINO_MINCH", winoMinChannels); min(s.C, s.K)/s.Groups < minCh {
 		return false
 	}
 	ops, _ := winoOps(name, d.opts.Defines[name]) // Open checked it
