@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -74,9 +76,12 @@ type benchResult struct {
 	DeviceName string `json:"device_name"`
 	Platform   string `json:"platform"`
 	Driver     string `json:"driver"` // for the cpu device: Go's version and the GEMM
-	Batch      int    `json:"batch"`
-	Steps      int    `json:"steps"`
-	Warmup     int    `json:"warmup"`
+	// Tunables are the OpenCL program's -D values and host-side paths
+	// (tuned or set), NAME=value sorted: which kernels the figures are of.
+	Tunables string `json:"tunables,omitempty"`
+	Batch    int    `json:"batch"`
+	Steps    int    `json:"steps"`
+	Warmup   int    `json:"warmup"`
 
 	TrainImagesPerSecond float64 `json:"train_images_per_second"`
 	InferImagesPerSecond float64 `json:"infer_images_per_second"`
@@ -368,6 +373,13 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 		}
 		slices.SortFunc(res.Kernels, func(a, b benchKernel) int { return cmp.Compare(b.MS, a.MS) })
 	}
+	if tu, ok := d.(interface{ Tunables() map[string]string }); ok {
+		var defs []string
+		for _, n := range slices.Sorted(maps.Keys(tu.Tunables())) {
+			defs = append(defs, n+"="+tu.Tunables()[n])
+		}
+		res.Tunables = strings.Join(defs, " ")
+	}
 	res.PeakDeviceBytes = d.MemStats().Peak
 	if w, ok := d.(interface{ WorkspaceBytes() int64 }); ok {
 		res.WorkspaceBytes = w.WorkspaceBytes()
@@ -393,6 +405,9 @@ func (r *benchResult) print(w io.Writer) error {
 	fmt.Fprintf(w, "%s on %s (%s, %s), batch %d, median of %d steps after %d warm-up\n",
 		r.Network, r.Device, r.DeviceName, r.Platform, r.Batch, r.Steps, r.Warmup)
 	fmt.Fprintf(w, "driver: %s\n", r.Driver)
+	if r.Tunables != "" {
+		fmt.Fprintf(w, "kernels: %s\n", r.Tunables)
+	}
 	fmt.Fprintf(w, "batch upload: %s\n\n", r.Upload)
 	fmt.Fprintf(w, "training   %9.1f images/s  %9.1f ms/step  %8.1f GFLOP/s (%.2f GFLOP per image)\n",
 		r.TrainImagesPerSecond, r.TrainStepMS, r.TrainGFLOPS, r.TrainGFLOPPerImage)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,5 +92,16 @@ func TestBench(t *testing.T) {
 	}
 	if _, err := runCLI(t, "bench", "--config", net, "--device", "cpu", "--steps", "0"); err == nil || !strings.Contains(err.Error(), "--steps 0") {
 		t.Errorf("--steps 0: %v", err)
+	}
+	// On OpenCL the report names the kernels' tunables and paths in use.
+	if slices.Contains(devices, "cl0") {
+		t.Setenv("ALEXCL_CL_DEFINES", "CONV_WINO5=forward")
+		out, err := runCLI(t, append(args, "--device", "cl0")...)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if !strings.Contains(out, "kernels: CONV_WINO5=forward\n") {
+			t.Errorf("bench report lacks the kernels line:\n%s", out)
+		}
 	}
 }
