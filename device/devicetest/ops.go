@@ -114,6 +114,9 @@ var convShapes = []struct {
 	{"1x1", device.ConvShape{N: 1, C: 17, H: 5, W: 5, K: 33, R: 1, S: 1, Stride: 1, Pad: 0, Groups: 1}, "normal"},
 	{"3x5 filter", device.ConvShape{N: 2, C: 2, H: 8, W: 9, K: 3, R: 3, S: 5, Stride: 1, Pad: 2, Groups: 1}, "normal"},
 	{"channels 37 to 19", device.ConvShape{N: 1, C: 37, H: 5, W: 6, K: 19, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}, "normal"},
+	// Channels enough for the OpenCL device's Winograd paths where chosen
+	// (16 per group at least): the 5x5 one, grouped, on an odd image.
+	{"5x5 pad 2, 32 to 40 in 2 groups", device.ConvShape{N: 2, C: 32, H: 9, W: 11, K: 40, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}, "normal"},
 	{"all negative", device.ConvShape{N: 2, C: 4, H: 7, W: 7, K: 6, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}, "negative"},
 	{"all ones 1x1x1", device.ConvShape{N: 1, C: 1, H: 1, W: 1, K: 1, R: 1, S: 1, Stride: 1, Pad: 0, Groups: 1}, "normal"},
 	{"pad larger than needed", device.ConvShape{N: 1, C: 2, H: 3, W: 3, K: 2, R: 3, S: 3, Stride: 3, Pad: 2, Groups: 1}, "normal"},
