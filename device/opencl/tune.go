@@ -357,7 +357,7 @@ type tuneSpec struct {
 	gemmShare float64
 	// convShare, when above 0, is the part of budget the matrix products
 	// and the forward convolution may take together, so that the
-	// Winograd step after them gets its turn.
+	// convolutions' paths (tune_paths.go) after them get their turn.
 	convShare float64
 }
 

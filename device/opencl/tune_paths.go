@@ -210,21 +210,13 @@ func (t *tuner) convCase(op string, s device.ConvShape) (*convCase, error) {
 	c := &convCase{t: t,
 		name:  fmt.Sprintf("%s %d %dx%d/%d p%d g%d on %dx%dx%dx%d", op, s.K, s.R, s.S, s.Stride, s.Pad, s.Groups, s.N, s.C, s.H, s.W),
 		flops: 2 * float64(ny) * float64(s.C/s.Groups*s.R*s.S)}
-	var err error
-	up := func(n int) device.Buffer {
-		if err != nil {
-			return nil
-		}
-		var b device.Buffer
-		if b, err = t.upload(t.random(n)); err == nil {
-			c.bufs = append(c.bufs, b)
-		}
-		return b
-	}
-	x, w, b, y := up(nx), up(nw), up(s.K), up(ny)
+	// x, w, b, y, and dw (read by the filter gradient only).
+	bufs, err := t.uploadAll(t.random(nx), t.random(nw), t.random(s.K), t.random(ny), t.random(nw))
 	if err != nil {
 		return c, err
 	}
+	c.bufs = bufs
+	x, w, b, y, dw := bufs[0], bufs[1], bufs[2], bufs[3], bufs[4]
 	nan := func(b device.Buffer) func() error {
 		return func() error { return t.s.Fill(b, float32(math.NaN())) }
 	}
@@ -234,10 +226,6 @@ func (t *tuner) convCase(op string, s device.ConvShape) (*convCase, error) {
 	case winoOpData:
 		c.run, c.out, c.n, c.reset = func() error { return t.s.Conv2DBackwardData(y, w, x, s) }, x, nx, nan(x)
 	case winoOpFilter:
-		dw := up(nw)
-		if err != nil {
-			return c, err
-		}
 		c.run, c.out, c.n = func() error { return t.s.Conv2DBackwardFilter(x, y, dw, b, s) }, dw, nw
 		c.reset = func() error { return t.s.Fill(dw, 0) }
 	default:
