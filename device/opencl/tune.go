@@ -642,10 +642,10 @@ type tuner struct {
 	deadline time.Time
 }
 
-// tune runs the tuner on d (its context and queue exist, its program does
-// not yet) and returns the record of the choice, without key or platform.
-func (d *Device) tune(lim limits) (*tuneRecord, error) {
-	t := &tuner{
+// newTuner returns a tuner of d, started now, whose scratch device shares
+// d's context and queue; the caller releases it.
+func (d *Device) newTuner(lim limits) *tuner {
+	return &tuner{
 		d: d,
 		s: &Device{info: d.info, opts: Options{BuildOptions: d.opts.BuildOptions}, dev: d.dev,
 			ctx: d.ctx, queue: d.queue, maxAlloc: d.maxAlloc, live: map[*buffer]struct{}{}},
@@ -654,6 +654,12 @@ func (d *Device) tune(lim limits) (*tuneRecord, error) {
 		start: time.Now(),
 		rng:   rand.New(rand.NewPCG(5, 5)),
 	}
+}
+
+// tune runs the tuner on d (its context and queue exist, its program does
+// not yet) and returns the record of the choice, without key or platform.
+func (d *Device) tune(lim limits) (*tuneRecord, error) {
+	t := d.newTuner(lim)
 	defer t.release()
 	if len(t.spec.gemm) == 0 || len(t.spec.gemmShapes) == 0 {
 		return nil, errors.New("no candidates or shapes to try")

@@ -61,7 +61,13 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 	t.s.opts.Defines["CONV_WINO_MINCH"] = "1"
 
 	var results []tuneResult
+	// The step may run to the end of the budget, and for pathsMin after
+	// its build at least, so that a slow build of the program (the
+	// unrolled Winograd kernels) cannot leave every path untried.
 	end := t.start.Add(t.spec.budget)
+	if e := time.Now().Add(pathsMin); e.After(end) {
+		end = e
+	}
 	spent := func(what string) bool {
 		if time.Now().Before(end) {
 			return false
@@ -135,6 +141,9 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 	}
 	return out, results, nil
 }
+
+// pathsMin is the least time the paths step gets after its build.
+var pathsMin = 5 * time.Second
 
 // winMargin is how much faster (a fraction) the other path of a
 // pathChoice must be, in the sum of its shapes' medians, to be chosen.

@@ -662,3 +662,43 @@ func TestTunePaths(t *testing.T) {
 		}
 	}
 }
+
+// TestTunePathsBudget runs the paths step with the tuning budget long
+// spent: with no time of its own it tries nothing, records every op as
+// not tried and keeps the usual paths; with pathsMin after its build it
+// times them all.
+func TestTunePathsBudget(t *testing.T) {
+	d := openTestDevice(t)
+	spec := smallSpec([]candidate{tiled(16, 16, 8, 2, 2)}, nil)
+	spec.winoShapes = []device.ConvShape{{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}}
+	withSpec(t, spec)
+	old := pathsMin
+	t.Cleanup(func() { pathsMin = old })
+	defs := tiled(16, 16, 8, 2, 2).defines("GEMM")
+	for _, min := range []time.Duration{0, time.Minute} {
+		pathsMin = min
+		tu := d.newTuner(limitsOf(d.dev))
+		tu.start = time.Now().Add(-time.Hour)
+		out, res, err := tu.pickPaths(defs, true)
+		tu.release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		notTried, timed := 0, 0
+		for _, r := range res {
+			switch {
+			case strings.HasPrefix(r.Dropped, "not tried"):
+				notTried++
+			case len(r.GFLOPS) > 0:
+				timed++
+			}
+		}
+		// bwdata on the spec's conv shape, then the three 3x3 ops.
+		if min == 0 && (notTried != 4 || timed != 0 || out["CONV_WINO"] != "off") {
+			t.Errorf("budget spent: %d not tried, %d timed, %v; want 4, 0, CONV_WINO=off\n%+v", notTried, timed, out, res)
+		}
+		if min > 0 && (notTried != 0 || timed != 8) {
+			t.Errorf("with %v after the build: %d not tried, %d timed, want 0 and 8 (both paths of 4 choices)\n%+v", min, notTried, timed, res)
+		}
+	}
+}
