@@ -570,16 +570,18 @@ func (d *Device) applyTuning(p *cl.Platform) {
 	}
 	rec.Key, rec.Platform, rec.Version = key, p.Name()+" "+p.Version(), version
 	d.setTunables(rec.Defines)
-	what := fmt.Sprintf("tuned %s in %.1f s: %s", d.info.Name, rec.Seconds, describeDefines(rec.Defines))
+	// The format starts with "tuned": the CLI shows the lines whose
+	// format starts with "tun".
+	name, secs, defs := d.info.Name, rec.Seconds, describeDefines(rec.Defines)
 	if path == "" {
-		d.opts.logf("%s; not saved (the kernel cache is off)", what)
+		d.opts.logf("tuned %s in %.1f s: %s; not saved (the kernel cache is off)", name, secs, defs)
 		return
 	}
 	if err := saveTuneRecord(path, rec); err != nil {
-		d.opts.logf("%s; not saved: %v", what, err)
+		d.opts.logf("tuned %s in %.1f s: %s; not saved: %v", name, secs, defs, err)
 		return
 	}
-	d.opts.logf("%s; saved %s", what, path)
+	d.opts.logf("tuned %s in %.1f s: %s; saved %s", name, secs, defs, path)
 }
 
 // setTunables adds defs to a copy of d.opts.Defines (the caller's map is
