@@ -3,9 +3,9 @@
 # the GPU (selftest, which also tunes the kernels: its log and the tuning
 # record are kept), alexcl's training throughput (paper at batch 128 and
 # 256, mini at 512, with per-layer kernel times; paper 128 again with the
-# upload inside the step, with the vendor tiles with and without Winograd,
-# and with each kernel family and GPU-path change) and PyTorch's on the
-# same card, then one epoch of the default training run. BENCHMARKS.md's GPU
+# upload inside the step, on the tuned tiles with each convolution path,
+# with each kernel family and GPU-path change) and PyTorch's on the same
+# card, then one epoch of the default training run. BENCHMARKS.md's GPU
 # section came from this.
 #
 #   go build -o alexcl ./cmd/alexcl   # CGO_ENABLED=0 builds run anywhere
@@ -62,20 +62,20 @@ step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps
 step torch.txt 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256
 cat "$OUT/torch.txt"
 step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
-# The data gradient as one implicit-GEMM convolution of dy (the tuner's
-# choice is in selftest.txt; setting CONV_BWDATA turns tuning off, so
-# this runs the vendor tiles: compare with paper128-tiled-default.txt).
-step paper128-bwdata-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+# The convolutions' paths on the tuned tiles (a path set in
+# ALEXCL_CL_DEFINES overrides the tuner's choice of that path only; its
+# own op-by-op timings are in selftest.txt): all usual paths; Winograd
+# for every 3x3 and 5x5 op; the implicit data gradient without Winograd.
+usual=CONV_WINO=off,CONV_WINO5=off,CONV_BWDATA=col
+step paper128-paths-usual.txt 60 env ALEXCL_CL_DEFINES=$usual "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-paths-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-paths-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=off,CONV_WINO5=off,CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 # The kernel families on the same step, whatever the tuner chose: the
-# vendor defaults (tiled 64x64x16/4x4), and the blocked family with its K
-# steps in the default runs of 2 and unrolled whole (TestKernelISA: AMD's
-# compiler needs the runs; which NVIDIA's prefers is what this measures).
+# vendor defaults (tiled 64x64x16/4x4, usual paths), and the blocked
+# family with its K steps in the default runs of 2 and unrolled whole
+# (TestKernelISA: AMD's compiler needs the runs; which NVIDIA's prefers is
+# what this measures); these turn tuning off.
 step paper128-tiled-default.txt 60 env ALEXCL_TUNE=off "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
-# Winograd for the 3x3 convolutions, then for the 5x5 one too, against
-# the line above (setting CONV_WINO* turns tuning off, so all run the
-# vendor tiles); the tuner's own op-by-op timings are in selftest.txt.
-step paper128-tiled-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
-step paper128-tiled-wino35.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 for defs in GEMM_KIND=blocked GEMM_KIND=blocked,GEMM_KU=16,CONV_KU=16; do
 	step "paper128-${defs//[=,]/-}.txt" 60 env "ALEXCL_CL_DEFINES=$defs" "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done

@@ -43,9 +43,10 @@ type Options struct {
 	// Opens (tune.go). False keeps the vendor defaults. ALEXCL_TUNE=off,
 	// on or force (re-tune) overrides it; Defines that set a tuned name
 	// (GEMM_KIND, the GEMM_ and CONV_ tiles and K-step runs, GEMMV_VW, _MR,
-	// _LM, CONV_KIND, and the convolutions' paths CONV_WINO, CONV_WINO5,
-	// CONV_BWDATA: tune.go's tunedNames), here or in ALEXCL_CL_DEFINES,
-	// turn tuning off.
+	// _LM, CONV_KIND: tune.go's tunedNames), here or in ALEXCL_CL_DEFINES,
+	// turn tuning off; those that set a convolution path (CONV_WINO,
+	// CONV_WINO5, CONV_BWDATA) override the tuner's choice of that path
+	// and leave the rest tuned.
 	Tune bool
 
 	// extraSources are appended to clkernels.Sources(); tests use them to
@@ -140,7 +141,8 @@ func parseLegacy(v string) (legacy, error) {
 // comma-separated, added to Options.Defines by Open (over the caller's).
 // It pins kernel tunables without code, to compare kernel families on one
 // machine (GEMM_KIND=blocked,GEMM_KU=16) or to step around a driver's bug;
-// setting a tuned name turns tuning off, as Options.Defines does. A name
+// setting a tuned name turns tuning off, as Options.Defines does, except
+// a convolution path (pathNames), which overrides that choice only. A name
 // must be one the kernels or the host read (knownDefines), GEMM_KIND and
 // CONV_KIND one of the families, and values are checked as the build
 // options are; whether a value suits the kernel is the compiler's to say
@@ -187,13 +189,18 @@ func parseDefines(v string) (map[string]string, error) {
 	return defs, nil
 }
 
+// hostOnlyDefines are the tunables only the Go side reads (kernel family,
+// convolution paths, launch sizes); buildOptions leaves them out of the
+// compiler's options, so that they change no program binary.
+var hostOnlyDefines = []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO5", "CONV_WINO_MINCH", "GEMMV_LM"}
+
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
 // CONV_BWDATA, CONV_WINO, CONV_WINO5, CONV_WINO_MINCH, GEMMV_LM), less
 // GEMM_BLOCKED and CONV_BLOCKED, which the host derives from the kinds
 // (buildOptions).
 func knownDefines() []string {
-	names := []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO5", "CONV_WINO_MINCH", "GEMMV_LM"}
+	names := slices.Clone(hostOnlyDefines)
 	re := regexp.MustCompile(`#\s*ifn?def\s+([A-Z_][A-Z0-9_]*)|defined\(([A-Z_][A-Z0-9_]*)\)`)
 	for _, src := range clkernels.Sources() {
 		for _, m := range re.FindAllStringSubmatch(src, -1) {

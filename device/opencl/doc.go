@@ -29,7 +29,9 @@
 // key ingredients) and read by later Opens; a corrupt or stale record is
 // re-tuned. ALEXCL_TUNE=off keeps the vendor defaults (the kernel family
 // chosen by device type, the .cl files' default tiles), ALEXCL_TUNE=force
-// re-tunes, and Options.Defines that set a tuned name turn tuning off.
+// re-tunes, and Options.Defines that set a tuned name turn tuning off,
+// except those of the convolutions' paths (CONV_WINO, CONV_WINO5,
+// CONV_BWDATA), which override the tuner's choice of that path only.
 // Tunables reports what the program was built with.
 //
 // Devices are numbered over all platforms in order: cl0, cl1, ... (List).

@@ -311,7 +311,7 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 // unrolled patches written and read back and no col2im. The host-only
 // define CONV_BWDATA=implicit turns it on: the tuner sets it where it
 // times faster on the device (tune_paths.go), or the user
-// (ALEXCL_CL_DEFINES, which turns tuning off). Under POCL it is slower
+// (ALEXCL_CL_DEFINES, over the tuner's choice). Under POCL it is slower
 // than the GEMM into unrolled patches (AlexNet's conv2 6.9 against 9.2
 // GFLOP/s, conv3 8.6 against 8.9); on a GPU the one long-K product may
 // win. Where Winograd takes the data gradient (CONV_WINO, CONV_WINO5), it

@@ -23,7 +23,8 @@ import (
 const cacheMagic = "alexcl-clbin-v1\n"
 
 // buildOptions turns Options into the compiler's option string: the
-// defines sorted by name, then BuildOptions. GEMM_KIND=blocked also
+// defines sorted by name, less the host-only ones (hostOnlyDefines), then
+// BuildOptions. GEMM_KIND=blocked also
 // defines GEMM_BLOCKED, which builds gemm_blk, and a blocked forward
 // convolution (convKind) CONV_BLOCKED, which builds conv2d_forward_blk:
 // programs that do not run them leave them out, so that their larger,
@@ -31,7 +32,9 @@ const cacheMagic = "alexcl-clbin-v1\n"
 func buildOptions(o Options) (string, error) {
 	names := make([]string, 0, len(o.Defines))
 	for n := range o.Defines {
-		names = append(names, n)
+		if !slices.Contains(hostOnlyDefines, n) {
+			names = append(names, n)
+		}
 	}
 	for flag, on := range map[string]bool{
 		"GEMM_BLOCKED": o.Defines["GEMM_KIND"] == gemmBlocked,

@@ -539,7 +539,7 @@ func (d *Device) applyTuning(p *cl.Platform) {
 		return
 	}
 	for _, n := range tunedNames {
-		if _, ok := d.opts.Defines[n]; ok {
+		if _, ok := d.opts.Defines[n]; ok && !slices.Contains(pathNames, n) {
 			d.opts.logf("tuning skipped on %s: Options.Defines or ALEXCL_CL_DEFINES sets %s", d.info.Name, n)
 			return
 		}
@@ -584,14 +584,28 @@ func (d *Device) applyTuning(p *cl.Platform) {
 	d.opts.logf("tuned %s in %.1f s: %s; saved %s", name, secs, defs, path)
 }
 
-// setTunables adds defs to a copy of d.opts.Defines (the caller's map is
-// not changed).
+// pathNames are the tuned names of the convolutions' paths. Set in
+// Options.Defines or ALEXCL_CL_DEFINES, one overrides the tuner's choice
+// of that path only: tuning goes on, and the tiles stay tuned.
+var pathNames = []string{"CONV_WINO", "CONV_WINO5", "CONV_BWDATA"}
+
+// setTunables adds the tuned defs to a copy of d.opts.Defines (the
+// caller's map is not changed); a name already set there (a path the
+// user chose) keeps its value.
 func (d *Device) setTunables(defs map[string]string) {
 	m := maps.Clone(d.opts.Defines)
 	if m == nil {
 		m = map[string]string{}
 	}
-	maps.Copy(m, defs)
+	for _, n := range slices.Sorted(maps.Keys(defs)) {
+		if v, set := m[n]; set {
+			if v != defs[n] {
+				d.opts.logf("tuning on %s: %s=%s as set, not the tuned %s", d.info.Name, n, v, defs[n])
+			}
+			continue
+		}
+		m[n] = defs[n]
+	}
 	d.opts.Defines = m
 }
 

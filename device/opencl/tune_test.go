@@ -702,3 +702,47 @@ func TestTunePathsBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestTunePathOverride: a convolution path set by the user
+// (ALEXCL_CL_DEFINES) overrides the tuner's choice of that path only:
+// tuning still runs, the tiles and the other paths stay tuned, and the log
+// says which tuned value was set aside.
+func TestTunePathOverride(t *testing.T) {
+	requireOpenCL(t)
+	t.Setenv("ALEXCL_TUNE", "")
+	spec := smallSpec([]candidate{vector(4, 3, 2)}, nil)
+	spec.winoShapes = []device.ConvShape{{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}}
+	withSpec(t, spec)
+	dir := t.TempDir()
+	var first logLines
+	d, err := Open(0, Options{Version: "test", CacheDir: dir, Tune: true, Logf: first.logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tuned := d.Tunables()
+	d.Close()
+	if tuned["CONV_WINO"] == "" || tuned["GEMMV_MR"] != "3" {
+		t.Fatalf("first Open tuned %v\n%s", tuned, first.String())
+	}
+	// The opposite of the tuned choice for forward.
+	set := "forward"
+	if ops, _ := winoOps("CONV_WINO", tuned["CONV_WINO"]); slices.Contains(ops, winoOpForward) {
+		set = "off"
+	}
+	t.Setenv("ALEXCL_CL_DEFINES", "CONV_WINO="+set)
+	var log logLines
+	d, err = Open(0, Options{Version: "test", CacheDir: dir, Tune: true, Logf: log.logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	want := maps.Clone(tuned)
+	want["CONV_WINO"] = set
+	if got := d.Tunables(); !maps.Equal(got, want) {
+		t.Errorf("Tunables() = %v, want %v\n%s", got, want, log.String())
+	}
+	if !strings.Contains(log.String(), "tuning record hit") || strings.Contains(log.String(), "tuning skipped") ||
+		(set != tuned["CONV_WINO"] && !strings.Contains(log.String(), "CONV_WINO="+set+" as set, not the tuned "+tuned["CONV_WINO"])) {
+		t.Errorf("log:\n%s\nwant the record read and the override named", log.String())
+	}
+}
