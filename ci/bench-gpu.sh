@@ -65,7 +65,8 @@ step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps
 # The convolutions' paths on the tuned tiles (a path set in
 # ALEXCL_CL_DEFINES overrides the tuner's choice of that path only; its
 # own op-by-op timings are in selftest.txt): all usual paths; Winograd
-# for every 3x3 and 5x5 op; the implicit data gradient without Winograd.
+# for every 3x3 and 5x5 op (CONV_BWDATA as tuned for the layers Winograd
+# does not take); the implicit data gradient without Winograd.
 usual=CONV_WINO=off,CONV_WINO5=off,CONV_BWDATA=col
 step paper128-paths-usual.txt 60 env ALEXCL_CL_DEFINES=$usual "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 step paper128-paths-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2

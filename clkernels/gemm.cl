@@ -62,7 +62,7 @@
 //             tile's steps whole, see BLK_KU_LOOP)
 //   GEMMV_VW  vector width of gemm_vec and gemm_dot: 4, 8 or 16 (default 16)
 //   GEMMV_MR  rows per gemm_vec work item, 1 to 8 (default 6)
-//   GEMMV_LM  gemm_vec work-group height (default 8)
+//   GEMMV_LM  (host only) gemm_vec work-group height (default 8)
 // TSM must be a multiple of WPTM and TSN of WPTN.
 
 #ifndef GEMM_TSM

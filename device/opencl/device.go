@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,10 +175,7 @@ func parseDefines(v string) (map[string]string, error) {
 	if k, ok := defs["CONV_KIND"]; ok && k != gemmTiled && k != gemmBlocked {
 		return bad("CONV_KIND=%q: want %s or %s", k, gemmTiled, gemmBlocked)
 	}
-	if v, ok := defs["CONV_BWDATA"]; ok && v != "col" && v != "implicit" {
-		return bad("CONV_BWDATA=%q: want col or implicit", v)
-	}
-	if err := checkWinoDefines(defs); err != nil {
+	if err := checkHostDefines(defs); err != nil {
 		return bad("%v", err)
 	}
 	if _, err := buildOptions(Options{Defines: defs}); err != nil {
@@ -187,6 +185,23 @@ func parseDefines(v string) (map[string]string, error) {
 		return nil, nil
 	}
 	return defs, nil
+}
+
+// checkHostDefines checks the values of the host-only defines in defs
+// that buildOptions does not see: the convolution paths, and positive
+// integers for the sizes.
+func checkHostDefines(defs map[string]string) error {
+	if v, ok := defs["CONV_BWDATA"]; ok && v != "col" && v != "implicit" {
+		return fmt.Errorf("CONV_BWDATA=%q: want col or implicit", v)
+	}
+	for _, n := range []string{"GEMMV_LM", "CONV_WINO_MINCH"} {
+		if v, ok := defs[n]; ok {
+			if i, err := strconv.Atoi(v); err != nil || i < 1 {
+				return fmt.Errorf("%s=%q: want a positive integer", n, v)
+			}
+		}
+	}
+	return checkWinoDefines(defs)
 }
 
 // hostOnlyDefines are the tunables only the Go side reads (kernel family,
@@ -337,7 +352,7 @@ func Open(index int, opts Options) (*Device, error) {
 		}
 		maps.Copy(d.opts.Defines, env)
 	}
-	if err := checkWinoDefines(d.opts.Defines); err != nil {
+	if err := checkHostDefines(d.opts.Defines); err != nil {
 		return fail(err)
 	}
 	if !d.legacy.noFlush {

@@ -576,18 +576,21 @@ func TestOpenDefinesEnv(t *testing.T) {
 		t.Errorf("kernel family %s, want tiled", d.gemmKind())
 	}
 	// Options.Defines are checked too (the variable is, below).
-	o = testOptions(sharedCache, nil)
-	o.Defines["CONV_WINO"] = "sideways"
 	t.Setenv("ALEXCL_CL_DEFINES", "")
-	if d, err := Open(0, o); err == nil || !strings.Contains(err.Error(), `CONV_WINO="sideways"`) {
-		t.Errorf("Options.Defines CONV_WINO=sideways: %v, want an error naming it", err)
-		if err == nil {
-			d.Close()
+	for name, v := range map[string]string{"CONV_WINO": "sideways", "CONV_BWDATA": "gemm"} {
+		o = testOptions(sharedCache, nil)
+		o.Defines[name] = v
+		if d, err := Open(0, o); err == nil || !strings.Contains(err.Error(), name+`="`+v+`"`) {
+			t.Errorf("Options.Defines %s=%s: %v, want an error naming it", name, v, err)
+			if err == nil {
+				d.Close()
+			}
 		}
 	}
 	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "GEMM_TSM=6 4",
 		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED", "CONV_BWDATA=yes",
-		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO=on+data", "CONV_WINO5=sideways", "CONV_BWDATA=gemm"} {
+		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO=on+data", "CONV_WINO5=sideways", "CONV_BWDATA=gemm",
+		"GEMMV_LM=4 8", "CONV_WINO_MINCH=0", "CONV_WINO_MINCH=x"} {
 		t.Setenv("ALEXCL_CL_DEFINES", bad)
 		if d, err := Open(0, testOptions(sharedCache, nil)); err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_DEFINES") {
 			t.Errorf("ALEXCL_CL_DEFINES=%q: %v, want an error naming the variable", bad, err)

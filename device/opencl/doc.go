@@ -32,7 +32,7 @@
 // re-tunes, and Options.Defines that set a tuned name turn tuning off,
 // except those of the convolutions' paths (CONV_WINO, CONV_WINO5,
 // CONV_BWDATA), which override the tuner's choice of that path only.
-// Tunables reports what the program was built with.
+// Tunables reports what the device runs with.
 //
 // Devices are numbered over all platforms in order: cl0, cl1, ... (List).
 package opencl

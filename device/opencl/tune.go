@@ -58,7 +58,9 @@ import (
 const tuneFormat = "alexcl-tune-v4" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND; v4: CONV_WINO, CONV_WINO5, CONV_BWDATA
 
 // tunedNames are the -D tunables the tuner chooses. When Options.Defines
-// sets any of them the user has chosen, and Open does not tune.
+// sets any of them the user has chosen, and Open does not tune, except
+// for the convolutions' paths (pathNames), which override the tuned
+// choice of that path only.
 var tunedNames = []string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
@@ -523,10 +525,11 @@ func (r *tuneRecord) validate(key string, l limits) error {
 	return nil
 }
 
-// Tunables returns the -D values the device's program was built with:
-// those of Options.Defines and, when Open tuned or read a tuning record,
-// the tuned ones (GEMM_KIND, GEMM_*, GEMMV_*, CONV_*). Tunables not listed
-// have their defaults (the .cl files' header comments).
+// Tunables returns the tunables the device runs with, the -D values of
+// its program and the host-only ones (hostOnlyDefines): those of
+// Options.Defines and, when Open tuned or read a tuning record, the tuned
+// ones (GEMM_KIND, GEMM_*, GEMMV_*, CONV_*). Tunables not listed have
+// their defaults (the .cl files' header comments).
 func (d *Device) Tunables() map[string]string { return maps.Clone(d.opts.Defines) }
 
 // applyTuning is called by Open before the program is built. With tuning
