@@ -61,7 +61,6 @@ cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/tune-*.json "$OUT/" 2>/dev/n
 step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3
 step torch.txt 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256
 cat "$OUT/torch.txt"
-step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
 # The convolutions' paths on the tuned tiles (a path set in
 # ALEXCL_CL_DEFINES overrides the tuner's choice of that path only; its
 # own op-by-op timings are in selftest.txt): all usual paths; Winograd
@@ -70,6 +69,7 @@ step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps
 usual=CONV_WINO=off,CONV_WINO5=off,CONV_BWDATA=col
 step paper128-paths-usual.txt 60 env ALEXCL_CL_DEFINES=$usual "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 step paper128-paths-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
 step paper128-paths-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=off,CONV_WINO5=off,CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 # The kernel families on the same step, whatever the tuner chose: the
 # vendor defaults (tiled 64x64x16/4x4, usual paths), and the blocked
