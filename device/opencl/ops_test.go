@@ -1098,3 +1098,25 @@ func winoKernelsOf(t *testing.T, d *Device, s device.ConvShape) []string {
 	}
 	return ops
 }
+
+// TestWinoHas checks winograd's allocation-free reading of CONV_WINO
+// values against winoOps, which Open checks them with, and that winograd
+// allocates nothing (it runs for every convolution op).
+func TestWinoHas(t *testing.T) {
+	for _, v := range []string{"", "off", "on", "forward", "data", "filter", "data+filter", "filter+forward+data", "forward+filter"} {
+		ops, err := winoOps("CONV_WINO", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+			if got, want := winoHas(v, op), slices.Contains(ops, op); got != want {
+				t.Errorf("winoHas(%q, %s) = %v, winoOps says %v", v, op, got, want)
+			}
+		}
+	}
+	d := &Device{opts: Options{Defines: map[string]string{"CONV_WINO": "data+filter", "CONV_WINO_MINCH": "1"}}}
+	s := device.ConvShape{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}
+	if n := testing.AllocsPerRun(100, func() { d.winograd(s, winoOpFilter) }); n != 0 || !d.winograd(s, winoOpFilter) {
+		t.Errorf("winograd: %v allocations per call, taken %v", n, d.winograd(s, winoOpFilter))
+	}
+}

@@ -76,6 +76,26 @@ func checkWinoDefines(defs map[string]string) error {
 // with Winograd against 2.6 ms without.
 const winoMinChannels = 16
 
+// winoHas reports whether the CONV_WINO or CONV_WINO5 value v (checked
+// by Open) names op, without allocating: winograd runs for every
+// convolution op of every step.
+func winoHas(v, op string) bool {
+	switch v {
+	case "", "off":
+		return false
+	case "on":
+		return true
+	}
+	for v != "" {
+		var item string
+		item, v, _ = strings.Cut(v, "+")
+		if item == op {
+			return true
+		}
+	}
+	return false
+}
+
 // winograd reports whether d computes op (winoOpForward, winoOpData or
 // winoOpFilter) of convolutions of shape s with Winograd: s of a size
 // CONV_WINO or CONV_WINO5 covers, with at least CONV_WINO_MINCH input and
@@ -88,21 +108,29 @@ func (d *Device) winograd(s device.ConvShape, op string) bool {
 	if minCh := d.tunable("CONV_WINO_MINCH", winoMinChannels); min(s.C, s.K)/s.Groups < minCh {
 		return false
 	}
-	ops, _ := winoOps(name, d.opts.Defines[name]) // Open checked it
-	return slices.Contains(ops, op)
+	return winoHas(d.opts.Defines[name], op)
 }
 
+// winoKernels are the names of a filter size's wino.cl kernels.
+type winoKernels struct{ filter, input, output, dy, filterGrad string }
+
+func winoKernelsFor(prefix string) winoKernels {
+	return winoKernels{prefix + "filter", prefix + "input", prefix + "output", prefix + "dy", prefix + "filter_grad"}
+}
+
+// winoNames are the kernels of each filter size, named once.
+var winoNames = map[int]winoKernels{3: winoKernelsFor("wino3_"), 5: winoKernelsFor("wino5_")}
+
 // winoPlan is a Winograd convolution's sizes: filter R×R, E = (R+1)²
-// entries per transformed tile, th×tw tiles per image, and the prefix of
-// its wino.cl kernels.
+// entries per transformed tile, th×tw tiles per image, and its wino.cl
+// kernels.
 type winoPlan struct {
 	R, E, th, tw int
-	prefix       string
+	k            winoKernels
 }
 
 func planWino(s device.ConvShape) winoPlan {
-	return winoPlan{R: s.R, E: (s.R + 1) * (s.R + 1), th: (s.H + 1) / 2, tw: (s.W + 1) / 2,
-		prefix: fmt.Sprintf("wino%d_", s.R)}
+	return winoPlan{R: s.R, E: (s.R + 1) * (s.R + 1), th: (s.H + 1) / 2, tw: (s.W + 1) / 2, k: winoNames[s.R]}
 }
 
 // chunks runs f over the batch of n images in chunks of nc whose
@@ -151,7 +179,7 @@ func (p winoPlan) conv(d *Device, in, out device.Buffer, u *buffer, b device.Buf
 	cig, cog := ci/groups, co/groups
 	return p.chunks(d, N, ci, co, func(n0, nc int, v, m *buffer) error {
 		T := nc * p.th * p.tw
-		if err := d.launch1D(p.prefix+"input", ci*T, in, v, n0, nc, ci, H, W, p.th, p.tw); err != nil {
+		if err := d.launch1D(p.k.input, ci*T, in, v, n0, nc, ci, H, W, p.th, p.tw); err != nil {
 			return err
 		}
 		err := d.gemm(gemmCall{M: cog, N: T, K: cig, alpha: 1,
@@ -166,7 +194,7 @@ func (p winoPlan) conv(d *Device, in, out device.Buffer, u *buffer, b device.Buf
 		if b != nil {
 			hasBias, bias = 1, b
 		}
-		return d.launch1D(p.prefix+"output", co*T, m, bias, out, n0, nc, co, H, W, p.th, p.tw, hasBias)
+		return d.launch1D(p.k.output, co*T, m, bias, out, n0, nc, co, H, W, p.th, p.tw, hasBias)
 	})
 }
 
@@ -186,7 +214,7 @@ func (d *Device) winoConv(in, w, b, out device.Buffer, s device.ConvShape, back 
 	if back {
 		flip, ci, co = 1, s.K, s.C
 	}
-	if err := d.launch1D(p.prefix+"filter", s.K*Cg, w, u, s.K, Cg, s.Groups, flip); err != nil {
+	if err := d.launch1D(p.k.filter, s.K*Cg, w, u, s.K, Cg, s.Groups, flip); err != nil {
 		return err
 	}
 	return p.conv(d, in, out, u, b, s.N, ci, co, s.Groups, s.H, s.W)
@@ -208,10 +236,10 @@ func (d *Device) winoBackwardFilter(x, dy, dw device.Buffer, s device.ConvShape)
 	first := true
 	err = p.chunks(d, s.N, s.C, s.K, func(n0, nc int, v, z *buffer) error {
 		T := nc * p.th * p.tw
-		if err := d.launch1D(p.prefix+"input", s.C*T, x, v, n0, nc, s.C, s.H, s.W, p.th, p.tw); err != nil {
+		if err := d.launch1D(p.k.input, s.C*T, x, v, n0, nc, s.C, s.H, s.W, p.th, p.tw); err != nil {
 			return err
 		}
-		if err := d.launch1D(p.prefix+"dy", s.K*T, dy, z, n0, nc, s.K, s.H, s.W, p.th, p.tw); err != nil {
+		if err := d.launch1D(p.k.dy, s.K*T, dy, z, n0, nc, s.K, s.H, s.W, p.th, p.tw); err != nil {
 			return err
 		}
 		beta := float32(1)
@@ -227,5 +255,5 @@ func (d *Device) winoBackwardFilter(x, dy, dw device.Buffer, s device.ConvShape)
 	if err != nil {
 		return err
 	}
-	return d.launch1D(p.prefix+"filter_grad", s.K*Cg, du, dw, s.K, Cg)
+	return d.launch1D(p.k.filterGrad, s.K*Cg, du, dw, s.K, Cg)
 }
