@@ -14,10 +14,16 @@ import (
 //go:embed *.cl
 var files embed.FS
 
-// Sources returns every .cl file's contents: common.cl first (shared
-// definitions), then the rest in file-name order, so the program's source
-// (and the binary cache key built from it) is stable.
-func Sources() []string {
+// File is one embedded .cl file.
+type File struct {
+	Name string // "gemm.cl"
+	Text string
+}
+
+// Files returns every .cl file: common.cl first (shared definitions), then
+// the rest in file-name order, so the program's source (and the binary
+// cache key built from it) is stable.
+func Files() []File {
 	entries, _ := fs.ReadDir(files, ".")
 	var names []string
 	for _, e := range entries {
@@ -31,10 +37,20 @@ func Sources() []string {
 		}
 		return names[i] < names[j]
 	})
-	out := make([]string, 0, len(names))
+	out := make([]File, 0, len(names))
 	for _, n := range names {
 		b, _ := files.ReadFile(n)
-		out = append(out, string(b))
+		out = append(out, File{Name: n, Text: string(b)})
+	}
+	return out
+}
+
+// Sources returns the text of every .cl file, in the order of Files.
+func Sources() []string {
+	all := Files()
+	out := make([]string, len(all))
+	for i, f := range all {
+		out[i] = f.Text
 	}
 	return out
 }

@@ -36,13 +36,15 @@ var (
 //
 // Kernel tunables are autotuned on a device's first use (10-20 s, then
 // cached beside the kernel binaries; ALEXCL_TUNE=off uses vendor defaults),
-// and the tuner's progress lines go to stderr so that wait is explained.
+// and the tuner's progress lines go to stderr so that wait is explained,
+// as do warnings (a kernel file the driver could not build).
 func openCLOptions() opencl.Options {
 	return opencl.Options{
 		Version: version,
 		Tune:    true,
 		Logf: func(format string, args ...any) {
-			if strings.HasPrefix(format, "tun") && !strings.HasPrefix(format, "tuning record hit") {
+			if strings.HasPrefix(format, "warning:") ||
+				strings.HasPrefix(format, "tun") && !strings.HasPrefix(format, "tuning record hit") {
 				fmt.Fprintf(os.Stderr, "alexcl: "+format+"\n", args...)
 			}
 		},

@@ -53,6 +53,9 @@ type Options struct {
 	// extraSources are appended to clkernels.Sources(); tests use them to
 	// build kernels of their own.
 	extraSources []string
+	// editSource, when set (tests), changes the text of each clkernels
+	// file (by name) before it is built.
+	editSource func(name, text string) string
 }
 
 // logf logs a debug line when a logger is set.
@@ -73,6 +76,12 @@ type Device struct {
 	prog     *cl.Program
 	kernels  map[string]*cl.Kernel // every kernel of prog; read-only after Open
 	maxAlloc int64
+
+	// userDefines are the defines of Options and ALEXCL_CL_DEFINES, before
+	// tuning adds its own. noWino, when set, says why wino.cl is not in
+	// the program (its build failed, buildProgram): no Winograd then.
+	userDefines map[string]string
+	noWino      error
 
 	// useMu is held for reading while a call uses buffers or the queue, and
 	// for writing by Free and Close, so a buffer is never released while a
@@ -355,6 +364,7 @@ func Open(index int, opts Options) (*Device, error) {
 	if err := checkHostDefines(d.opts.Defines); err != nil {
 		return fail(err)
 	}
+	d.userDefines = maps.Clone(d.opts.Defines)
 	if !d.legacy.noFlush {
 		d.flushEvery = 16
 	}

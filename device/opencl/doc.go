@@ -15,6 +15,10 @@
 // os.UserCacheDir()/alexcl/kernels, keyed by a SHA-256 of the sources, the
 // build options, the platform, device and driver, and alexcl's version.
 // ALEXCL_KERNEL_CACHE=off disables the cache; ALEXCL_KERNEL_CACHE_DIR moves it.
+// A program the driver's compiler rejects fails Open with the build log,
+// unless only wino.cl (the Winograd convolutions, an optional path) is at
+// fault: then the program is built without it, Options.Logf says why, and
+// every convolution takes its usual path (program.go, optionalSources).
 //
 // With Options.Tune (or ALEXCL_TUNE=on), the first Open of a device
 // autotunes its -D tunables before building the program: it times a few

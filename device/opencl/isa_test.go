@@ -414,7 +414,7 @@ func TestKernelISA(t *testing.T) {
 		t.Skipf("%v; set ALEXCL_REQUIRE_OPENCL=1 to make this a failure", err)
 	}
 	whole := strings.Join(clkernels.Sources(), "\n")
-	part := strings.Join(kernelSources("conv.cl", "gemm.cl"), "\n") // in Sources' order
+	part := strings.Join(new(Options).sources([]string{"conv.cl", "gemm.cl"}, nil), "\n") // in Sources' order
 
 	type job struct {
 		cfg    isaConfig

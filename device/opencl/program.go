@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,10 +124,74 @@ func cacheKey(sources []string, options string, p *cl.Platform, dev *cl.Device, 
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// buildProgram builds the program of clkernels.Sources (plus test sources)
-// for d, through the kernel cache, and creates all its kernels.
+// optionalSources are the .cl files of paths a device can do without.
+// When the driver's compiler rejects one, Open builds the program without
+// it and the path stays off, with the build log in Options.Logf, rather
+// than failing: wino.cl's Winograd convolutions are only ever chosen where
+// they time faster, and every convolution has its usual path. A path the
+// user set in Options.Defines or ALEXCL_CL_DEFINES is still an error.
+var optionalSources = []string{"wino.cl"}
+
+// sources returns the program's sources: the .cl files of clkernels
+// (common.cl and those in only, or all of them when only is nil), less
+// those in skip, each through o.editSource (tests), then, for the whole
+// program, o.extraSources.
+func (o *Options) sources(only, skip []string) []string {
+	var out []string
+	for _, f := range clkernels.Files() {
+		if only != nil && f.Name != "common.cl" && !slices.Contains(only, f.Name) || slices.Contains(skip, f.Name) {
+			continue
+		}
+		text := f.Text
+		if o.editSource != nil {
+			text = o.editSource(f.Name, text)
+		}
+		out = append(out, text)
+	}
+	if only == nil {
+		out = append(out, o.extraSources...)
+	}
+	return out
+}
+
+// buildProgram builds the program of clkernels' sources (plus test
+// sources) for d, through the kernel cache, and creates all its kernels.
+// When the whole program does not build but builds without
+// optionalSources, d runs without them (d.noWino says why).
 func (d *Device) buildProgram(platform *cl.Platform) error {
-	sources := append(clkernels.Sources(), d.opts.extraSources...)
+	err := d.buildSources(platform, d.opts.sources(nil, nil))
+	if err == nil || !errors.Is(err, cl.BuildProgramFailure) {
+		return err
+	}
+	if errSkip := d.buildSources(platform, d.opts.sources(nil, optionalSources)); errSkip != nil {
+		return err // the whole program's log: the optional files were not the only fault
+	}
+	for _, R := range slices.Sorted(maps.Keys(winoDefines)) {
+		name := winoDefines[R]
+		if v := d.userDefines[name]; v != "" && v != "off" {
+			d.dropProgram()
+			return fmt.Errorf("%s=%s is set, but wino.cl, whose kernels it needs, does not build on this driver "+
+				"(unset %s to run without Winograd): %w", name, v, name, err)
+		}
+	}
+	d.noWino = err
+	// A tuned Winograd path (a record from before a driver update) is
+	// turned off in the defines too, so that Tunables says what runs.
+	defs := maps.Clone(d.opts.Defines)
+	for _, name := range winoDefines {
+		if v, ok := defs[name]; ok && v != "off" {
+			defs[name] = "off"
+		}
+	}
+	d.opts.Defines = defs
+	d.opts.logf("warning: the Winograd convolutions are off on %s: wino.cl does not build on this driver (everything else did; "+
+		"each convolution takes its usual path; please report it with this log): %v", d.info.Name, err)
+	return nil
+}
+
+// buildSources builds d's program of sources, through the kernel cache,
+// and creates all its kernels.
+func (d *Device) buildSources(platform *cl.Platform, sources []string) error {
 	options, err := buildOptions(d.opts)
 	if err != nil {
 		return err
@@ -154,10 +219,12 @@ func (d *Device) buildProgram(platform *cl.Platform) error {
 	}
 	d.prog = prog
 	if err := prog.BuildProgram(nil, options); err != nil {
+		d.dropProgram()
 		return fmt.Errorf("the driver's OpenCL compiler rejected alexcl's kernels (options %q); update the driver, "+
 			"or use another --device (alexcl list-devices; cpu always works), and report it with the build log below: %w", options, err)
 	}
 	if err := d.createKernels(); err != nil {
+		d.dropProgram()
 		return err
 	}
 	ms := time.Since(start).Milliseconds()

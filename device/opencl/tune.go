@@ -1054,22 +1054,6 @@ func median(ds []time.Duration) time.Duration {
 	return s[len(s)/2]
 }
 
-// kernelSources returns common.cl and the named .cl files of clkernels,
-// found by their header line ("// gemm.cl: ..."); when one is missing,
-// every source.
-func kernelSources(names ...string) []string {
-	all := clkernels.Sources()
-	var out []string
-	for _, n := range append([]string{"common.cl"}, names...) {
-		i := slices.IndexFunc(all, func(s string) bool { return strings.HasPrefix(s, "// "+n+":") })
-		if i < 0 {
-			return all
-		}
-		out = append(out, all[i])
-	}
-	return out
-}
-
 // upload allocates a scratch buffer holding v.
 func (t *tuner) upload(v []float32) (device.Buffer, error) {
 	return device.Upload(t.s, v)
@@ -1152,7 +1136,7 @@ func (t *tuner) checkSampled(out []float32, ref func(i int) (sum, mag float64)) 
 // gemmFamily sets up the matrix-product family: its small checks against
 // ref.Gemm and its timed shapes.
 func (t *tuner) gemmFamily() family {
-	f := family{name: "gemm", prefix: "GEMM", cands: t.spec.gemm, sources: kernelSources("gemm.cl"), kernel: "gemm"}
+	f := family{name: "gemm", prefix: "GEMM", cands: t.spec.gemm, sources: t.d.opts.sources([]string{"gemm.cl"}, nil), kernel: "gemm"}
 	f.check = func(c candidate) error { return t.checkGemmSmall(c) }
 	for _, sh := range t.spec.gemmShapes {
 		bc := benchCase{name: sh.String(), flops: 2 * float64(sh.M) * float64(sh.N) * float64(sh.K)}
@@ -1286,7 +1270,7 @@ func (t *tuner) convFamily(g candidate) family {
 		}
 		cands = append(cands, c)
 	}
-	f := family{name: "conv", prefix: "CONV", cands: cands, sources: kernelSources("conv.cl"),
+	f := family{name: "conv", prefix: "CONV", cands: cands, sources: t.d.opts.sources([]string{"conv.cl"}, nil),
 		base: map[string]string{"GEMM_KIND": kind}, kernel: "conv2d_forward"}
 	f.check = func(c candidate) error { return t.checkConvSmall(c) }
 	for _, s := range t.spec.convShapes {

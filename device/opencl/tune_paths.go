@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/opencl/cl"
 	"github.com/alexcl/alexcl/device/ref"
 )
 
@@ -45,10 +46,19 @@ type pathChoice struct {
 // CONV_BWDATA values for a program built with defs, and what was
 // measured.
 func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, []tuneResult, error) {
-	sources := kernelSources("conv.cl", "gemm.cl", "wino.cl")
-	prog, kernels, err := buildCandidate(t.s.ctx, sources, Options{Defines: defs, BuildOptions: t.s.opts.BuildOptions})
+	build := func(files ...string) (*cl.Program, map[string]*cl.Kernel, error) {
+		return buildCandidate(t.s.ctx, t.d.opts.sources(files, nil), Options{Defines: defs, BuildOptions: t.s.opts.BuildOptions})
+	}
+	// Without wino.cl (optionalSources) when it does not build: Winograd
+	// stays off, and the data gradient is still timed.
+	prog, kernels, err := build("conv.cl", "gemm.cl", "wino.cl")
+	var noWino error
 	if err != nil {
-		return nil, nil, err
+		if prog, kernels, noWino = build("conv.cl", "gemm.cl"); noWino != nil {
+			return nil, nil, err
+		}
+		noWino, err = err, nil
+		t.d.opts.logf("tuning the convolutions' paths on %s: wino.cl does not build, Winograd stays off: %v", t.d.info.Name, noWino)
 	}
 	c := &contender{prog: prog, kernels: kernels, defs: maps.Clone(defs)}
 	defer func() {
@@ -114,6 +124,12 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 			continue
 		}
 		define, family := winoDefines[R], fmt.Sprintf("winograd%d", R)
+		if noWino != nil {
+			first, _, _ := strings.Cut(noWino.Error(), "\n") // the log is in Options.Logf
+			results = append(results, tuneResult{Family: family, Candidate: "winograd", Dropped: "wino.cl does not build: " + first})
+			out[define] = "off"
+			continue
+		}
 		// Small odd shapes, one grouped, of this filter size.
 		P := (R - 1) / 2
 		small := []device.ConvShape{

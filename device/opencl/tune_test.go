@@ -746,3 +746,73 @@ func TestTunePathOverride(t *testing.T) {
 		t.Errorf("log:\n%s\nwant the record read and the override named", log.String())
 	}
 }
+
+// TestWinoBuildFallback: when the driver's compiler rejects wino.cl
+// (optionalSources), Open still succeeds without it: the tuner times the
+// data gradient's paths but not Winograd, the program is built without
+// wino.cl, the log says why, and no convolution takes Winograd, not even
+// one a tuning record would send there. A Winograd path the user set is
+// an error instead, and a fault outside wino.cl still fails Open with the
+// whole program's build log (TestBuildErrors).
+func TestWinoBuildFallback(t *testing.T) {
+	requireOpenCL(t)
+	t.Setenv("ALEXCL_TUNE", "")
+	t.Setenv("ALEXCL_CL_DEFINES", "")
+	spec := smallSpec([]candidate{tiled(16, 16, 8, 2, 2)}, nil)
+	spec.winoShapes = []device.ConvShape{{N: 2, C: 8, H: 13, W: 13, K: 12, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}}
+	withSpec(t, spec)
+	broken := func(name, text string) string {
+		if name == "wino.cl" {
+			return text + "\n#error wino.cl broken on purpose\n"
+		}
+		return text
+	}
+	var log logLines
+	d, err := Open(0, Options{Version: "test", CacheDir: t.TempDir(), Tune: true, Logf: log.logf, editSource: broken})
+	if err != nil {
+		t.Fatalf("Open with wino.cl broken: %v", err)
+	}
+	defer d.Close()
+	defs := d.Tunables()
+	if d.noWino == nil || d.kernels["wino3_input"] != nil || d.kernels["conv2d_forward"] == nil {
+		t.Errorf("noWino = %v, wino3_input built %v, conv2d_forward built %v", d.noWino, d.kernels["wino3_input"] != nil, d.kernels["conv2d_forward"] != nil)
+	}
+	if defs["CONV_WINO"] != "off" || defs["CONV_WINO5"] != "" || defs["CONV_BWDATA"] == "" || defs["GEMM_TSM"] != "16" {
+		t.Errorf("Tunables() = %v, want CONV_WINO=off, no CONV_WINO5, CONV_BWDATA tuned, the tiles tuned", defs)
+	}
+	for _, want := range []string{"tuning the convolutions' paths on " + d.info.Name + ": wino.cl does not build, Winograd stays off",
+		"warning: the Winograd convolutions are off on " + d.info.Name + ": wino.cl does not build", "wino.cl broken on purpose"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log:\n%s\nwant %q", log.String(), want)
+		}
+	}
+	// What a record from before the driver broke wino.cl would say.
+	s := device.ConvShape{N: 2, C: 4, H: 7, W: 6, K: 6, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}
+	d.opts.Defines = maps.Clone(defs)
+	d.opts.Defines["CONV_WINO"], d.opts.Defines["CONV_WINO_MINCH"] = "on", "1"
+	testConv(t, d, []device.ConvShape{s})
+	if got := winoKernelsOf(t, d, s); len(got) != 0 {
+		t.Errorf("Winograd ran for %v without wino.cl", got)
+	}
+	// A rebuild from such defines turns them off, so Tunables says what runs.
+	d.dropProgram()
+	devs, err := enumerate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.opts.Defines["CONV_WINO"], d.opts.Defines["CONV_WINO5"] = "forward", "on"
+	if err := d.buildProgram(devs[0].platform); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Tunables(); got["CONV_WINO"] != "off" || got["CONV_WINO5"] != "off" {
+		t.Errorf("after the rebuild: %v, want both Winograd defines off", got)
+	}
+
+	// Set by the user, Winograd is not dropped quietly.
+	t.Setenv("ALEXCL_CL_DEFINES", "CONV_WINO5=forward")
+	_, err = Open(0, Options{Version: "test", NoCache: true, editSource: broken})
+	if err == nil || !strings.Contains(err.Error(), "CONV_WINO5=forward is set, but wino.cl") ||
+		!strings.Contains(err.Error(), "wino.cl broken on purpose") {
+		t.Errorf("Open with CONV_WINO5=forward and wino.cl broken: %v", err)
+	}
+}

@@ -99,10 +99,11 @@ func winoHas(v, op string) bool {
 // winograd reports whether d computes op (winoOpForward, winoOpData or
 // winoOpFilter) of convolutions of shape s with Winograd: s of a size
 // CONV_WINO or CONV_WINO5 covers, with at least CONV_WINO_MINCH input and
-// output channels per group, and op in that define's list.
+// output channels per group, and op in that define's list; never when
+// wino.cl did not build (d.noWino).
 func (d *Device) winograd(s device.ConvShape, op string) bool {
 	name, ok := winoDefines[s.R]
-	if !ok || s.S != s.R || s.Stride != 1 || s.Pad != (s.R-1)/2 {
+	if !ok || d.noWino != nil || s.S != s.R || s.Stride != 1 || s.Pad != (s.R-1)/2 {
 		return false
 	}
 	if minCh := d.tunable("CONV_WINO_MINCH", winoMinChannels); min(s.C, s.K)/s.Groups < minCh {
