@@ -1,13 +1,13 @@
-// wino.cl: Winograd F(2x2, RxR) for RxR convolutions of stride 1 that keep
-// the image size (padding P = (R-1)/2: OH = H, OW = W), R = 3 and R = 5,
-// for Device.Conv2DForward, Conv2DBackwardData and Conv2DBackwardFilter
-// when the host takes that path (device/opencl/wino.go; shapes as in
-// conv.cl).
+// wino.cl: Winograd F(MxM, RxR) for RxR convolutions of stride 1 that keep
+// the image size (padding P = (R-1)/2: OH = H, OW = W): F(2x2, 3x3),
+// F(2x2, 5x5) and F(4x4, 3x3), for Device.Conv2DForward,
+// Conv2DBackwardData and Conv2DBackwardFilter when the host takes that
+// path (device/opencl/wino.go; shapes as in conv.cl).
 //
-// The output is cut into 2x2 tiles, th = ceil(H/2) by tw = ceil(W/2) per
+// The output is cut into MxM tiles, th = ceil(H/M) by tw = ceil(W/M) per
 // image; tile t = (n*th + ty)*tw + tx of a chunk of nc images reads the
-// AxA input patch (A = R+1) at (2*ty - P, 2*tx - P), zero outside the
-// image. With the transform matrices Bt (AxA), G (AxR) and At (2xA) below,
+// AxA input patch (A = M+R-1) at (M*ty - P, M*tx - P), zero outside the
+// image. With the transform matrices Bt (AxA), G (AxR) and At (MxA) below,
 // each group's convolution is, for each of the E = A*A entries e of a
 // transformed tile, one product over the group's input channels:
 //   U_e (Kg, Cg)  = (G w[k][c] Gt)_e                     wino<R>_filter
@@ -20,8 +20,10 @@
 //   Z_e (K, T)    = (A dy[k][t] At)_e                     wino<R>_dy
 //   dU_e (Kg, Cg) = Σ_t Z_e,g · V_e,gᵀ  (gemm.cl, summed over the chunks)
 //   dw[k][c]     += Gt dU[k][c] G                         wino<R>_filter_grad
-// A tile's R*R*4 multiply-adds become A*A: 36 -> 16 for R = 3 (2.25x
-// fewer), 100 -> 36 for R = 5 (2.8x).
+// A tile's R*R*M*M multiply-adds become A*A: F(2x2, 3x3) 36 -> 16 (2.25x
+// fewer), F(2x2, 5x5) 100 -> 36 (2.8x), F(4x4, 3x3) 144 -> 36 (4x), at the
+// price of larger rounding errors for larger tiles (F(4x4, 3x3)'s came to
+// 0.79 of the device suite's bound on random data, F(2x2, 3x3)'s to 0.12).
 //
 // Matrices: F(2,3) on the points 0, 1, -1 and infinity (Lavin's):
 //   Bt = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
@@ -35,8 +37,16 @@
 //   G  = [1/4 0 0 0 0; -1/6 -1/6 -1/6 -1/6 -1/6; -1/6 1/6 -1/6 1/6 -1/6;
 //         1/24 1/12 1/6 1/3 2/3; 1/24 -1/12 1/6 -1/3 2/3; 0 0 0 0 1]
 //   At = [1 1 1 1 1 0; 0 1 -1 2 -2 1]
+// F(4,3) on 0, -1, 1, 1/2, -2 and infinity (Toom-Cook, the most accurate
+// points of Barabasz et al. 2020; also derived by ci/wino_matrices.py):
+//   Bt = [1 -3/2 -2 3/2 1 0; 0 1 -5/2 1/2 1 0; 0 -1 1/2 5/2 1 0;
+//         0 -2 -1 2 1 0; 0 1/2 -1 -1/2 1 0; 0 1 -3/2 -2 3/2 1]
+//   G  = [1 0 0; -1/3 1/3 -1/3; 1/3 1/3 1/3; -16/15 -8/15 -4/15;
+//         1/15 -2/15 4/15; 0 0 1]
+//   At = [1 1 1 1 1 0; 0 -1 1 1/2 -2 0; 0 1 1 1/4 4 0; 0 -1 1 1/8 -8 1]
 //
-// Kernels, for R = 3 (wino3_*) and R = 5 (wino5_*); 1-D, one work item per
+// Kernels, for F(2x2, 3x3) (wino3_*), F(2x2, 5x5) (wino5_*) and F(4x4, 3x3)
+// (wino43_*; wino<R> below stands for each prefix); 1-D, one work item per
 // output element or tile, rounded up; every value is written by one work
 // item, in a fixed order; the loops over the matrices are unrolled, and
 // their zero coefficients drop out at compile time:
@@ -58,7 +68,8 @@
 //       dw (K, Cg, R, R) += Gt dU G, du (E, K*Cg) as the forward layout
 //       of wino<R>_filter. K*Cg items.
 //
-// Tunables: none. Host-only defines CONV_WINO (3x3) and CONV_WINO5 (5x5):
+// Tunables: none. Host-only defines CONV_WINO (3x3 by F(2x2, 3x3)),
+// CONV_WINO43 (3x3 by F(4x4, 3x3), before CONV_WINO) and CONV_WINO5 (5x5):
 // on, off, or the ops that take Winograd joined by "+" (forward, data,
 // filter); the tuner sets them from timings on the device
 // (device/opencl/wino.go, tune_paths.go). CONV_WINO_MINCH (host only,
@@ -78,6 +89,16 @@ __constant float wino5_g[6][5] = {{1.0f / 4, 0, 0, 0, 0},
                                   {1.0f / 24, -1.0f / 12, 1.0f / 6, -1.0f / 3, 2.0f / 3},
                                   {0, 0, 0, 0, 1}};
 __constant float wino5_at[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
+
+__constant float wino43_bt[6][6] = {{1, -1.5f, -2, 1.5f, 1, 0}, {0, 1, -2.5f, 0.5f, 1, 0}, {0, -1, 0.5f, 2.5f, 1, 0},
+                                    {0, -2, -1, 2, 1, 0}, {0, 0.5f, -1, -0.5f, 1, 0}, {0, 1, -1.5f, -2, 1.5f, 1}};
+__constant float wino43_g[6][3] = {{1, 0, 0},
+                                   {-1.0f / 3, 1.0f / 3, -1.0f / 3},
+                                   {1.0f / 3, 1.0f / 3, 1.0f / 3},
+                                   {-16.0f / 15, -8.0f / 15, -4.0f / 15},
+                                   {1.0f / 15, -2.0f / 15, 4.0f / 15},
+                                   {0, 0, 1}};
+__constant float wino43_at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, -1, 1, 0.5f, -2, 0}, {0, 1, 1, 0.25f, 4, 0}, {0, -1, 1, 0.125f, -8, 1}};
 
 // WINO_SUM(acc, n, j, coef, value): acc = Σ_{j < n} coef·value, unrolled,
 // skipping the terms whose coef (a __constant matrix entry, known at
@@ -102,10 +123,10 @@ __constant float wino5_at[2][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 1}};
     const int n = t_ / (th * tw), tile_ = t_ - n * (th * tw);                \
     const int ty = tile_ / tw, tx = tile_ - ty * tw
 
-// WINO_KERNELS(R, A, BT, G, AT, PREFIX) defines the five kernels of
-// F(2x2, RxR) (A = R+1) with the transform matrices BT, G, AT, named
+// WINO_KERNELS(R, M, A, BT, G, AT, PREFIX) defines the five kernels of
+// F(MxM, RxR) (A = M+R-1) with the transform matrices BT, G, AT, named
 // PREFIX##_filter and so on; see the header.
-#define WINO_KERNELS(R, A, BT, G, AT, PREFIX)                                                  \
+#define WINO_KERNELS(R, M, A, BT, G, AT, PREFIX)                                                  \
 __kernel void PREFIX##_filter(__global const float *w, /* (K, Cg, R, R) */                     \
                               __global float *u,       /* (A*A, K*Cg) */                       \
                               const int K, const int Cg, const int groups, const int back)     \
@@ -141,7 +162,7 @@ __kernel void PREFIX##_input(__global const float *x, /* (N, C, H, W) */        
                              const int H, const int W, const int th, const int tw)             \
 {                                                                                              \
     WINO_TILE(C, c, n, ty, tx);                                                                \
-    const int y0 = 2 * ty - (R - 1) / 2, x0 = 2 * tx - (R - 1) / 2;                            \
+    const int y0 = M * ty - (R - 1) / 2, x0 = M * tx - (R - 1) / 2;                            \
     __global const float *xc = x + ((size_t)(n0 + n) * C + c) * H * W;                         \
     float d[A][A];                                                                             \
     _Pragma("unroll") for (int a = 0; a < A; a++)                                              \
@@ -174,17 +195,17 @@ __kernel void PREFIX##_output(__global const float *m, /* (A*A, K, T) */        
     float mt[A][A];                                                                            \
     _Pragma("unroll") for (int e = 0; e < A * A; e++)                                          \
         mt[e / A][e % A] = m[e * KT + i];                                                      \
-    float r[2][A]; /* At M */                                                                  \
-    _Pragma("unroll") for (int a = 0; a < 2; a++)                                              \
+    float r[M][A]; /* At M */                                                                  \
+    _Pragma("unroll") for (int a = 0; a < M; a++)                                              \
     _Pragma("unroll") for (int j = 0; j < A; j++)                                              \
         WINO_SUM(r[a][j], A, q, AT[a][q], mt[q][j]);                                           \
     const float b0 = hasbias ? bias[k] : 0.0f;                                                 \
     __global float *yk = y + ((size_t)(n0 + n) * K + k) * H * W;                               \
-    _Pragma("unroll") for (int a = 0; a < 2; a++)                                              \
-    _Pragma("unroll") for (int b = 0; b < 2; b++) { /* (At M) A */                             \
+    _Pragma("unroll") for (int a = 0; a < M; a++)                                              \
+    _Pragma("unroll") for (int b = 0; b < M; b++) { /* (At M) A */                             \
         float o;                                                                               \
         WINO_SUM(o, A, j, AT[b][j], r[a][j]);                                                  \
-        const int yy = 2 * ty + a, xx = 2 * tx + b;                                            \
+        const int yy = M * ty + a, xx = M * tx + b;                                            \
         if (yy < H && xx < W)                                                                  \
             yk[yy * W + xx] = o + b0;                                                          \
     }                                                                                          \
@@ -197,21 +218,21 @@ __kernel void PREFIX##_dy(__global const float *dy, /* (N, K, H, W) */          
 {                                                                                              \
     WINO_TILE(K, k, n, ty, tx);                                                                \
     __global const float *dk = dy + ((size_t)(n0 + n) * K + k) * H * W;                        \
-    float g[2][2];                                                                             \
-    _Pragma("unroll") for (int a = 0; a < 2; a++)                                              \
-    _Pragma("unroll") for (int b = 0; b < 2; b++) {                                            \
-        const int yy = 2 * ty + a, xx = 2 * tx + b;                                            \
+    float g[M][M];                                                                             \
+    _Pragma("unroll") for (int a = 0; a < M; a++)                                              \
+    _Pragma("unroll") for (int b = 0; b < M; b++) {                                            \
+        const int yy = M * ty + a, xx = M * tx + b;                                            \
         g[a][b] = (yy < H && xx < W) ? dk[yy * W + xx] : 0.0f;                                 \
     }                                                                                          \
-    float e[A][2]; /* A g, A = Atᵀ */                                                          \
+    float e[A][M]; /* A g, A = Atᵀ */                                                          \
     _Pragma("unroll") for (int a = 0; a < A; a++)                                              \
-    _Pragma("unroll") for (int b = 0; b < 2; b++)                                              \
-        WINO_SUM(e[a][b], 2, q, AT[q][a], g[q][b]);                                            \
+    _Pragma("unroll") for (int b = 0; b < M; b++)                                              \
+        WINO_SUM(e[a][b], M, q, AT[q][a], g[q][b]);                                            \
     const size_t KT = (size_t)K * T;                                                           \
     _Pragma("unroll") for (int a = 0; a < A; a++)                                              \
     _Pragma("unroll") for (int b = 0; b < A; b++) { /* (A g) At */                             \
         float o;                                                                               \
-        WINO_SUM(o, 2, q, AT[q][b], e[a][q]);                                                  \
+        WINO_SUM(o, M, q, AT[q][b], e[a][q]);                                                  \
         z[(a * A + b) * KT + i] = o;                                                           \
     }                                                                                          \
 }                                                                                              \
@@ -239,5 +260,6 @@ __kernel void PREFIX##_filter_grad(__global const float *du, /* (A*A, K*Cg) */  
     }                                                                                          \
 }
 
-WINO_KERNELS(3, 4, wino3_bt, wino3_g, wino3_at, wino3)
-WINO_KERNELS(5, 6, wino5_bt, wino5_g, wino5_at, wino5)
+WINO_KERNELS(3, 2, 4, wino3_bt, wino3_g, wino3_at, wino3)
+WINO_KERNELS(5, 2, 6, wino5_bt, wino5_g, wino5_at, wino5)
+WINO_KERNELS(3, 4, 6, wino43_bt, wino43_g, wino43_at, wino43)

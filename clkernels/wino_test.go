@@ -9,13 +9,14 @@ import (
 )
 
 // TestWinoMatrices checks the transform matrices of wino.cl as written in
-// the kernel source: for F(2, r), r = 3 and 5, At [(G g) ⊙ (Bt d)] must
-// be the correlation y_i = Σ_k g_k d_(i+k) for every unit g and d, in
+// the kernel source: for F(m, r) = F(2, 3), F(2, 5) and F(4, 3),
+// At [(G g) ⊙ (Bt d)] must be the correlation y_i = Σ_k g_k d_(i+k) for
+// every unit g and d, in
 // float64 from the source's float32 constants (ci/wino_matrices.py
 // derives them exactly).
 func TestWinoMatrices(t *testing.T) {
 	src := strings.Join(Sources(), "\n")
-	re := regexp.MustCompile(`(?s)__constant float (wino\d)_(bt|g|at)\[(\d+)\]\[(\d+)\] = \{(.*?)\};`)
+	re := regexp.MustCompile(`(?s)__constant float (wino\d+)_(bt|g|at)\[(\d+)\]\[(\d+)\] = \{(.*?)\};`)
 	mats := map[string][][]float64{}
 	for _, m := range re.FindAllStringSubmatch(src, -1) {
 		rows, _ := strconv.Atoi(m[3])
@@ -33,14 +34,17 @@ func TestWinoMatrices(t *testing.T) {
 		}
 		mats[m[1]+"_"+m[2]] = mat
 	}
-	for _, r := range []int{3, 5} {
-		p := "wino" + strconv.Itoa(r)
+	for _, f := range []struct {
+		prefix string
+		m, r   int
+	}{{"wino3", 2, 3}, {"wino5", 2, 5}, {"wino43", 4, 3}} {
+		p, m, r := f.prefix, f.m, f.r
 		at, g, bt := mats[p+"_at"], mats[p+"_g"], mats[p+"_bt"]
-		n := r + 1
-		if len(at) != 2 || len(g) != n || len(bt) != n || len(g[0]) != r || len(bt[0]) != n || len(at[0]) != n {
+		n := m + r - 1
+		if len(at) != m || len(g) != n || len(bt) != n || len(g[0]) != r || len(bt[0]) != n || len(at[0]) != n {
 			t.Fatalf("%s: matrices missing or of the wrong sizes: At %d, G %d, Bt %d rows", p, len(at), len(g), len(bt))
 		}
-		for i := range 2 {
+		for i := range m {
 			for k := range r {
 				for l := range n {
 					sum := 0.0

@@ -46,7 +46,8 @@ func TestSuite(t *testing.T) {
 // the device's type: under POCL this is how the GPU paths (implicit-GEMM
 // forward convolution, im2col and col2im a work item per element, the
 // filter gradient in runs of images) are checked op by op; and with
-// Winograd (CONV_WINO=on, CONV_WINO5=on) on the tiled and the CPU family.
+// Winograd (CONV_WINO=on, CONV_WINO5=on) on the tiled and the CPU family,
+// and F(4×4, 3×3) (CONV_WINO43=on) on both.
 func TestSuiteGPUFamilies(t *testing.T) {
 	infos, err := opencl.List()
 	if err != nil || len(infos) == 0 {
@@ -65,6 +66,8 @@ func TestSuiteGPUFamilies(t *testing.T) {
 		// (CONV_WINO_MINCH=1: the suite's shapes have few channels.)
 		{"tiled_winograd", map[string]string{"GEMM_KIND": "tiled", "CONV_WINO": "on", "CONV_WINO5": "on", "CONV_WINO_MINCH": "1"}},
 		{"vector_winograd", map[string]string{"GEMM_KIND": "vector", "CONV_WINO": "on", "CONV_WINO5": "on", "CONV_WINO_MINCH": "1"}},
+		{"tiled_winograd43", map[string]string{"GEMM_KIND": "tiled", "CONV_WINO43": "on", "CONV_WINO_MINCH": "1"}},
+		{"vector_winograd43", map[string]string{"GEMM_KIND": "vector", "CONV_WINO43": "on", "CONV_WINO_MINCH": "1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, err := opencl.Open(0, opencl.Options{Version: "test", Defines: c.defines})

@@ -1014,6 +1014,39 @@ func TestWinograd(t *testing.T) {
 		if d.winograd(wino5[0], winoOpForward) {
 			t.Errorf("%s: CONV_WINO turns on the 5x5 Winograd", kind)
 		}
+		// F(4x4, 3x3): CONV_WINO43 takes the 3x3 ops it names, before
+		// CONV_WINO; whole, in chunks of one image and in uneven chunks.
+		d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO43": "on", "CONV_WINO_MINCH": "1"}
+		testConv(t, d, wino)
+		if got := winoPrefixesOf(t, d, wino[2]); got[winoOpForward] != "wino43" || got[winoOpData] != "wino43" || got[winoOpFilter] != "wino43" {
+			t.Errorf("%s: CONV_WINO43=on ran %v", kind, got)
+		}
+		if d.winograd(wino5[0], winoOpForward) {
+			t.Errorf("%s: CONV_WINO43 turns on the 5x5 Winograd", kind)
+		}
+		workspaceCap = 1
+		testConv(t, d, wino[:3])
+		if n := winoChunksOf(t, d, wino[0]); n != wino[0].N {
+			t.Errorf("%s: F(4x4, 3x3), a 1-byte workspace cap: %d chunks of %d images, want one image each", kind, n, wino[0].N)
+		}
+		// Chunks of 2, 2 and 1 images: 4 bytes x 36 entries x (3 + 7)
+		// channels x 15 tiles per image of wino[0].
+		workspaceCap = 2*4*36*(3+7)*15 + 100
+		testConv(t, d, wino[:1])
+		if n := winoChunksOf(t, d, wino[0]); n != 3 {
+			t.Errorf("%s: F(4x4, 3x3): %d chunks of wino[0], want 3", kind, n)
+		}
+		workspaceCap = old
+		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+			d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on", "CONV_WINO43": op, "CONV_WINO_MINCH": "1"}
+			testConv(t, d, wino[1:2])
+			got := winoPrefixesOf(t, d, wino[1])
+			for _, o := range []string{winoOpForward, winoOpData, winoOpFilter} {
+				if want := map[bool]string{true: "wino43", false: "wino3"}[o == op]; got[o] != want {
+					t.Errorf("%s: CONV_WINO=on, CONV_WINO43=%s: %s ran %q, want %q", kind, op, o, got[o], want)
+				}
+			}
+		}
 		// The default CONV_WINO_MINCH: 16 input and output channels per group.
 		d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on", "CONV_WINO5": "on"}
 		for _, c := range []struct {
@@ -1082,8 +1115,25 @@ func winoChunksOf(t *testing.T, d *Device, s device.ConvShape) int {
 // kernel.
 func winoKernelsOf(t *testing.T, d *Device, s device.ConvShape) []string {
 	t.Helper()
-	x, w, b, y := zeroConvBufs(t, d, s)
 	var ops []string
+	for op, prefix := range winoPrefixesOf(t, d, s) {
+		if prefix != "" {
+			ops = append(ops, op)
+		}
+	}
+	slices.SortFunc(ops, func(a, b string) int { return slices.Index(winoOpList, a) - slices.Index(winoOpList, b) })
+	return ops
+}
+
+var winoOpList = []string{winoOpForward, winoOpData, winoOpFilter}
+
+// winoPrefixesOf runs the three convolution ops of s on d and returns,
+// for each, the prefix of the wino.cl kernels it launched ("wino3",
+// "wino43", "wino5"; "" for none; "mixed" if more than one).
+func winoPrefixesOf(t *testing.T, d *Device, s device.ConvShape) map[string]string {
+	t.Helper()
+	x, w, b, y := zeroConvBufs(t, d, s)
+	out := map[string]string{}
 	for _, c := range []struct {
 		op  string
 		run func() error
@@ -1092,11 +1142,17 @@ func winoKernelsOf(t *testing.T, d *Device, s device.ConvShape) []string {
 		{winoOpData, func() error { return d.Conv2DBackwardData(y, w, x, s) }},
 		{winoOpFilter, func() error { return d.Conv2DBackwardFilter(x, y, w, b, s) }},
 	} {
-		if slices.ContainsFunc(profiledKernels(t, d, c.run), func(k string) bool { return strings.HasPrefix(k, "wino") }) {
-			ops = append(ops, c.op)
+		out[c.op] = ""
+		for _, k := range profiledKernels(t, d, c.run) {
+			if prefix, _, ok := strings.Cut(k, "_"); ok && strings.HasPrefix(k, "wino") {
+				if out[c.op] != "" && out[c.op] != prefix {
+					prefix = "mixed"
+				}
+				out[c.op] = prefix
+			}
 		}
 	}
-	return ops
+	return out
 }
 
 // TestWinoHas checks winograd's allocation-free reading of CONV_WINO

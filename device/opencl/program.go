@@ -166,8 +166,7 @@ func (d *Device) buildProgram(platform *cl.Platform) error {
 	if errSkip := d.buildSources(platform, d.opts.sources(nil, optionalSources)); errSkip != nil {
 		return err // the whole program's log: the optional files were not the only fault
 	}
-	for _, R := range slices.Sorted(maps.Keys(winoDefines)) {
-		name := winoDefines[R]
+	for _, name := range winoAllDefines {
 		if v := d.userDefines[name]; v != "" && v != "off" {
 			d.dropProgram()
 			return fmt.Errorf("%s=%s is set, but wino.cl, whose kernels it needs, does not build on this driver "+
@@ -178,7 +177,7 @@ func (d *Device) buildProgram(platform *cl.Platform) error {
 	// A tuned Winograd path (a record from before a driver update) is
 	// turned off in the defines too, so that Tunables says what runs.
 	defs := maps.Clone(d.opts.Defines)
-	for _, name := range winoDefines {
+	for _, name := range winoAllDefines {
 		if v, ok := defs[name]; ok && v != "off" {
 			defs[name] = "off"
 		}

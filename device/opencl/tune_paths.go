@@ -22,7 +22,9 @@ import (
 //     convolution shapes;
 //   - CONV_WINO5 and CONV_WINO: per op (forward, data, filter), Winograd
 //     F(2×2, 5×5) and F(2×2, 3×3) (wino.go) on the spec's shapes of
-//     those filter sizes.
+//     those filter sizes;
+//   - CONV_WINO43: per op, F(4×4, 3×3) against the 3×3 op's winner of the
+//     step before (direct or F(2×2, 3×3)).
 // Every path runs the one program (the defines only steer the host), so
 // the step builds once and times the two paths of an op in alternation.
 // The data gradient's choice comes first, so that Winograd's is made
@@ -33,7 +35,7 @@ import (
 
 // pathChoice is one op's choice between its usual path and another.
 type pathChoice struct {
-	family             string             // "winograd3", "winograd5" or "bwdata": in logs, records and tuneCheckHook
+	family             string             // "winograd3", "winograd43", "winograd5" or "bwdata": in logs, records and tuneCheckHook
 	define             string             // the host-only define that picks the path
 	usual, alt         string             // its values for the two paths
 	usualName, altName string             // the paths in logs and records
@@ -42,7 +44,7 @@ type pathChoice struct {
 	shapes             []device.ConvShape // timed
 }
 
-// pickPaths returns the CONV_WINO, CONV_WINO5 and (GPU families)
+// pickPaths returns the CONV_WINO, CONV_WINO43, CONV_WINO5 and (GPU families)
 // CONV_BWDATA values for a program built with defs, and what was
 // measured.
 func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, []tuneResult, error) {
@@ -128,6 +130,9 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 			first, _, _ := strings.Cut(noWino.Error(), "\n") // the log is in Options.Logf
 			results = append(results, tuneResult{Family: family, Candidate: "winograd", Dropped: "wino.cl does not build: " + first})
 			out[define] = "off"
+			if R == 3 {
+				out[winoDefine43] = "off"
+			}
 			continue
 		}
 		// Small odd shapes, one grouped, of this filter size.
@@ -136,26 +141,58 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 			{N: 2, C: 5, H: 7, W: 9, K: 6, R: R, S: R, Stride: 1, Pad: P, Groups: 1},
 			{N: 3, C: 4, H: 6, W: 5, K: 6, R: R, S: R, Stride: 1, Pad: P, Groups: 2},
 		}
-		var won []string
+		// For 3x3, F(4x4, 3x3) (CONV_WINO43) is then timed against the
+		// op's winner so far, and takes the op from CONV_WINO if faster.
+		var won, won43 []string
 		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
 			if spent(family + " " + op) {
 				results = append(results, skipped(family, op+" winograd"))
+				if R == 3 {
+					results = append(results, skipped("winograd43", op+" winograd4x4"))
+				}
 				continue
 			}
 			ok, res := t.choosePath(pathChoice{family: family, define: define, usual: "off", alt: op,
 				usualName: "direct", altName: "winograd", op: op, small: small, shapes: shapes})
 			results = append(results, res...)
+			t.s.opts.Defines[define] = "off"
+			incumbent := "direct"
+			if ok {
+				t.s.opts.Defines[define], incumbent = op, "winograd"
+			}
+			if R == 3 {
+				if spent("winograd43 " + op) {
+					results = append(results, skipped("winograd43", op+" winograd4x4"))
+				} else {
+					ok43, res := t.choosePath(pathChoice{family: "winograd43", define: winoDefine43, usual: "off", alt: op,
+						usualName: incumbent, altName: "winograd4x4", op: op, small: small, shapes: shapes})
+					results = append(results, res...)
+					t.s.opts.Defines[winoDefine43] = "off"
+					if ok43 {
+						won43, ok = append(won43, op), false
+					}
+				}
+			}
 			if ok {
 				won = append(won, op)
 			}
 		}
-		out[define] = "off"
-		if len(won) > 0 {
-			out[define] = strings.Join(won, "+")
-		}
+		out[define] = joinOps(won)
 		t.s.opts.Defines[define] = out[define]
+		if R == 3 {
+			out[winoDefine43] = joinOps(won43)
+			t.s.opts.Defines[winoDefine43] = out[winoDefine43]
+		}
 	}
 	return out, results, nil
+}
+
+// joinOps is the CONV_WINO value of ops: "off" for none.
+func joinOps(ops []string) string {
+	if len(ops) == 0 {
+		return "off"
+	}
+	return strings.Join(ops, "+")
 }
 
 // pathsMin is the least time the paths step gets after its build.

@@ -229,6 +229,7 @@ func TestTuneRecordValidate(t *testing.T) {
 		"conv kind":      {func(r *tuneRecord) { r.Defines["CONV_KIND"] = "vector" }, `CONV_KIND="vector"`},
 		"winograd":       {func(r *tuneRecord) { r.Defines["CONV_WINO"] = "forward+sideways" }, `CONV_WINO="forward+sideways"`},
 		"winograd5":      {func(r *tuneRecord) { r.Defines["CONV_WINO5"] = "filter+up" }, `CONV_WINO5="filter+up"`},
+		"winograd43":     {func(r *tuneRecord) { r.Defines["CONV_WINO43"] = "4x4" }, `CONV_WINO43="4x4"`},
 		"bwdata":         {func(r *tuneRecord) { r.Defines["CONV_BWDATA"] = "gemm" }, `CONV_BWDATA="gemm"`},
 		"winograd twice": {func(r *tuneRecord) { r.Defines["CONV_WINO"] = "data+data" }, "names data twice"},
 		"conv kind alone": {func(r *tuneRecord) {
@@ -585,32 +586,44 @@ func TestTunePaths(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tune: %v\n%s", err, log.String())
 		}
+		// pair returns the results of family's two paths of op, named
+		// usual and alt, checking that both were timed and one chosen.
+		pair := func(family, op, usual, alt string) (u, a *tuneResult) {
+			t.Helper()
+			for i, r := range rec.Results {
+				switch {
+				case r.Family == family && r.Candidate == op+" "+usual:
+					u = &rec.Results[i]
+				case r.Family == family && r.Candidate == op+" "+alt:
+					a = &rec.Results[i]
+				}
+			}
+			if u == nil || a == nil || len(u.GFLOPS) != 1 || len(a.GFLOPS) != 1 || u.Chosen == a.Chosen {
+				t.Fatalf("%v: %s %s: results %+v and %+v, want both timed and one chosen\n%s", gemm, family, op, u, a, log.String())
+			}
+			return u, a
+		}
 		for _, R := range []int{3, 5} {
 			family, define := fmt.Sprintf("winograd%d", R), winoDefines[R]
-			var won []string
+			var won, won43 []string
 			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
-				var direct, wino *tuneResult
-				for i, r := range rec.Results {
-					switch {
-					case r.Family == family && r.Candidate == op+" direct":
-						direct = &rec.Results[i]
-					case r.Family == family && r.Candidate == op+" winograd":
-						wino = &rec.Results[i]
+				_, wino := pair(family, op, "direct", "winograd")
+				chosen := wino.Chosen
+				if R == 3 { // F(4x4, 3x3) against the winner so far
+					_, w43 := pair("winograd43", op, map[bool]string{true: "winograd", false: "direct"}[chosen], "winograd4x4")
+					if w43.Chosen {
+						won43, chosen = append(won43, op), false
 					}
 				}
-				if direct == nil || wino == nil || len(direct.GFLOPS) != 1 || len(wino.GFLOPS) != 1 || direct.Chosen == wino.Chosen {
-					t.Fatalf("%v: %s %s: results %+v and %+v, want both timed and one chosen\n%s", gemm, family, op, direct, wino, log.String())
-				}
-				if wino.Chosen {
+				if chosen {
 					won = append(won, op)
 				}
 			}
-			want := "off"
-			if len(won) > 0 {
-				want = strings.Join(won, "+")
-			}
-			if rec.Defines[define] != want {
+			if want := joinOps(won); rec.Defines[define] != want {
 				t.Errorf("%v: %s=%q, want %q from the results", gemm, define, rec.Defines[define], want)
+			}
+			if want := joinOps(won43); R == 3 && rec.Defines[winoDefine43] != want {
+				t.Errorf("%v: %s=%q, want %q from the results", gemm, winoDefine43, rec.Defines[winoDefine43], want)
 			}
 		}
 		// The implicit data gradient: timed on GPU families only.
@@ -626,7 +639,7 @@ func TestTunePaths(t *testing.T) {
 		if _, err := json.Marshal(rec); err != nil {
 			t.Fatalf("%v: record: %v", gemm, err)
 		}
-		t.Logf("%v: CONV_WINO=%s CONV_WINO5=%s\n%s", gemm, rec.Defines["CONV_WINO"], rec.Defines["CONV_WINO5"], log.String())
+		t.Logf("%v: CONV_WINO=%s CONV_WINO43=%s CONV_WINO5=%s\n%s", gemm, rec.Defines["CONV_WINO"], rec.Defines[winoDefine43], rec.Defines["CONV_WINO5"], log.String())
 	}
 
 	d := openTestDevice(t)
@@ -693,12 +706,13 @@ func TestTunePathsBudget(t *testing.T) {
 				timed++
 			}
 		}
-		// bwdata on the spec's conv shape, then the three 3x3 ops.
-		if min == 0 && (notTried != 4 || timed != 0 || out["CONV_WINO"] != "off") {
-			t.Errorf("budget spent: %d not tried, %d timed, %v; want 4, 0, CONV_WINO=off\n%+v", notTried, timed, out, res)
+		// bwdata on the spec's conv shape, then the three 3x3 ops, each
+		// by F(2x2, 3x3) and by F(4x4, 3x3).
+		if min == 0 && (notTried != 7 || timed != 0 || out["CONV_WINO"] != "off" || out["CONV_WINO43"] != "off") {
+			t.Errorf("budget spent: %d not tried, %d timed, %v; want 7, 0, CONV_WINO=off, CONV_WINO43=off\n%+v", notTried, timed, out, res)
 		}
-		if min > 0 && (notTried != 0 || timed != 8) {
-			t.Errorf("with %v after the build: %d not tried, %d timed, want 0 and 8 (both paths of 4 choices)\n%+v", min, notTried, timed, res)
+		if min > 0 && (notTried != 0 || timed != 14) {
+			t.Errorf("with %v after the build: %d not tried, %d timed, want 0 and 14 (both paths of 7 choices)\n%+v", min, notTried, timed, res)
 		}
 	}
 }

@@ -8,19 +8,22 @@ import (
 	"github.com/alexcl/alexcl/device"
 )
 
-// Winograd F(2×2, R×R) for the R×R, stride-1 convolutions that keep the
-// image size (padding (R−1)/2), R = 3 (AlexNet's conv3 to conv5) and
-// R = 5 (conv2), wino.cl: a 2×2 tile's 4·R² multiply-adds become (R+1)²,
-// so the products run on 2.25 (R = 3) or 2.8 (R = 5) times fewer
-// operations (less the tiles that overhang an odd image edge), for
-// transforms that read and write each value a few times. Whether that
-// wins depends on the device: the host-only defines CONV_WINO (3×3) and
-// CONV_WINO5 (5×5) (on, off, or the ops joined by "+", winoOps) choose,
-// set by the tuner from timings on the device, op by op (tune_paths.go),
-// or by the user (ALEXCL_CL_DEFINES); off when neither says. Where
-// Winograd takes the data gradient, CONV_BWDATA does not matter.
+// Winograd F(M×M, R×R) for the R×R, stride-1 convolutions that keep the
+// image size (padding (R−1)/2), wino.cl: F(2×2, 3×3) and F(4×4, 3×3) for
+// AlexNet's conv3 to conv5, F(2×2, 5×5) for conv2. An M×M tile's M²·R²
+// multiply-adds become (M+R−1)², so the products run on 2.25 (F(2, 3)),
+// 4 (F(4, 3)) or 2.8 (F(2, 5)) times fewer operations, less the tiles
+// that overhang the image edge (13×13: 1.94, 2.64 and 2.4), for
+// transforms that read and write each value a few times, and F(4, 3)'s
+// larger rounding error. Whether that wins depends on the device: the
+// host-only defines CONV_WINO (3×3 by F(2, 3)), CONV_WINO43 (3×3 by
+// F(4, 3), which takes precedence) and CONV_WINO5 (5×5) (on, off, or the
+// ops joined by "+", winoOps) choose, set by the tuner from timings on
+// the device, op by op (tune_paths.go), or by the user
+// (ALEXCL_CL_DEFINES); off when none says. Where Winograd takes the data
+// gradient, CONV_BWDATA does not matter.
 //
-// Workspace, with E = (R+1)² entries per transformed tile: slot 0 holds a
+// Workspace, with E = (M+R−1)² entries per transformed tile: slot 0 holds a
 // chunk's transformed input V (E, C, T), slot 1 its transformed output M
 // or the transformed output gradient Z (E, K, T), slot 3 the transformed
 // filters U or their gradient dU (E, K*Cg).
@@ -33,8 +36,14 @@ const (
 	winoOpFilter  = "filter"  // Conv2DBackwardFilter
 )
 
-// winoDefines are the host-only defines of the Winograd filter sizes.
+// winoDefines are the host-only defines of the Winograd filter sizes, by
+// filter size, with F(2×2, R×R); winoDefine43 is F(4×4, 3×3)'s, and
+// winoAllDefines lists all three.
 var winoDefines = map[int]string{3: "CONV_WINO", 5: "CONV_WINO5"}
+
+const winoDefine43 = "CONV_WINO43"
+
+var winoAllDefines = []string{"CONV_WINO", winoDefine43, "CONV_WINO5"}
 
 // winoOps returns the ops a CONV_WINO or CONV_WINO5 value names ("" is
 // off); name is the define's, for errors.
@@ -60,7 +69,7 @@ func winoOps(name, v string) ([]string, error) {
 
 // checkWinoDefines checks the Winograd defines of defs.
 func checkWinoDefines(defs map[string]string) error {
-	for _, name := range winoDefines {
+	for _, name := range winoAllDefines {
 		if _, err := winoOps(name, defs[name]); err != nil {
 			return err
 		}
@@ -98,9 +107,9 @@ func winoHas(v, op string) bool {
 
 // winograd reports whether d computes op (winoOpForward, winoOpData or
 // winoOpFilter) of convolutions of shape s with Winograd: s of a size
-// CONV_WINO or CONV_WINO5 covers, with at least CONV_WINO_MINCH input and
-// output channels per group, and op in that define's list; never when
-// wino.cl did not build (d.noWino).
+// CONV_WINO, CONV_WINO43 or CONV_WINO5 covers, with at least
+// CONV_WINO_MINCH input and output channels per group, and op in that
+// define's list; never when wino.cl did not build (d.noWino).
 func (d *Device) winograd(s device.ConvShape, op string) bool {
 	name, ok := winoDefines[s.R]
 	if !ok || d.noWino != nil || s.S != s.R || s.Stride != 1 || s.Pad != (s.R-1)/2 {
@@ -109,29 +118,38 @@ func (d *Device) winograd(s device.ConvShape, op string) bool {
 	if minCh := d.tunable("CONV_WINO_MINCH", winoMinChannels); min(s.C, s.K)/s.Groups < minCh {
 		return false
 	}
-	return winoHas(d.opts.Defines[name], op)
+	return winoHas(d.opts.Defines[name], op) || s.R == 3 && winoHas(d.opts.Defines[winoDefine43], op)
 }
 
-// winoKernels are the names of a filter size's wino.cl kernels.
+// winoKernels are the names of an F(M×M, R×R)'s wino.cl kernels.
 type winoKernels struct{ filter, input, output, dy, filterGrad string }
 
 func winoKernelsFor(prefix string) winoKernels {
 	return winoKernels{prefix + "filter", prefix + "input", prefix + "output", prefix + "dy", prefix + "filter_grad"}
 }
 
-// winoNames are the kernels of each filter size, named once.
-var winoNames = map[int]winoKernels{3: winoKernelsFor("wino3_"), 5: winoKernelsFor("wino5_")}
-
-// winoPlan is a Winograd convolution's sizes: filter R×R, E = (R+1)²
-// entries per transformed tile, th×tw tiles per image, and its wino.cl
-// kernels.
-type winoPlan struct {
-	R, E, th, tw int
-	k            winoKernels
+// winoNames are the kernels of each F(M×M, R×R) by [M, R], named once.
+var winoNames = map[[2]int]winoKernels{
+	{2, 3}: winoKernelsFor("wino3_"), {2, 5}: winoKernelsFor("wino5_"), {4, 3}: winoKernelsFor("wino43_"),
 }
 
-func planWino(s device.ConvShape) winoPlan {
-	return winoPlan{R: s.R, E: (s.R + 1) * (s.R + 1), th: (s.H + 1) / 2, tw: (s.W + 1) / 2, k: winoNames[s.R]}
+// winoPlan is a Winograd convolution's sizes: filter R×R, output tiles
+// M×M, E = (M+R−1)² entries per transformed tile, th×tw tiles per image,
+// and its wino.cl kernels.
+type winoPlan struct {
+	M, R, E, th, tw int
+	k               winoKernels
+}
+
+// planWino plans op of s (which winograd takes): F(4×4, 3×3) where
+// CONV_WINO43 names op, else F(2×2, R×R).
+func (d *Device) planWino(s device.ConvShape, op string) winoPlan {
+	M := 2
+	if s.R == 3 && winoHas(d.opts.Defines[winoDefine43], op) {
+		M = 4
+	}
+	A := M + s.R - 1
+	return winoPlan{M: M, R: s.R, E: A * A, th: (s.H + M - 1) / M, tw: (s.W + M - 1) / M, k: winoNames[[2]int{M, s.R}]}
 }
 
 // chunks runs f over the batch of n images in chunks of nc whose
@@ -206,7 +224,11 @@ func (p winoPlan) conv(d *Device, in, out device.Buffer, u *buffer, b device.Buf
 func (d *Device) winoConv(in, w, b, out device.Buffer, s device.ConvShape, back bool) error {
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
-	p, Cg := planWino(s), s.C/s.Groups
+	op := winoOpForward
+	if back {
+		op = winoOpData
+	}
+	p, Cg := d.planWino(s, op), s.C/s.Groups
 	u, err := p.filters(d, s.K, Cg)
 	if err != nil {
 		return err
@@ -229,7 +251,7 @@ func (d *Device) winoConv(in, w, b, out device.Buffer, s device.ConvShape, back 
 func (d *Device) winoBackwardFilter(x, dy, dw device.Buffer, s device.ConvShape) error {
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
-	p, G, Cg, Kg := planWino(s), s.Groups, s.C/s.Groups, s.K/s.Groups
+	p, G, Cg, Kg := d.planWino(s, winoOpFilter), s.Groups, s.C/s.Groups, s.K/s.Groups
 	du, err := p.filters(d, s.K, Cg)
 	if err != nil {
 		return err
