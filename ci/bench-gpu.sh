@@ -64,13 +64,15 @@ cat "$OUT/torch.txt"
 # The convolutions' paths on the tuned tiles (a path set in
 # ALEXCL_CL_DEFINES overrides the tuner's choice of that path only; its
 # own op-by-op timings are in selftest.txt): all usual paths; Winograd
-# for every 3x3 and 5x5 op (CONV_BWDATA as tuned for the layers Winograd
-# does not take); the implicit data gradient without Winograd.
-usual=CONV_WINO=off,CONV_WINO5=off,CONV_BWDATA=col
+# for every 3x3 and 5x5 op, 3x3 by F(2x2, 3x3), then by F(4x4, 3x3)
+# (CONV_BWDATA as tuned for the layers Winograd does not take); the
+# implicit data gradient without Winograd.
+usual=CONV_WINO=off,CONV_WINO43=off,CONV_WINO5=off,CONV_BWDATA=col
 step paper128-paths-usual.txt 60 env ALEXCL_CL_DEFINES=$usual "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
-step paper128-paths-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-paths-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO43=off,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-paths-wino43.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO43=on,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
-step paper128-paths-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=off,CONV_WINO5=off,CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-paths-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=off,CONV_WINO43=off,CONV_WINO5=off,CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 # The kernel families on the same step, whatever the tuner chose: the
 # vendor defaults (tiled 64x64x16/4x4, usual paths), and the blocked
 # family with its K steps in the default runs of 2 and unrolled whole

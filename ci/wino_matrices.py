@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Derive and check the Winograd F(m, r) transform matrices of clkernels/wino.cl.
 
-F(2, 5) and F(4, 3) come from the Toom-Cook construction: At from the
+F(2, 5), F(4, 3) and F(3, 5) come from the Toom-Cook construction: At from the
 points' powers, G from the Lagrange weights, and Bt solved exactly (sympy)
 from the identity y = At [(G g) * (Bt d)], which must equal the correlation
 y_i = sum_k g_k d_(i+k) for every g and d. F(2, 5) is on the points 0, 1,
@@ -9,8 +9,9 @@ y_i = sum_k g_k d_(i+k) for every g and d. F(2, 5) is on the points 0, 1,
 points Barabasz et al. (2020) found most accurate for it: on random inputs
 its float32 error came to at most 0.79 of the device suite's bound for a
 sum in any order, against 1.29 on 0, +-1, +-2 and 1.53 on 0, +-1, +-1/2
-(device/opencl, tiled family). F(2, 3) is Lavin's (points 0, 1, -1),
-checked the same way.
+(device/opencl, tiled family). F(3, 5) is on 0, -1, 1, 1/2, -2, -1/2 and
+infinity: at most 0.39 of the bound, against F(2, 5)'s 0.29. F(2, 3) is
+Lavin's (points 0, 1, -1), checked the same way.
 
 Run: python3 ci/wino_matrices.py   (needs sympy: apt-get install python3-sympy)
 """
@@ -67,3 +68,8 @@ check(*f43, 4, 3)
 for name, mat in zip(("At", "G", "Bt"), f43):
     print(f"F(4,3) {name} =", mat.tolist())
 print("F(4,3): checked")
+f35 = toom_cook(3, 5, [0, -1, 1, sp.Rational(1, 2), -2, -sp.Rational(1, 2)])
+check(*f35, 3, 5)
+for name, mat in zip(("At", "G", "Bt"), f35):
+    print(f"F(3,5) {name} =", mat.tolist())
+print("F(3,5): checked")

@@ -1,6 +1,6 @@
 // wino.cl: Winograd F(MxM, RxR) for RxR convolutions of stride 1 that keep
 // the image size (padding P = (R-1)/2: OH = H, OW = W): F(2x2, 3x3),
-// F(2x2, 5x5) and F(4x4, 3x3), for Device.Conv2DForward,
+// F(4x4, 3x3), F(2x2, 5x5) and F(3x3, 5x5), for Device.Conv2DForward,
 // Conv2DBackwardData and Conv2DBackwardFilter when the host takes that
 // path (device/opencl/wino.go; shapes as in conv.cl).
 //
@@ -21,9 +21,11 @@
 //   dU_e (Kg, Cg) = Σ_t Z_e,g · V_e,gᵀ  (gemm.cl, summed over the chunks)
 //   dw[k][c]     += Gt dU[k][c] G                         wino<R>_filter_grad
 // A tile's R*R*M*M multiply-adds become A*A: F(2x2, 3x3) 36 -> 16 (2.25x
-// fewer), F(2x2, 5x5) 100 -> 36 (2.8x), F(4x4, 3x3) 144 -> 36 (4x), at the
-// price of larger rounding errors for larger tiles (F(4x4, 3x3)'s came to
-// 0.79 of the device suite's bound on random data, F(2x2, 3x3)'s to 0.12).
+// fewer), F(4x4, 3x3) 144 -> 36 (4x), F(2x2, 5x5) 100 -> 36 (2.8x),
+// F(3x3, 5x5) 225 -> 49 (4.6x), at the price of larger rounding errors
+// for larger tiles: on random data F(2x2, 3x3)'s came to 0.12 of the
+// device suite's bound for a sum in any order, F(4x4, 3x3)'s to 0.79,
+// F(2x2, 5x5)'s to 0.29 and F(3x3, 5x5)'s to 0.39.
 //
 // Matrices: F(2,3) on the points 0, 1, -1 and infinity (Lavin's):
 //   Bt = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
@@ -44,9 +46,13 @@
 //   G  = [1 0 0; -1/3 1/3 -1/3; 1/3 1/3 1/3; -16/15 -8/15 -4/15;
 //         1/15 -2/15 4/15; 0 0 1]
 //   At = [1 1 1 1 1 0; 0 -1 1 1/2 -2 0; 0 1 1 1/4 4 0; 0 -1 1 1/8 -8 1]
+// F(3,5) on 0, -1, 1, 1/2, -2, -1/2 and infinity (Toom-Cook, likewise):
+// the tables wino35_bt, wino35_g and wino35_at below, as
+// ci/wino_matrices.py prints them.
 //
-// Kernels, for F(2x2, 3x3) (wino3_*), F(2x2, 5x5) (wino5_*) and F(4x4, 3x3)
-// (wino43_*; wino<R> below stands for each prefix); 1-D, one work item per
+// Kernels, for F(2x2, 3x3) (wino3_*), F(4x4, 3x3) (wino43_*), F(2x2, 5x5)
+// (wino5_*) and F(3x3, 5x5) (wino35_*; wino<R> below stands for each
+// prefix); 1-D, one work item per
 // output element or tile, rounded up; every value is written by one work
 // item, in a fixed order; the loops over the matrices are unrolled, and
 // their zero coefficients drop out at compile time:
@@ -69,7 +75,8 @@
 //       of wino<R>_filter. K*Cg items.
 //
 // Tunables: none. Host-only defines CONV_WINO (3x3 by F(2x2, 3x3)),
-// CONV_WINO43 (3x3 by F(4x4, 3x3), before CONV_WINO) and CONV_WINO5 (5x5):
+// CONV_WINO43 (3x3 by F(4x4, 3x3), before CONV_WINO), CONV_WINO5 (5x5 by
+// F(2x2, 5x5)) and CONV_WINO35 (5x5 by F(3x3, 5x5), before CONV_WINO5):
 // on, off, or the ops that take Winograd joined by "+" (forward, data,
 // filter); the tuner sets them from timings on the device
 // (device/opencl/wino.go, tune_paths.go). CONV_WINO_MINCH (host only,
@@ -99,6 +106,18 @@ __constant float wino43_g[6][3] = {{1, 0, 0},
                                    {1.0f / 15, -2.0f / 15, 4.0f / 15},
                                    {0, 0, 1}};
 __constant float wino43_at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, -1, 1, 0.5f, -2, 0}, {0, 1, 1, 0.25f, 4, 0}, {0, -1, 1, 0.125f, -8, 1}};
+
+__constant float wino35_bt[7][7] = {{0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0}, {0, 0.5f, -0.25f, -2.25f, 1, 1, 0}, {0, -0.5f, -0.75f, 1.75f, 3, 1, 0},
+                                    {0, -1, -2.5f, 0, 2.5f, 1, 0}, {0, 0.25f, 0, -1.25f, 0, 1, 0}, {0, 1, -1.5f, -2, 1.5f, 1, 0},
+                                    {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1}};
+__constant float wino35_g[7][5] = {{2, 0, 0, 0, 0},
+                                   {2.0f / 3, -2.0f / 3, 2.0f / 3, -2.0f / 3, 2.0f / 3},
+                                   {2.0f / 9, 2.0f / 9, 2.0f / 9, 2.0f / 9, 2.0f / 9},
+                                   {-16.0f / 15, -8.0f / 15, -4.0f / 15, -2.0f / 15, -1.0f / 15},
+                                   {-2.0f / 45, 4.0f / 45, -8.0f / 45, 16.0f / 45, -32.0f / 45},
+                                   {-16.0f / 9, 8.0f / 9, -4.0f / 9, 2.0f / 9, -1.0f / 9},
+                                   {0, 0, 0, 0, 1}};
+__constant float wino35_at[3][7] = {{1, 1, 1, 1, 1, 1, 0}, {0, -1, 1, 0.5f, -2, -0.5f, 0}, {0, 1, 1, 0.25f, 4, 0.25f, 1}};
 
 // WINO_SUM(acc, n, j, coef, value): acc = Σ_{j < n} coef·value, unrolled,
 // skipping the terms whose coef (a __constant matrix entry, known at
@@ -263,3 +282,4 @@ __kernel void PREFIX##_filter_grad(__global const float *du, /* (A*A, K*Cg) */  
 WINO_KERNELS(3, 2, 4, wino3_bt, wino3_g, wino3_at, wino3)
 WINO_KERNELS(5, 2, 6, wino5_bt, wino5_g, wino5_at, wino5)
 WINO_KERNELS(3, 4, 6, wino43_bt, wino43_g, wino43_at, wino43)
+WINO_KERNELS(5, 3, 7, wino35_bt, wino35_g, wino35_at, wino35)

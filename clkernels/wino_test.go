@@ -9,7 +9,7 @@ import (
 )
 
 // TestWinoMatrices checks the transform matrices of wino.cl as written in
-// the kernel source: for F(m, r) = F(2, 3), F(2, 5) and F(4, 3),
+// the kernel source: for F(m, r) = F(2, 3), F(2, 5), F(4, 3) and F(3, 5),
 // At [(G g) ⊙ (Bt d)] must be the correlation y_i = Σ_k g_k d_(i+k) for
 // every unit g and d, in
 // float64 from the source's float32 constants (ci/wino_matrices.py
@@ -37,7 +37,7 @@ func TestWinoMatrices(t *testing.T) {
 	for _, f := range []struct {
 		prefix string
 		m, r   int
-	}{{"wino3", 2, 3}, {"wino5", 2, 5}, {"wino43", 4, 3}} {
+	}{{"wino3", 2, 3}, {"wino5", 2, 5}, {"wino43", 4, 3}, {"wino35", 3, 5}} {
 		p, m, r := f.prefix, f.m, f.r
 		at, g, bt := mats[p+"_at"], mats[p+"_g"], mats[p+"_bt"]
 		n := m + r - 1

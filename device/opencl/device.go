@@ -216,12 +216,11 @@ func checkHostDefines(defs map[string]string) error {
 // hostOnlyDefines are the tunables only the Go side reads (kernel family,
 // convolution paths, launch sizes); buildOptions leaves them out of the
 // compiler's options, so that they change no program binary.
-var hostOnlyDefines = []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO_MINCH", "GEMMV_LM"}
+var hostOnlyDefines = []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35", "CONV_WINO_MINCH", "GEMMV_LM"}
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
-// CONV_BWDATA, CONV_WINO, CONV_WINO43, CONV_WINO5, CONV_WINO_MINCH,
-// GEMMV_LM), less
+// CONV_BWDATA, the Winograd defines, CONV_WINO_MINCH, GEMMV_LM), less
 // GEMM_BLOCKED and CONV_BLOCKED, which the host derives from the kinds
 // (buildOptions).
 func knownDefines() []string {

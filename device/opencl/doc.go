@@ -23,9 +23,9 @@
 // With Options.Tune (or ALEXCL_TUNE=on), the first Open of a device
 // autotunes its -D tunables before building the program: it times a few
 // candidate GEMM kernel families and tiles (and, where a GPU family wins,
-// the forward convolution's tiles; then, op by op, Winograd F(2×2, 3×3)
-// and F(2×2, 5×5) against the usual path for 3×3 and 5×5 convolutions,
-// wino.go, and on GPUs the implicit data gradient) on AlexNet-like
+// the forward convolution's tiles; then, op by op, Winograd F(2×2, 3×3),
+// F(4×4, 3×3) and F(2×2, 5×5) against the usual path for 3×3 and 5×5
+// convolutions, wino.go, and on GPUs the implicit data gradient) on AlexNet-like
 // shapes with profiling events, checks every candidate's results against
 // device/ref, and keeps the fastest, within about 15 s on a GPU and 20 s
 // under POCL.
@@ -34,8 +34,9 @@
 // re-tuned. ALEXCL_TUNE=off keeps the vendor defaults (the kernel family
 // chosen by device type, the .cl files' default tiles), ALEXCL_TUNE=force
 // re-tunes, and Options.Defines that set a tuned name turn tuning off,
-// except those of the convolutions' paths (CONV_WINO, CONV_WINO5,
-// CONV_BWDATA), which override the tuner's choice of that path only.
+// except those of the convolutions' paths (CONV_WINO, CONV_WINO43,
+// CONV_WINO5, CONV_BWDATA), which override the tuner's choice of that path
+// only.
 // Tunables reports what the device runs with.
 //
 // Devices are numbered over all platforms in order: cl0, cl1, ... (List).

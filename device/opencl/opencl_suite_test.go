@@ -47,7 +47,8 @@ func TestSuite(t *testing.T) {
 // forward convolution, im2col and col2im a work item per element, the
 // filter gradient in runs of images) are checked op by op; and with
 // Winograd (CONV_WINO=on, CONV_WINO5=on) on the tiled and the CPU family,
-// and F(4×4, 3×3) (CONV_WINO43=on) on both.
+// and with the larger tiles, F(4×4, 3×3) and F(3×3, 5×5) (CONV_WINO43=on,
+// CONV_WINO35=on), on both.
 func TestSuiteGPUFamilies(t *testing.T) {
 	infos, err := opencl.List()
 	if err != nil || len(infos) == 0 {
@@ -66,8 +67,8 @@ func TestSuiteGPUFamilies(t *testing.T) {
 		// (CONV_WINO_MINCH=1: the suite's shapes have few channels.)
 		{"tiled_winograd", map[string]string{"GEMM_KIND": "tiled", "CONV_WINO": "on", "CONV_WINO5": "on", "CONV_WINO_MINCH": "1"}},
 		{"vector_winograd", map[string]string{"GEMM_KIND": "vector", "CONV_WINO": "on", "CONV_WINO5": "on", "CONV_WINO_MINCH": "1"}},
-		{"tiled_winograd43", map[string]string{"GEMM_KIND": "tiled", "CONV_WINO43": "on", "CONV_WINO_MINCH": "1"}},
-		{"vector_winograd43", map[string]string{"GEMM_KIND": "vector", "CONV_WINO43": "on", "CONV_WINO_MINCH": "1"}},
+		{"tiled_winograd_large", map[string]string{"GEMM_KIND": "tiled", "CONV_WINO43": "on", "CONV_WINO35": "on", "CONV_WINO_MINCH": "1"}},
+		{"vector_winograd_large", map[string]string{"GEMM_KIND": "vector", "CONV_WINO43": "on", "CONV_WINO35": "on", "CONV_WINO_MINCH": "1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, err := opencl.Open(0, opencl.Options{Version: "test", Defines: c.defines})

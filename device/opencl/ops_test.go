@@ -924,7 +924,9 @@ func TestFilterRuns(t *testing.T) {
 // one chunk, in chunks of one image (a workspace cap of one byte) and in
 // uneven chunks, with odd image sizes whose last tiles overhang the edge,
 // images smaller than the filter, and groups; then each op alone, checking
-// by the kernels launched that exactly that op took Winograd.
+// by the kernels launched that exactly that op took Winograd; then the
+// larger tiles, F(4×4, 3×3) (CONV_WINO43) and F(3×3, 5×5) (CONV_WINO35),
+// the same way, and that they take the ops they name from F(2×2).
 func TestWinograd(t *testing.T) {
 	wino := []device.ConvShape{
 		{N: 5, C: 3, H: 17, W: 11, K: 7, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1},
@@ -1036,14 +1038,44 @@ func TestWinograd(t *testing.T) {
 		if n := winoChunksOf(t, d, wino[0]); n != 3 {
 			t.Errorf("%s: F(4x4, 3x3): %d chunks of wino[0], want 3", kind, n)
 		}
+		// F(3x3, 5x5) likewise: 4 bytes x 49 entries x (3 + 7) channels x
+		// 20 tiles per image of wino5[0].
+		// Not on mini's conv1 (one input channel): there an output near the
+		// border, whose own sum is small, takes the rounding of its tile's
+		// larger values, 1.4 times the suite's bound for a sum in any order
+		// (F(2x2, 5x5): 0.9 times) and over testConv's tolerance; the
+		// default CONV_WINO_MINCH keeps such layers on their usual path.
+		d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO35": "on", "CONV_WINO_MINCH": "1"}
+		testConv(t, d, slices.DeleteFunc(slices.Clone(wino5), func(s device.ConvShape) bool { return s.C == 1 }))
+		if got := winoPrefixesOf(t, d, wino5[1]); got[winoOpForward] != "wino35" || got[winoOpData] != "wino35" || got[winoOpFilter] != "wino35" {
+			t.Errorf("%s: CONV_WINO35=on ran %v", kind, got)
+		}
+		if d.winograd(wino[0], winoOpForward) {
+			t.Errorf("%s: CONV_WINO35 turns on the 3x3 Winograd", kind)
+		}
+		workspaceCap = 2*4*49*(3+7)*20 + 100
+		testConv(t, d, wino5[:1])
+		if n := winoChunksOf(t, d, wino5[0]); n != 3 {
+			t.Errorf("%s: F(3x3, 5x5): %d chunks of wino5[0], want 3", kind, n)
+		}
 		workspaceCap = old
-		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
-			d.opts.Defines = map[string]string{"GEMM_KIND": kind, "CONV_WINO": "on", "CONV_WINO43": op, "CONV_WINO_MINCH": "1"}
-			testConv(t, d, wino[1:2])
-			got := winoPrefixesOf(t, d, wino[1])
-			for _, o := range []string{winoOpForward, winoOpData, winoOpFilter} {
-				if want := map[bool]string{true: "wino43", false: "wino3"}[o == op]; got[o] != want {
-					t.Errorf("%s: CONV_WINO=on, CONV_WINO43=%s: %s ran %q, want %q", kind, op, o, got[o], want)
+		// The larger tile takes the ops its define names, F(2x2) the rest.
+		for _, c := range []struct {
+			s            device.ConvShape
+			small, large string
+		}{{wino[1], "CONV_WINO", "CONV_WINO43"}, {wino5[2], "CONV_WINO5", "CONV_WINO35"}} {
+			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
+				d.opts.Defines = map[string]string{"GEMM_KIND": kind, c.small: "on", c.large: op, "CONV_WINO_MINCH": "1"}
+				testConv(t, d, []device.ConvShape{c.s})
+				got := winoPrefixesOf(t, d, c.s)
+				for _, o := range []string{winoOpForward, winoOpData, winoOpFilter} {
+					want := fmt.Sprintf("wino%d", c.s.R)
+					if o == op {
+						want = strings.ToLower(strings.TrimPrefix(c.large, "CONV_")) // "wino43", "wino35"
+					}
+					if got[o] != want {
+						t.Errorf("%s: %s=on, %s=%s: %s ran %q, want %q", kind, c.small, c.large, op, o, got[o], want)
+					}
 				}
 			}
 		}

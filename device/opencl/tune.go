@@ -65,7 +65,7 @@ var tunedNames = []string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
 	"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN",
-	"GEMM_KU", "CONV_KU", "CONV_KIND", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_BWDATA",
+	"GEMM_KU", "CONV_KU", "CONV_KIND", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35", "CONV_BWDATA",
 }
 
 // tuneMode says what Open does about tuning.
@@ -590,7 +590,7 @@ func (d *Device) applyTuning(p *cl.Platform) {
 // pathNames are the tuned names of the convolutions' paths. Set in
 // Options.Defines or ALEXCL_CL_DEFINES, one overrides the tuner's choice
 // of that path only: tuning goes on, and the tiles stay tuned.
-var pathNames = []string{"CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_BWDATA"}
+var pathNames = []string{"CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35", "CONV_BWDATA"}
 
 // setTunables adds the tuned defs to a copy of d.opts.Defines (the
 // caller's map is not changed); a name already set there (a path the

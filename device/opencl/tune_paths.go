@@ -23,8 +23,8 @@ import (
 //   - CONV_WINO5 and CONV_WINO: per op (forward, data, filter), Winograd
 //     F(2×2, 5×5) and F(2×2, 3×3) (wino.go) on the spec's shapes of
 //     those filter sizes;
-//   - CONV_WINO43: per op, F(4×4, 3×3) against the 3×3 op's winner of the
-//     step before (direct or F(2×2, 3×3)).
+//   - CONV_WINO35 and CONV_WINO43: per op, F(3×3, 5×5) and F(4×4, 3×3)
+//     against the op's winner of the step before (direct or F(2×2, R×R)).
 // Every path runs the one program (the defines only steer the host), so
 // the step builds once and times the two paths of an op in alternation.
 // The data gradient's choice comes first, so that Winograd's is made
@@ -35,7 +35,7 @@ import (
 
 // pathChoice is one op's choice between its usual path and another.
 type pathChoice struct {
-	family             string             // "winograd3", "winograd43", "winograd5" or "bwdata": in logs, records and tuneCheckHook
+	family             string             // "winograd3", "winograd43", "winograd5", "winograd35" or "bwdata": in logs, records and tuneCheckHook
 	define             string             // the host-only define that picks the path
 	usual, alt         string             // its values for the two paths
 	usualName, altName string             // the paths in logs and records
@@ -44,7 +44,7 @@ type pathChoice struct {
 	shapes             []device.ConvShape // timed
 }
 
-// pickPaths returns the CONV_WINO, CONV_WINO43, CONV_WINO5 and (GPU families)
+// pickPaths returns the Winograd defines (winoAllDefines) and (GPU families)
 // CONV_BWDATA values for a program built with defs, and what was
 // measured.
 func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, []tuneResult, error) {
@@ -119,20 +119,22 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		t.s.opts.Defines["CONV_BWDATA"] = out["CONV_BWDATA"]
 	}
 	// Winograd, per filter size and op; 5x5 first, the larger gain, in
-	// case the budget runs out. An op not tried keeps its usual path.
+	// case the budget runs out: F(2x2, RxR) against the usual path, then
+	// the larger tile (winoLarge: F(3x3, 5x5), F(4x4, 3x3)) against the
+	// op's winner so far, which it takes if faster. An op not tried keeps
+	// its usual path.
 	for _, R := range []int{5, 3} {
 		shapes := slices.DeleteFunc(slices.Clone(t.spec.winoShapes), func(s device.ConvShape) bool { return s.R != R })
 		if len(shapes) == 0 {
 			continue
 		}
 		define, family := winoDefines[R], fmt.Sprintf("winograd%d", R)
+		large := winoLarge[R]
+		largeFamily := fmt.Sprintf("winograd%d%d", large.M, R)
+		out[define], out[large.define] = "off", "off"
 		if noWino != nil {
 			first, _, _ := strings.Cut(noWino.Error(), "\n") // the log is in Options.Logf
 			results = append(results, tuneResult{Family: family, Candidate: "winograd", Dropped: "wino.cl does not build: " + first})
-			out[define] = "off"
-			if R == 3 {
-				out[winoDefine43] = "off"
-			}
 			continue
 		}
 		// Small odd shapes, one grouped, of this filter size.
@@ -141,15 +143,10 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 			{N: 2, C: 5, H: 7, W: 9, K: 6, R: R, S: R, Stride: 1, Pad: P, Groups: 1},
 			{N: 3, C: 4, H: 6, W: 5, K: 6, R: R, S: R, Stride: 1, Pad: P, Groups: 2},
 		}
-		// For 3x3, F(4x4, 3x3) (CONV_WINO43) is then timed against the
-		// op's winner so far, and takes the op from CONV_WINO if faster.
-		var won, won43 []string
+		var won, wonLarge []string
 		for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
 			if spent(family + " " + op) {
-				results = append(results, skipped(family, op+" winograd"))
-				if R == 3 {
-					results = append(results, skipped("winograd43", op+" winograd4x4"))
-				}
+				results = append(results, skipped(family, op+" winograd"), skipped(largeFamily, op+" "+large.name))
 				continue
 			}
 			ok, res := t.choosePath(pathChoice{family: family, define: define, usual: "off", alt: op,
@@ -160,29 +157,23 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 			if ok {
 				t.s.opts.Defines[define], incumbent = op, "winograd"
 			}
-			if R == 3 {
-				if spent("winograd43 " + op) {
-					results = append(results, skipped("winograd43", op+" winograd4x4"))
-				} else {
-					ok43, res := t.choosePath(pathChoice{family: "winograd43", define: winoDefine43, usual: "off", alt: op,
-						usualName: incumbent, altName: "winograd4x4", op: op, small: small, shapes: shapes})
-					results = append(results, res...)
-					t.s.opts.Defines[winoDefine43] = "off"
-					if ok43 {
-						won43, ok = append(won43, op), false
-					}
+			if spent(largeFamily + " " + op) {
+				results = append(results, skipped(largeFamily, op+" "+large.name))
+			} else {
+				okLarge, res := t.choosePath(pathChoice{family: largeFamily, define: large.define, usual: "off", alt: op,
+					usualName: incumbent, altName: large.name, op: op, small: small, shapes: shapes})
+				results = append(results, res...)
+				t.s.opts.Defines[large.define] = "off"
+				if okLarge {
+					wonLarge, ok = append(wonLarge, op), false
 				}
 			}
 			if ok {
 				won = append(won, op)
 			}
 		}
-		out[define] = joinOps(won)
-		t.s.opts.Defines[define] = out[define]
-		if R == 3 {
-			out[winoDefine43] = joinOps(won43)
-			t.s.opts.Defines[winoDefine43] = out[winoDefine43]
-		}
+		out[define], out[large.define] = joinOps(won), joinOps(wonLarge)
+		t.s.opts.Defines[define], t.s.opts.Defines[large.define] = out[define], out[large.define]
 	}
 	return out, results, nil
 }

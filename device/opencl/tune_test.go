@@ -230,6 +230,7 @@ func TestTuneRecordValidate(t *testing.T) {
 		"winograd":       {func(r *tuneRecord) { r.Defines["CONV_WINO"] = "forward+sideways" }, `CONV_WINO="forward+sideways"`},
 		"winograd5":      {func(r *tuneRecord) { r.Defines["CONV_WINO5"] = "filter+up" }, `CONV_WINO5="filter+up"`},
 		"winograd43":     {func(r *tuneRecord) { r.Defines["CONV_WINO43"] = "4x4" }, `CONV_WINO43="4x4"`},
+		"winograd35":     {func(r *tuneRecord) { r.Defines["CONV_WINO35"] = "forward+" }, `CONV_WINO35="forward+"`},
 		"bwdata":         {func(r *tuneRecord) { r.Defines["CONV_BWDATA"] = "gemm" }, `CONV_BWDATA="gemm"`},
 		"winograd twice": {func(r *tuneRecord) { r.Defines["CONV_WINO"] = "data+data" }, "names data twice"},
 		"conv kind alone": {func(r *tuneRecord) {
@@ -605,25 +606,24 @@ func TestTunePaths(t *testing.T) {
 		}
 		for _, R := range []int{3, 5} {
 			family, define := fmt.Sprintf("winograd%d", R), winoDefines[R]
-			var won, won43 []string
+			large := winoLarge[R]
+			var won, wonLarge []string
 			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
 				_, wino := pair(family, op, "direct", "winograd")
 				chosen := wino.Chosen
-				if R == 3 { // F(4x4, 3x3) against the winner so far
-					_, w43 := pair("winograd43", op, map[bool]string{true: "winograd", false: "direct"}[chosen], "winograd4x4")
-					if w43.Chosen {
-						won43, chosen = append(won43, op), false
-					}
+				// The larger tile against the winner so far.
+				_, wl := pair(fmt.Sprintf("winograd%d%d", large.M, R), op, map[bool]string{true: "winograd", false: "direct"}[chosen], large.name)
+				if wl.Chosen {
+					wonLarge, chosen = append(wonLarge, op), false
 				}
 				if chosen {
 					won = append(won, op)
 				}
 			}
-			if want := joinOps(won); rec.Defines[define] != want {
-				t.Errorf("%v: %s=%q, want %q from the results", gemm, define, rec.Defines[define], want)
-			}
-			if want := joinOps(won43); R == 3 && rec.Defines[winoDefine43] != want {
-				t.Errorf("%v: %s=%q, want %q from the results", gemm, winoDefine43, rec.Defines[winoDefine43], want)
+			for name, want := range map[string]string{define: joinOps(won), large.define: joinOps(wonLarge)} {
+				if rec.Defines[name] != want {
+					t.Errorf("%v: %s=%q, want %q from the results", gemm, name, rec.Defines[name], want)
+				}
 			}
 		}
 		// The implicit data gradient: timed on GPU families only.
@@ -639,7 +639,7 @@ func TestTunePaths(t *testing.T) {
 		if _, err := json.Marshal(rec); err != nil {
 			t.Fatalf("%v: record: %v", gemm, err)
 		}
-		t.Logf("%v: CONV_WINO=%s CONV_WINO43=%s CONV_WINO5=%s\n%s", gemm, rec.Defines["CONV_WINO"], rec.Defines[winoDefine43], rec.Defines["CONV_WINO5"], log.String())
+		t.Logf("%v: %s\n%s", gemm, describeDefines(rec.Defines), log.String())
 	}
 
 	d := openTestDevice(t)

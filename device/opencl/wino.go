@@ -36,14 +36,34 @@ const (
 	winoOpFilter  = "filter"  // Conv2DBackwardFilter
 )
 
-// winoDefines are the host-only defines of the Winograd filter sizes, by
-// filter size, with F(2×2, R×R); winoDefine43 is F(4×4, 3×3)'s, and
-// winoAllDefines lists all three.
-var winoDefines = map[int]string{3: "CONV_WINO", 5: "CONV_WINO5"}
+// winoVariant is one Winograd algorithm, F(M×M, R×R): its host-only
+// define, its wino.cl kernels, and its name in the tuner's results.
+type winoVariant struct {
+	define string
+	M, R   int
+	k      winoKernels
+	name   string
+}
 
-const winoDefine43 = "CONV_WINO43"
+// winoVariants are the algorithms, for each filter size the larger output
+// tile first: where both defines of a size name an op, the larger tile
+// takes it. F(2×2, R×R) is each size's first choice against the usual
+// path (winoDefines); the tuner then times the larger tile (winoLarge)
+// against the winner.
+var winoVariants = []winoVariant{
+	{"CONV_WINO43", 4, 3, winoKernelsFor("wino43_"), "winograd4x4"},
+	{"CONV_WINO", 2, 3, winoKernelsFor("wino3_"), "winograd"},
+	{"CONV_WINO35", 3, 5, winoKernelsFor("wino35_"), "winograd3x3"},
+	{"CONV_WINO5", 2, 5, winoKernelsFor("wino5_"), "winograd"},
+}
 
-var winoAllDefines = []string{"CONV_WINO", winoDefine43, "CONV_WINO5"}
+// winoDefines are F(2×2, R×R)'s defines and winoLarge the larger tile's,
+// by filter size R; winoAllDefines lists every variant's define.
+var (
+	winoDefines    = map[int]string{3: "CONV_WINO", 5: "CONV_WINO5"}
+	winoLarge      = map[int]winoVariant{3: winoVariants[0], 5: winoVariants[2]}
+	winoAllDefines = []string{"CONV_WINO", "CONV_WINO43", "CONV_WINO35", "CONV_WINO5"}
+)
 
 // winoOps returns the ops a CONV_WINO or CONV_WINO5 value names ("" is
 // off); name is the define's, for errors.
@@ -82,7 +102,12 @@ func checkWinoDefines(defs map[string]string) error {
 // transforms cost about (Cg + Kg) per tile against the products' Cg·Kg,
 // so with few channels they cost more than Winograd saves: mini's conv1
 // (one input channel, 5×5) took 52 ms forward under POCL at batch 128
-// with Winograd against 2.6 ms without.
+// with Winograd against 2.6 ms without. Few channels also cost accuracy:
+// an output whose own sum is small (near the border) takes the rounding
+// of its tile's larger values; on mini's conv1 the forward error came to
+// 1.4 times the device suite's bound for a sum in any order with
+// F(3×3, 5×5) and 0.9 times with F(2×2, 5×5), against at most 0.4 on
+// layers of 3 to 96 channels.
 const winoMinChannels = 16
 
 // winoHas reports whether the CONV_WINO or CONV_WINO5 value v (checked
@@ -106,19 +131,30 @@ func winoHas(v, op string) bool {
 }
 
 // winograd reports whether d computes op (winoOpForward, winoOpData or
-// winoOpFilter) of convolutions of shape s with Winograd: s of a size
-// CONV_WINO, CONV_WINO43 or CONV_WINO5 covers, with at least
-// CONV_WINO_MINCH input and output channels per group, and op in that
-// define's list; never when wino.cl did not build (d.noWino).
+// winoOpFilter) of convolutions of shape s with Winograd: s of a filter
+// size with a variant whose define names op, with at least
+// CONV_WINO_MINCH input and output channels per group; never when wino.cl
+// did not build (d.noWino).
 func (d *Device) winograd(s device.ConvShape, op string) bool {
-	name, ok := winoDefines[s.R]
-	if !ok || d.noWino != nil || s.S != s.R || s.Stride != 1 || s.Pad != (s.R-1)/2 {
+	if d.noWino != nil || s.S != s.R || s.Stride != 1 || s.Pad != (s.R-1)/2 {
 		return false
 	}
-	if minCh := d.tunable("CONV_WINO_MINCH", winoMinChannels); min(s.C, s.K)/s.Groups < minCh {
+	if _, ok := d.winoVariant(s.R, op); !ok {
 		return false
 	}
-	return winoHas(d.opts.Defines[name], op) || s.R == 3 && winoHas(d.opts.Defines[winoDefine43], op)
+	minCh := d.tunable("CONV_WINO_MINCH", winoMinChannels)
+	return min(s.C, s.K)/s.Groups >= minCh
+}
+
+// winoVariant returns the first of winoVariants for R×R filters whose
+// define names op.
+func (d *Device) winoVariant(R int, op string) (winoVariant, bool) {
+	for _, v := range winoVariants {
+		if v.R == R && winoHas(d.opts.Defines[v.define], op) {
+			return v, true
+		}
+	}
+	return winoVariant{}, false
 }
 
 // winoKernels are the names of an F(M×M, R×R)'s wino.cl kernels.
@@ -126,11 +162,6 @@ type winoKernels struct{ filter, input, output, dy, filterGrad string }
 
 func winoKernelsFor(prefix string) winoKernels {
 	return winoKernels{prefix + "filter", prefix + "input", prefix + "output", prefix + "dy", prefix + "filter_grad"}
-}
-
-// winoNames are the kernels of each F(M×M, R×R) by [M, R], named once.
-var winoNames = map[[2]int]winoKernels{
-	{2, 3}: winoKernelsFor("wino3_"), {2, 5}: winoKernelsFor("wino5_"), {4, 3}: winoKernelsFor("wino43_"),
 }
 
 // winoPlan is a Winograd convolution's sizes: filter R×R, output tiles
@@ -141,15 +172,11 @@ type winoPlan struct {
 	k               winoKernels
 }
 
-// planWino plans op of s (which winograd takes): F(4×4, 3×3) where
-// CONV_WINO43 names op, else F(2×2, R×R).
+// planWino plans op of s, which winograd takes, on its winoVariant.
 func (d *Device) planWino(s device.ConvShape, op string) winoPlan {
-	M := 2
-	if s.R == 3 && winoHas(d.opts.Defines[winoDefine43], op) {
-		M = 4
-	}
-	A := M + s.R - 1
-	return winoPlan{M: M, R: s.R, E: A * A, th: (s.H + M - 1) / M, tw: (s.W + M - 1) / M, k: winoNames[[2]int{M, s.R}]}
+	v, _ := d.winoVariant(s.R, op)
+	A := v.M + s.R - 1
+	return winoPlan{M: v.M, R: s.R, E: A * A, th: (s.H + v.M - 1) / v.M, tw: (s.W + v.M - 1) / v.M, k: v.k}
 }
 
 // chunks runs f over the batch of n images in chunks of nc whose
