@@ -64,15 +64,15 @@ cat "$OUT/torch.txt"
 # The convolutions' paths on the tuned tiles (a path set in
 # ALEXCL_CL_DEFINES overrides the tuner's choice of that path only; its
 # own op-by-op timings are in selftest.txt): all usual paths; Winograd
-# for every 3x3 and 5x5 op, 3x3 by F(2x2, 3x3), then by F(4x4, 3x3)
-# (CONV_BWDATA as tuned for the layers Winograd does not take); the
-# implicit data gradient without Winograd.
-usual=CONV_WINO=off,CONV_WINO43=off,CONV_WINO5=off,CONV_BWDATA=col
+# for every 3x3 and 5x5 op by F(2x2), then by the larger tiles F(4x4, 3x3)
+# and F(3x3, 5x5) (CONV_BWDATA as tuned for the layers Winograd does not
+# take); the implicit data gradient without Winograd.
+usual=CONV_WINO=off,CONV_WINO43=off,CONV_WINO5=off,CONV_WINO35=off,CONV_BWDATA=col
 step paper128-paths-usual.txt 60 env ALEXCL_CL_DEFINES=$usual "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
-step paper128-paths-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO43=off,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
-step paper128-paths-wino43.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO43=on,CONV_WINO5=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-paths-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO43=off,CONV_WINO5=on,CONV_WINO35=off "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-paths-wino-large.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO43=on,CONV_WINO35=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
-step paper128-paths-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=off,CONV_WINO43=off,CONV_WINO5=off,CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
+step paper128-paths-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=off,CONV_WINO43=off,CONV_WINO5=off,CONV_WINO35=off,CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 # The kernel families on the same step, whatever the tuner chose: the
 # vendor defaults (tiled 64x64x16/4x4, usual paths), and the blocked
 # family with its K steps in the default runs of 2 and unrolled whole
@@ -85,9 +85,10 @@ done
 # What each change since the last GPU run gains: the same step with each
 # batch uploaded inside it, then with each GPU-path change turned back off
 # (ALEXCL_CL_LEGACY: one filter-gradient product per image, no flush every
-# 16 kernels, a work item per row in im2col/col2im; all three).
+# 16 kernels, a work item per row in im2col/col2im, no split K in the
+# linear layers; all four).
 step paper128-sync.txt 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload
-for l in filter flush im2col all; do
+for l in filter flush im2col splitk all; do
 	step "paper128-legacy-$l.txt" 60 env ALEXCL_CL_LEGACY=$l "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done
 step mini512.txt 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3

@@ -72,8 +72,8 @@
 // consecutive images, then conv_sum_images over the runs). ops.go splits
 // the batch into chunks whose col fits its workspace. 3x3 and 5x5
 // convolutions of stride 1 that keep the image size may take Winograd
-// instead, op by op (wino.cl, whose header lists the host-only CONV_WINO
-// and CONV_WINO5).
+// instead, op by op (wino.cl, whose header lists the host-only Winograd
+// defines).
 //
 // Tunables (-D, through Options.Defines; ops.go reads the same values to launch):
 //   CONV_TSM, CONV_TSN, CONV_TSK, CONV_WPTM, CONV_WPTN

@@ -50,6 +50,9 @@
 //             rounded up to the group height, nb1*nb2), local (1, up to
 //             GEMMV_LM, 1): a group's work items share 4 rows of B, read
 //             from memory about once.
+//   gemm_sum_splits(part, C, M, N, ldc, splits, alpha, beta)
+//             Not a GEMM: the sum of the partial products of a split K
+//             (below).
 //
 // Tunables (-D, through Options.Defines; ops.go reads the same values to launch):
 //   GEMM_TSM  tile rows of C            (default 64)
@@ -491,4 +494,26 @@ __kernel void gemm_dot(GEMM_ARGS)
             const int idx = (m0 + i) * ldc + n0 + j;
             C[idx] = gemm_out(gemm_hsum(acc[i][j]) + tail[i][j], alpha, beta, C, idx, bias, hasbias, m0 + i);
         }
+}
+
+// gemm_sum_splits: the last step of a product whose K the host cut into
+// runs (split-K, device/opencl/gemm.go): C (M, N), row stride ldc, =
+// alpha * Σ_{s < splits} part[s] + beta * C, with part (splits, M, N) the
+// runs' partial products, summed in s order. C is not read when beta is
+// 0. One work item per element of C, 1-D, rounded up.
+__kernel void gemm_sum_splits(__global const float *part, __global float *C,
+                              const int M, const int N, const int ldc,
+                              const int splits, const float alpha, const float beta)
+{
+    const int i = get_global_id(0);
+    if (i >= M * N)
+        return;
+    const int m = i / N, n = i - m * N;
+    float s = 0.0f;
+    for (int j = 0; j < splits; j++)
+        s += part[(size_t)j * M * N + i];
+    float v = alpha * s;
+    if (beta != 0.0f)
+        v += beta * C[m * ldc + n];
+    C[m * ldc + n] = v;
 }

@@ -46,8 +46,10 @@ type Options struct {
 	// (GEMM_KIND, the GEMM_ and CONV_ tiles and K-step runs, GEMMV_VW, _MR,
 	// _LM, CONV_KIND: tune.go's tunedNames), here or in ALEXCL_CL_DEFINES,
 	// turn tuning off; those that set a convolution path (CONV_WINO,
-	// CONV_WINO5, CONV_BWDATA) override the tuner's choice of that path
-	// and leave the rest tuned.
+	// CONV_WINO43, CONV_WINO5, CONV_WINO35, CONV_BWDATA) override the
+	// tuner's choice of that path and leave the rest tuned (one of a
+	// filter size's two Winograd defines turns the other off unless set
+	// too).
 	Tune bool
 
 	// extraSources are appended to clkernels.Sources(); tests use them to
@@ -121,9 +123,10 @@ type Device struct {
 // list, or "all") turns back off: "filter" gives every image its own run
 // of the filter gradient (filterRuns), "flush" stops flushing the queue
 // every 16 kernels, "im2col" goes back to a work item per row in im2col
-// and col2im (conv_im2col, conv_col2im) on GPUs.
+// and col2im (conv_im2col, conv_col2im) on GPUs, "splitk" stops Device.Gemm
+// cutting K into runs (gemm.go).
 type legacy struct {
-	filterPerImage, noFlush, rowIm2col bool
+	filterPerImage, noFlush, rowIm2col, noSplitK bool
 }
 
 // parseLegacy reads ALEXCL_CL_LEGACY's value.
@@ -138,10 +141,12 @@ func parseLegacy(v string) (legacy, error) {
 			l.noFlush = true
 		case "im2col":
 			l.rowIm2col = true
+		case "splitk":
+			l.noSplitK = true
 		case "all":
-			l = legacy{true, true, true}
+			l = legacy{true, true, true, true}
 		default:
-			return l, fmt.Errorf("ALEXCL_CL_LEGACY=%q: %q is not one of filter, flush, im2col, all", v, item)
+			return l, fmt.Errorf("ALEXCL_CL_LEGACY=%q: %q is not one of filter, flush, im2col, splitk, all", v, item)
 		}
 	}
 	return l, nil

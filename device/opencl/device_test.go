@@ -521,8 +521,9 @@ func TestOpenEnv(t *testing.T) {
 		{"filter", legacy{filterPerImage: true}, 16, ""},
 		{"Flush", legacy{noFlush: true}, 0, ""},
 		{"im2col, filter", legacy{filterPerImage: true, rowIm2col: true}, 16, ""},
-		{"all", legacy{true, true, true}, 0, ""},
-		{"filter,tiles", legacy{}, 0, "is not one of filter, flush, im2col, all"},
+		{"splitk", legacy{noSplitK: true}, 16, ""},
+		{"all", legacy{true, true, true, true}, 0, ""},
+		{"filter,tiles", legacy{}, 0, "is not one of filter, flush, im2col, splitk, all"},
 	} {
 		t.Setenv("ALEXCL_CL_LEGACY", tc.val)
 		d, err := Open(0, testOptions(sharedCache, nil))
@@ -589,7 +590,7 @@ func TestOpenDefinesEnv(t *testing.T) {
 	}
 	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "GEMM_TSM=6 4",
 		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED", "CONV_BWDATA=yes",
-		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO=on+data", "CONV_WINO5=sideways", "CONV_WINO43=yes", "CONV_BWDATA=gemm",
+		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO=on+data", "CONV_WINO5=sideways", "CONV_WINO43=yes", "CONV_WINO35=forward+", "CONV_BWDATA=gemm",
 		"GEMMV_LM=4 8", "CONV_WINO_MINCH=0", "CONV_WINO_MINCH=x"} {
 		t.Setenv("ALEXCL_CL_DEFINES", bad)
 		if d, err := Open(0, testOptions(sharedCache, nil)); err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_DEFINES") {

@@ -35,8 +35,8 @@
 // chosen by device type, the .cl files' default tiles), ALEXCL_TUNE=force
 // re-tunes, and Options.Defines that set a tuned name turn tuning off,
 // except those of the convolutions' paths (CONV_WINO, CONV_WINO43,
-// CONV_WINO5, CONV_BWDATA), which override the tuner's choice of that path
-// only.
+// CONV_WINO5, CONV_WINO35, CONV_BWDATA), which override the tuner's choice
+// of that path only.
 // Tunables reports what the device runs with.
 //
 // Devices are numbered over all platforms in order: cl0, cl1, ... (List).

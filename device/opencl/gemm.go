@@ -97,3 +97,74 @@ func (d *Device) gemm(g gemmCall) error {
 	}
 	return d.launch(kernel, append(global, nb), append(local, 1), args...)
 }
+
+// Split K. A product whose C has too few tiles to fill a GPU runs on a
+// few compute units, each walking the whole of K alone: a linear layer's
+// x·Wᵀ at batch 128 (fc6: M = 128, N = 4096, K = 9216) is 128 work-groups
+// of 64×64, or 32 of 128×128, for an H100's 132 compute units. Device.Gemm
+// on GPU families then cuts K into runs (gemmSplits): one batched GEMM
+// computes each run's partial product into workspace slot 1 (a second
+// one the shorter last run), and gemm_sum_splits adds them in run order,
+// times alpha, plus beta·C. The sum's order changes, so the bits do, but
+// it is still the same order every time. ALEXCL_CL_LEGACY=splitk turns it
+// off, to measure what it gains.
+var (
+	splitGroupsPerCU = 4   // the work-groups per compute unit a split aims at
+	splitMinK        = 256 // the shortest run of K worth a split
+	splitMax         = 16  // the most runs
+)
+
+// gemmSplits returns into how many runs of K Device.Gemm cuts an M×N×K
+// product: 1 (no split) on CPU families, with ALEXCL_CL_LEGACY=splitk, or
+// when C's tiles already give splitGroupsPerCU work-groups per compute
+// unit; else enough runs for that many, each at least splitMinK long,
+// at most splitMax, and their partial products within workspaceCap.
+func (d *Device) gemmSplits(M, N, K int) int {
+	if d.vector() || d.legacy.noSplitK {
+		return 1
+	}
+	t := d.tilingOf("GEMM")
+	tiles := ceilMul(M, t.TSM) / t.TSM * (ceilMul(N, t.TSN) / t.TSN)
+	want := splitGroupsPerCU * max(d.info.ComputeUnits, 1)
+	if tiles >= want {
+		return 1
+	}
+	s := min(ceilMul(want, tiles)/tiles, K/splitMinK, splitMax, workspaceCap/max(4*M*N, 1))
+	return max(s, 1)
+}
+
+// gemmSplit computes g (nb1 = nb2 = nt = 1, no bias, coff 0: Device.Gemm's
+// products) as the sum of the partial products of splits runs of K.
+func (d *Device) gemmSplit(g gemmCall, splits int) error {
+	d.ws.mu.Lock()
+	defer d.ws.mu.Unlock()
+	kc := (g.K + splits - 1) / splits
+	full := g.K / kc
+	rem := g.K - full*kc
+	if rem > 0 {
+		splits = full + 1
+	} else {
+		splits = full
+	}
+	mn := g.M * g.N
+	part, err := d.slot(1, splits*mn) // (splits, M, N)
+	if err != nil {
+		return err
+	}
+	p := gemmCall{M: g.M, N: g.N, K: kc, alpha: 1,
+		A: g.A, aoff: g.aoff, sam: g.sam, sak: g.sak,
+		B: g.B, boff: g.boff, sbk: g.sbk, sbn: g.sbn,
+		C: part, ldc: g.N,
+		nb1: full, as1: kc * g.sak, bs1: kc * g.sbk, cs1: mn}
+	if err := d.gemm(p); err != nil {
+		return err
+	}
+	if rem > 0 {
+		p.K, p.nb1 = rem, 1
+		p.aoff, p.boff, p.coff = g.aoff+full*kc*g.sak, g.boff+full*kc*g.sbk, full*mn
+		if err := d.gemm(p); err != nil {
+			return err
+		}
+	}
+	return d.launch1D("gemm_sum_splits", mn, part, g.C, g.M, g.N, g.ldc, splits, g.alpha, g.beta)
+}

@@ -154,6 +154,9 @@ func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffe
 	if tB { // B is (N, K)
 		g.sbk, g.sbn = 1, K
 	}
+	if s := d.gemmSplits(M, N, K); s > 1 {
+		return d.gemmSplit(g, s)
+	}
 	return d.gemm(g)
 }
 
@@ -314,7 +317,7 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 // (ALEXCL_CL_DEFINES, over the tuner's choice). Under POCL it is slower
 // than the GEMM into unrolled patches (AlexNet's conv2 6.9 against 9.2
 // GFLOP/s, conv3 8.6 against 8.9); on a GPU the one long-K product may
-// win. Where Winograd takes the data gradient (CONV_WINO, CONV_WINO5), it
+// win. Where Winograd takes the data gradient (winoAllDefines), it
 // comes first.
 func (d *Device) implicitBackwardData(s device.ConvShape) bool {
 	return !d.vector() && d.opts.Defines["CONV_BWDATA"] == "implicit" && s.Stride == 1 && s.R == s.S && s.Pad <= s.R-1

@@ -152,6 +152,89 @@ func TestGemm(t *testing.T) {
 	testGemm(t, d)
 }
 
+// TestGemmSplitK checks when Device.Gemm cuts K into runs (gemmSplits,
+// worked out for an H100's 132 compute units), then runs split products
+// on the GPU families under POCL (its compute units set to 2, so that
+// small products split) against the reference: runs of equal length and
+// with a shorter last one, each transpose, alpha and beta (C unread when
+// beta is 0), checking by the kernels launched that they split; and that
+// the CPU family and ALEXCL_CL_LEGACY=splitk do not.
+func TestGemmSplitK(t *testing.T) {
+	h100 := func(defs map[string]string) *Device {
+		return &Device{info: device.Info{ComputeUnits: 132}, opts: Options{Defines: defs}}
+	}
+	tiled64 := map[string]string{"GEMM_KIND": gemmTiled}
+	tiled128 := map[string]string{"GEMM_KIND": gemmTiled, "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_WPTM": "8", "GEMM_WPTN": "8"}
+	for _, c := range []struct {
+		defs    map[string]string
+		M, N, K int
+		want    int
+	}{
+		{tiled64, 128, 4096, 9216, 5},   // fc6's x·Wᵀ at batch 128: 128 tiles, 528 work-groups wanted
+		{tiled128, 128, 4096, 9216, 16}, // 32 tiles: 17 runs wanted, 16 at most
+		{tiled64, 128, 1000, 4096, 16},  // fc8: 32 tiles, K/256 = 16
+		{tiled64, 128, 9216, 4096, 2},   // fc6's data gradient: 288 tiles
+		{tiled64, 4096, 9216, 128, 1},   // its weight gradient: 9216 tiles
+		{tiled64, 64, 64, 300, 1},       // K too short to cut
+		{map[string]string{"GEMM_KIND": gemmVector}, 128, 4096, 9216, 1},
+	} {
+		if got := h100(c.defs).gemmSplits(c.M, c.N, c.K); got != c.want {
+			t.Errorf("%v: gemmSplits(%d, %d, %d) = %d, want %d", c.defs, c.M, c.N, c.K, got, c.want)
+		}
+	}
+	legacy := h100(tiled64)
+	legacy.legacy.noSplitK = true
+	if got := legacy.gemmSplits(128, 4096, 9216); got != 1 {
+		t.Errorf("ALEXCL_CL_LEGACY=splitk: %d runs", got)
+	}
+
+	for _, kind := range []string{gemmTiled, gemmBlocked, gemmVector} {
+		d := openTestDevice(t, Options{Version: "test", Defines: map[string]string{"GEMM_KIND": kind}})
+		d.info.ComputeUnits = 2 // 8 work-groups wanted
+		rng := rand.New(rand.NewPCG(5, 1))
+		me := maxErr{}
+		for _, sh := range []struct{ M, N, K, gemms int }{
+			{37, 29, 1000, 2}, // 3 runs of 334, 334 and 332: two GEMM launches
+			{64, 64, 1024, 1}, // 4 runs of 256: one
+			{1, 70, 600, 1},   // 2 runs of 300
+		} {
+			M, N, K := sh.M, sh.N, sh.K
+			for _, ab := range [][2]float32{{1, 0}, {0.5, -1.5}} {
+				for tt := range 4 {
+					tA, tB := tt&1 != 0, tt&2 != 0
+					shape := fmt.Sprintf("%s M=%d N=%d K=%d tA=%v tB=%v alpha=%v beta=%v", kind, M, N, K, tA, tB, ab[0], ab[1])
+					A, B, C := randF32(rng, M*K, -1, 1), randF32(rng, K*N, -1, 1), randF32(rng, M*N, -1, 1)
+					if ab[1] == 0 {
+						C = filled(M*N, float32(math.NaN()))
+					}
+					bA, bB, bC := up(t, d, A), up(t, d, B), up(t, d, C)
+					want := slices.Clone(C)
+					ref.Gemm(tA, tB, M, N, K, ab[0], A, B, ab[1], want)
+					kernels := profiledKernels(t, d, func() error { return d.Gemm(tA, tB, M, N, K, ab[0], bA, bB, ab[1], bC) })
+					compare(t, me, "Gemm split", shape, down(t, d, bC, M*N), want, 1e-5, 1e-4)
+					gemms, sums := 0, 0
+					for _, k := range kernels {
+						switch {
+						case k == "gemm_sum_splits":
+							sums++
+						case strings.HasPrefix(k, "gemm"):
+							gemms++
+						}
+					}
+					if kind == gemmVector && (gemms != 1 || sums != 0) || kind != gemmVector && (gemms != sh.gemms || sums != 1) {
+						t.Errorf("%s: kernels %v", shape, kernels)
+					}
+					for _, b := range []device.Buffer{bA, bB, bC} {
+						d.Free(b)
+					}
+				}
+			}
+		}
+		me.log(t)
+		d.Close()
+	}
+}
+
 // TestRetuned rebuilds the program with other tile and work-group sizes
 // (as a user's Options.Defines may) and the GPU kernel family, and reruns
 // the checks: the Go side must launch with the sizes the kernels were
@@ -1161,7 +1244,7 @@ var winoOpList = []string{winoOpForward, winoOpData, winoOpFilter}
 
 // winoPrefixesOf runs the three convolution ops of s on d and returns,
 // for each, the prefix of the wino.cl kernels it launched ("wino3",
-// "wino43", "wino5"; "" for none; "mixed" if more than one).
+// "wino43", "wino5", "wino35"; "" for none; "mixed" if more than one).
 func winoPrefixesOf(t *testing.T, d *Device, s device.ConvShape) map[string]string {
 	t.Helper()
 	x, w, b, y := zeroConvBufs(t, d, s)

@@ -2,6 +2,7 @@ package opencl
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -157,14 +158,35 @@ func (o *Options) sources(only, skip []string) []string {
 // buildProgram builds the program of clkernels' sources (plus test
 // sources) for d, through the kernel cache, and creates all its kernels.
 // When the whole program does not build but builds without
-// optionalSources, d runs without them (d.noWino says why).
+// optionalSources, d runs without them (d.noWino says why), and the
+// failure is kept in the cache beside the binaries (<key>.failed, the
+// whole program's key: a new driver or release tries again), so that later
+// Opens go straight to the program without them.
 func (d *Device) buildProgram(platform *cl.Platform) error {
-	err := d.buildSources(platform, d.opts.sources(nil, nil))
-	if err == nil || !errors.Is(err, cl.BuildProgramFailure) {
+	d.noWino = nil
+	full := d.opts.sources(nil, nil)
+	failed := ""
+	if path, err := d.cachePath(platform, full); err == nil && path != "" {
+		failed = strings.TrimSuffix(path, ".clbin") + ".failed"
+	}
+	var err error
+	kept := false
+	if log, rerr := os.ReadFile(failed); failed != "" && rerr == nil {
+		err, kept = fmt.Errorf("%s (the build failure kept in %s)", log, failed), true
+	} else if err = d.buildSources(platform, full); err == nil || !errors.Is(err, cl.BuildProgramFailure) {
 		return err
 	}
 	if errSkip := d.buildSources(platform, d.opts.sources(nil, optionalSources)); errSkip != nil {
+		if kept { // something else changed: build the whole program again
+			os.Remove(failed)
+			return d.buildSources(platform, full)
+		}
 		return err // the whole program's log: the optional files were not the only fault
+	}
+	if failed != "" && !kept {
+		if werr := writeAtomic(failed, []byte(err.Error())); werr != nil {
+			d.opts.logf("kernel cache: the build failure not kept: %v", werr)
+		}
 	}
 	for _, name := range winoAllDefines {
 		if v := d.userDefines[name]; v != "" && v != "off" {
@@ -188,6 +210,21 @@ func (d *Device) buildProgram(platform *cl.Platform) error {
 	return nil
 }
 
+// cachePath returns the kernel cache file of a program of sources on d
+// ("" when the cache is off).
+func (d *Device) cachePath(platform *cl.Platform, sources []string) (string, error) {
+	options, err := buildOptions(d.opts)
+	if err != nil {
+		return "", err
+	}
+	dir := cacheDir(d.opts)
+	if dir == "" {
+		return "", nil
+	}
+	version := cmp.Or(d.opts.Version, "dev")
+	return filepath.Join(dir, cacheKey(sources, options, platform, d.dev, version)+".clbin"), nil
+}
+
 // buildSources builds d's program of sources, through the kernel cache,
 // and creates all its kernels.
 func (d *Device) buildSources(platform *cl.Platform, sources []string) error {
@@ -195,14 +232,11 @@ func (d *Device) buildSources(platform *cl.Platform, sources []string) error {
 	if err != nil {
 		return err
 	}
-	dir := cacheDir(d.opts)
-	var path string
-	if dir != "" {
-		version := d.opts.Version
-		if version == "" {
-			version = "dev"
-		}
-		path = filepath.Join(dir, cacheKey(sources, options, platform, d.dev, version)+".clbin")
+	path, err := d.cachePath(platform, sources)
+	if err != nil {
+		return err
+	}
+	if path != "" {
 		if err := d.loadCached(path, options); err == nil {
 			d.opts.logf("kernel cache hit %s", path)
 			return nil

@@ -594,11 +594,26 @@ var pathNames = []string{"CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35"
 
 // setTunables adds the tuned defs to a copy of d.opts.Defines (the
 // caller's map is not changed); a name already set there (a path the
-// user chose) keeps its value.
+// user chose) keeps its value. The two Winograd defines of a filter size
+// (winoSiblings) go together: where the user set one, the other is off
+// unless set too, so that CONV_WINO=off means no 3×3 Winograd at all,
+// not F(4×4, 3×3) where the tuner chose it.
 func (d *Device) setTunables(defs map[string]string) {
 	m := maps.Clone(d.opts.Defines)
 	if m == nil {
 		m = map[string]string{}
+	}
+	defs = maps.Clone(defs)
+	for _, a := range slices.Sorted(maps.Keys(winoSiblings)) {
+		b := winoSiblings[a]
+		if _, set := m[a]; set {
+			if _, set := m[b]; !set {
+				if v, tuned := defs[b]; tuned && v != "off" {
+					d.opts.logf("tuning on %s: %s=off, as %s is set, not the tuned %s", d.info.Name, b, a, v)
+				}
+				defs[b] = "off"
+			}
+		}
 	}
 	for _, n := range slices.Sorted(maps.Keys(defs)) {
 		if v, set := m[n]; set {

@@ -55,7 +55,7 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 	// stays off, and the data gradient is still timed.
 	prog, kernels, err := build("conv.cl", "gemm.cl", "wino.cl")
 	var noWino error
-	if err != nil {
+	if errors.Is(err, cl.BuildProgramFailure) {
 		if prog, kernels, noWino = build("conv.cl", "gemm.cl"); noWino != nil {
 			return nil, nil, err
 		}
@@ -134,7 +134,8 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 		out[define], out[large.define] = "off", "off"
 		if noWino != nil {
 			first, _, _ := strings.Cut(noWino.Error(), "\n") // the log is in Options.Logf
-			results = append(results, tuneResult{Family: family, Candidate: "winograd", Dropped: "wino.cl does not build: " + first})
+			results = append(results, tuneResult{Family: family, Candidate: "winograd", Dropped: "wino.cl does not build: " + first},
+				tuneResult{Family: largeFamily, Candidate: large.name, Dropped: "wino.cl does not build: " + first})
 			continue
 		}
 		// Small odd shapes, one grouped, of this filter size.
@@ -151,6 +152,7 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 			}
 			ok, res := t.choosePath(pathChoice{family: family, define: define, usual: "off", alt: op,
 				usualName: "direct", altName: "winograd", op: op, small: small, shapes: shapes})
+			firstAt, firstN := len(results), len(res) // this pair's results
 			results = append(results, res...)
 			t.s.opts.Defines[define] = "off"
 			incumbent := "direct"
@@ -164,8 +166,11 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 					usualName: incumbent, altName: large.name, op: op, small: small, shapes: shapes})
 				results = append(results, res...)
 				t.s.opts.Defines[large.define] = "off"
-				if okLarge {
+				if okLarge { // neither of the first pair runs this op
 					wonLarge, ok = append(wonLarge, op), false
+					for i := firstAt; i < firstAt+firstN; i++ {
+						results[i].Chosen = false
+					}
 				}
 			}
 			if ok {

@@ -19,6 +19,14 @@ import (
 	"github.com/alexcl/alexcl/device"
 )
 
+// btoi is 1 for true.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // smallSpec is a tuning spec of tiny shapes.
 func smallSpec(gemm, conv []candidate) tuneSpec {
 	return tuneSpec{
@@ -588,7 +596,8 @@ func TestTunePaths(t *testing.T) {
 			t.Fatalf("tune: %v\n%s", err, log.String())
 		}
 		// pair returns the results of family's two paths of op, named
-		// usual and alt, checking that both were timed and one chosen.
+		// usual and alt, checking that both were timed and at most one
+		// chosen.
 		pair := func(family, op, usual, alt string) (u, a *tuneResult) {
 			t.Helper()
 			for i, r := range rec.Results {
@@ -599,24 +608,36 @@ func TestTunePaths(t *testing.T) {
 					a = &rec.Results[i]
 				}
 			}
-			if u == nil || a == nil || len(u.GFLOPS) != 1 || len(a.GFLOPS) != 1 || u.Chosen == a.Chosen {
-				t.Fatalf("%v: %s %s: results %+v and %+v, want both timed and one chosen\n%s", gemm, family, op, u, a, log.String())
+			if u == nil || a == nil || len(u.GFLOPS) != 1 || len(a.GFLOPS) != 1 || u.Chosen && a.Chosen {
+				t.Fatalf("%v: %s %s: results %+v and %+v, want both timed and at most one chosen\n%s", gemm, family, op, u, a, log.String())
 			}
 			return u, a
 		}
 		for _, R := range []int{3, 5} {
 			family, define := fmt.Sprintf("winograd%d", R), winoDefines[R]
 			large := winoLarge[R]
+			largeFamily := fmt.Sprintf("winograd%d%d", large.M, R)
 			var won, wonLarge []string
 			for _, op := range []string{winoOpForward, winoOpData, winoOpFilter} {
-				_, wino := pair(family, op, "direct", "winograd")
-				chosen := wino.Chosen
-				// The larger tile against the winner so far.
-				_, wl := pair(fmt.Sprintf("winograd%d%d", large.M, R), op, map[bool]string{true: "winograd", false: "direct"}[chosen], large.name)
-				if wl.Chosen {
-					wonLarge, chosen = append(wonLarge, op), false
+				direct, wino := pair(family, op, "direct", "winograd")
+				// The larger tile was timed against the first pair's winner,
+				// which the results name.
+				incumbent := "direct"
+				if slices.ContainsFunc(rec.Results, func(r tuneResult) bool { return r.Family == largeFamily && r.Candidate == op+" winograd" }) {
+					incumbent = "winograd"
 				}
-				if chosen {
+				_, wl := pair(largeFamily, op, incumbent, large.name)
+				// Exactly one of the three paths runs the op.
+				if n := btoi(direct.Chosen) + btoi(wino.Chosen) + btoi(wl.Chosen); n != 1 {
+					t.Errorf("%v: %s %s: %d paths chosen (direct %v, winograd %v, %s %v)", gemm, family, op, n, direct.Chosen, wino.Chosen, large.name, wl.Chosen)
+				}
+				if !wl.Chosen && (incumbent == "winograd") != wino.Chosen {
+					t.Errorf("%v: %s %s: the larger tile lost to %s, but winograd chosen %v", gemm, family, op, incumbent, wino.Chosen)
+				}
+				switch {
+				case wl.Chosen:
+					wonLarge = append(wonLarge, op)
+				case wino.Chosen:
 					won = append(won, op)
 				}
 			}
@@ -720,7 +741,10 @@ func TestTunePathsBudget(t *testing.T) {
 // TestTunePathOverride: a convolution path set by the user
 // (ALEXCL_CL_DEFINES) overrides the tuner's choice of that path only:
 // tuning still runs, the tiles and the other paths stay tuned, and the log
-// says which tuned value was set aside.
+// says which tuned value was set aside. The other define of the same
+// filter size (CONV_WINO43 beside CONV_WINO) is then off unless set too,
+// so that the larger tile cannot take back an op the user gave another
+// path.
 func TestTunePathOverride(t *testing.T) {
 	requireOpenCL(t)
 	t.Setenv("ALEXCL_TUNE", "")
@@ -751,13 +775,31 @@ func TestTunePathOverride(t *testing.T) {
 	}
 	defer d.Close()
 	want := maps.Clone(tuned)
-	want["CONV_WINO"] = set
+	want["CONV_WINO"], want["CONV_WINO43"] = set, "off"
 	if got := d.Tunables(); !maps.Equal(got, want) {
 		t.Errorf("Tunables() = %v, want %v\n%s", got, want, log.String())
 	}
 	if !strings.Contains(log.String(), "tuning record hit") || strings.Contains(log.String(), "tuning skipped") ||
 		(set != tuned["CONV_WINO"] && !strings.Contains(log.String(), "CONV_WINO="+set+" as set, not the tuned "+tuned["CONV_WINO"])) {
 		t.Errorf("log:\n%s\nwant the record read and the override named", log.String())
+	}
+
+	// Each size's pair, whatever the tuner chose: CONV_WINO=off is no 3x3
+	// Winograd at all; CONV_WINO35 set leaves CONV_WINO5 off.
+	var log2 logLines
+	u := &Device{opts: Options{Defines: map[string]string{"CONV_WINO": "off", "CONV_WINO35": "data"}, Logf: log2.logf}}
+	u.setTunables(map[string]string{"CONV_WINO": "on", "CONV_WINO43": "forward", "CONV_WINO5": "forward+data", "CONV_WINO35": "forward"})
+	if want := map[string]string{"CONV_WINO": "off", "CONV_WINO43": "off", "CONV_WINO5": "off", "CONV_WINO35": "data"}; !maps.Equal(u.opts.Defines, want) {
+		t.Errorf("setTunables: %v, want %v", u.opts.Defines, want)
+	}
+	s3 := device.ConvShape{N: 2, C: 16, H: 13, W: 13, K: 16, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}
+	s5 := device.ConvShape{N: 2, C: 16, H: 13, W: 13, K: 16, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 1}
+	if u.winograd(s3, winoOpForward) || u.winograd(s5, winoOpForward) || !u.winograd(s5, winoOpData) {
+		t.Errorf("winograd: 3x3 forward %v, 5x5 forward %v, 5x5 data %v; want false, false, true",
+			u.winograd(s3, winoOpForward), u.winograd(s5, winoOpForward), u.winograd(s5, winoOpData))
+	}
+	if !strings.Contains(log2.String(), "CONV_WINO43=off, as CONV_WINO is set, not the tuned forward") {
+		t.Errorf("log:\n%s", log2.String())
 	}
 }
 
@@ -782,7 +824,8 @@ func TestWinoBuildFallback(t *testing.T) {
 		return text
 	}
 	var log logLines
-	d, err := Open(0, Options{Version: "test", CacheDir: t.TempDir(), Tune: true, Logf: log.logf, editSource: broken})
+	dir := t.TempDir()
+	d, err := Open(0, Options{Version: "test", CacheDir: dir, Tune: true, Logf: log.logf, editSource: broken})
 	if err != nil {
 		t.Fatalf("Open with wino.cl broken: %v", err)
 	}
@@ -791,8 +834,8 @@ func TestWinoBuildFallback(t *testing.T) {
 	if d.noWino == nil || d.kernels["wino3_input"] != nil || d.kernels["conv2d_forward"] == nil {
 		t.Errorf("noWino = %v, wino3_input built %v, conv2d_forward built %v", d.noWino, d.kernels["wino3_input"] != nil, d.kernels["conv2d_forward"] != nil)
 	}
-	if defs["CONV_WINO"] != "off" || defs["CONV_WINO5"] != "" || defs["CONV_BWDATA"] == "" || defs["GEMM_TSM"] != "16" {
-		t.Errorf("Tunables() = %v, want CONV_WINO=off, no CONV_WINO5, CONV_BWDATA tuned, the tiles tuned", defs)
+	if defs["CONV_WINO"] != "off" || defs["CONV_WINO43"] != "off" || defs["CONV_WINO5"] != "" || defs["CONV_BWDATA"] == "" || defs["GEMM_TSM"] != "16" {
+		t.Errorf("Tunables() = %v, want CONV_WINO=off, CONV_WINO43=off, no CONV_WINO5, CONV_BWDATA tuned, the tiles tuned", defs)
 	}
 	for _, want := range []string{"tuning the convolutions' paths on " + d.info.Name + ": wino.cl does not build, Winograd stays off",
 		"warning: the Winograd convolutions are off on " + d.info.Name + ": wino.cl does not build", "wino.cl broken on purpose"} {
@@ -814,12 +857,24 @@ func TestWinoBuildFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.opts.Defines["CONV_WINO"], d.opts.Defines["CONV_WINO5"] = "forward", "on"
+	for i, name := range winoAllDefines {
+		d.opts.Defines[name] = []string{"forward", "on", "data", "filter+data"}[i]
+	}
+	var relog logLines
+	d.opts.Logf = relog.logf
 	if err := d.buildProgram(devs[0].platform); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Tunables(); got["CONV_WINO"] != "off" || got["CONV_WINO5"] != "off" {
-		t.Errorf("after the rebuild: %v, want both Winograd defines off", got)
+	for _, name := range winoAllDefines {
+		if got := d.Tunables()[name]; got != "off" {
+			t.Errorf("after the rebuild: %s=%s, want off", name, got)
+		}
+	}
+	// The rebuild went straight to the program without wino.cl: the first
+	// build's failure is kept beside the binaries.
+	if kept, _ := filepath.Glob(filepath.Join(dir, "*.failed")); len(kept) != 1 || !strings.Contains(relog.String(), "the build failure kept in "+kept[0]) ||
+		!strings.Contains(relog.String(), "kernel cache hit") {
+		t.Errorf("kept failures %v; rebuild log:\n%s", kept, relog.String())
 	}
 
 	// Set by the user, Winograd is not dropped quietly.

@@ -10,25 +10,27 @@ import (
 
 // Winograd F(M×M, R×R) for the R×R, stride-1 convolutions that keep the
 // image size (padding (R−1)/2), wino.cl: F(2×2, 3×3) and F(4×4, 3×3) for
-// AlexNet's conv3 to conv5, F(2×2, 5×5) for conv2. An M×M tile's M²·R²
-// multiply-adds become (M+R−1)², so the products run on 2.25 (F(2, 3)),
-// 4 (F(4, 3)) or 2.8 (F(2, 5)) times fewer operations, less the tiles
-// that overhang the image edge (13×13: 1.94, 2.64 and 2.4), for
-// transforms that read and write each value a few times, and F(4, 3)'s
-// larger rounding error. Whether that wins depends on the device: the
-// host-only defines CONV_WINO (3×3 by F(2, 3)), CONV_WINO43 (3×3 by
-// F(4, 3), which takes precedence) and CONV_WINO5 (5×5) (on, off, or the
-// ops joined by "+", winoOps) choose, set by the tuner from timings on
-// the device, op by op (tune_paths.go), or by the user
-// (ALEXCL_CL_DEFINES); off when none says. Where Winograd takes the data
-// gradient, CONV_BWDATA does not matter.
+// AlexNet's conv3 to conv5, F(2×2, 5×5) and F(3×3, 5×5) for conv2. An M×M
+// tile's M²·R² multiply-adds become (M+R−1)², so the products run on 2.25
+// (F(2, 3)), 4 (F(4, 3)), 2.8 (F(2, 5)) or 4.6 (F(3, 5)) times fewer
+// operations, less the tiles that overhang the image edge (13×13: 1.94
+// and 2.64; 27×27: 2.6 and 4.6), for transforms that read and write each
+// value a few times, and the larger tiles' larger rounding error.
+// Whether that wins depends on the device: the host-only defines
+// CONV_WINO (3×3 by F(2, 3)), CONV_WINO43 (3×3 by F(4, 3)), CONV_WINO5
+// (5×5 by F(2, 5)) and CONV_WINO35 (5×5 by F(3, 5)) (on, off, or the ops
+// joined by "+", winoOps; the larger tile takes an op both of its size
+// name) choose, set by the tuner from timings on the device, op by op
+// (tune_paths.go), or by the user (ALEXCL_CL_DEFINES); off when none
+// says. Where Winograd takes the data gradient, CONV_BWDATA does not
+// matter.
 //
 // Workspace, with E = (M+R−1)² entries per transformed tile: slot 0 holds a
 // chunk's transformed input V (E, C, T), slot 1 its transformed output M
 // or the transformed output gradient Z (E, K, T), slot 3 the transformed
 // filters U or their gradient dU (E, K*Cg).
 
-// The ops CONV_WINO and CONV_WINO5 name: "on" is all three, "off" none,
+// The ops a Winograd define names: "on" is all three, "off" none,
 // else a "+"-separated list of them ("forward+data").
 const (
 	winoOpForward = "forward" // Conv2DForward
@@ -58,14 +60,16 @@ var winoVariants = []winoVariant{
 }
 
 // winoDefines are F(2×2, R×R)'s defines and winoLarge the larger tile's,
-// by filter size R; winoAllDefines lists every variant's define.
+// by filter size R; winoAllDefines lists every variant's define, and
+// winoSiblings maps each define to the other of its filter size.
 var (
 	winoDefines    = map[int]string{3: "CONV_WINO", 5: "CONV_WINO5"}
 	winoLarge      = map[int]winoVariant{3: winoVariants[0], 5: winoVariants[2]}
 	winoAllDefines = []string{"CONV_WINO", "CONV_WINO43", "CONV_WINO35", "CONV_WINO5"}
+	winoSiblings   = map[string]string{"CONV_WINO": "CONV_WINO43", "CONV_WINO43": "CONV_WINO", "CONV_WINO5": "CONV_WINO35", "CONV_WINO35": "CONV_WINO5"}
 )
 
-// winoOps returns the ops a CONV_WINO or CONV_WINO5 value names ("" is
+// winoOps returns the ops a Winograd define's value names ("" is
 // off); name is the define's, for errors.
 func winoOps(name, v string) ([]string, error) {
 	switch v {
@@ -110,7 +114,7 @@ func checkWinoDefines(defs map[string]string) error {
 // layers of 3 to 96 channels.
 const winoMinChannels = 16
 
-// winoHas reports whether the CONV_WINO or CONV_WINO5 value v (checked
+// winoHas reports whether the Winograd define's value v (checked
 // by Open) names op, without allocating: winograd runs for every
 // convolution op of every step.
 func winoHas(v, op string) bool {
