@@ -15,6 +15,11 @@
 //   C[z](m, n)     = C[coff + b1*cs1 + b2*cs2 + m*ldc + n]
 //   bias[z](m)     = bias[biasoff + b2*biass2 + m]   (only when hasbias != 0)
 //
+// Split K: with ks > 1 the NDRange's third dimension is nb1*nb2*ks, and
+// run r < ks of entry z sums only k in [r*kc, min(K, (r+1)*kc)), writing
+// its partial product to C[z] + r*cks; the host passes alpha 1, beta 0 and
+// no bias, and adds the runs with gemm_sum_splits. ks = 1, kc = K is the
+// whole product.
 // The sum over t (nt >= 1) is a reduction over a batch inside one launch,
 // in t order (Conv2DBackwardFilter sums its images so). A plain row-major
 // Gemm is nb1 = nb2 = nt = 1, sam = K, sak = 1 (or sam = 1, sak = M when
@@ -118,15 +123,20 @@
     __global const float *bias, const int biasoff, const int hasbias,       \
     const int nb2, const int as1, const int as2, const int bs1,             \
     const int bs2, const int cs1, const int cs2, const int biass2,          \
-    const int nt, const int ast, const int bst
+    const int nt, const int ast, const int bst,                             \
+    const int ks, const int kc, const int cks
 
-// gemm_batch moves A, B, C and bias to batch entry z = get_global_id(2).
+// GEMM_BATCH() moves A, B, C and bias to batch entry z and run r of K
+// (get_global_id(2) = z*ks + r), and sets KR, the run's length: the
+// kernels below walk k < KR of A and B so moved.
 #define GEMM_BATCH()                                                        \
-    const int z_ = get_global_id(2);                                        \
+    const int zr_ = get_global_id(2);                                       \
+    const int z_ = zr_ / ks, r_ = zr_ - z_ * ks;                            \
     const int b1_ = z_ / nb2, b2_ = z_ % nb2;                               \
-    A += aoff + b1_ * as1 + b2_ * as2;                                      \
-    B += boff + b1_ * bs1 + b2_ * bs2;                                      \
-    C += coff + b1_ * cs1 + b2_ * cs2;                                      \
+    const int KR = min(K - r_ * kc, kc);                                    \
+    A += aoff + b1_ * as1 + b2_ * as2 + r_ * kc * sak;                      \
+    B += boff + b1_ * bs1 + b2_ * bs2 + r_ * kc * sbk;                      \
+    C += coff + b1_ * cs1 + b2_ * cs2 + r_ * cks;                           \
     if (hasbias)                                                            \
         bias += biasoff + b2_ * biass2;
 
@@ -168,7 +178,7 @@ void gemm(GEMM_ARGS)
             acc[i][j] = 0.0f;
 
     for (int t = 0; t < nt; t++, A += ast, B += bst) {
-        for (int k0 = 0; k0 < K; k0 += GEMM_TSK) {
+        for (int k0 = 0; k0 < KR; k0 += GEMM_TSK) {
             // Load the tiles so that consecutive work items read
             // consecutive addresses where a stride is 1.
             for (int l = tid; l < GEMM_TSM * GEMM_TSK; l += GEMM_WG) {
@@ -176,14 +186,14 @@ void gemm(GEMM_ARGS)
                 if (sak == 1) { mm = l / GEMM_TSK; kk = l % GEMM_TSK; }
                 else          { kk = l / GEMM_TSM; mm = l % GEMM_TSM; }
                 const int m = m0 + mm, k = k0 + kk;
-                As[kk][mm] = (m < M && k < K) ? A[m * sam + k * sak] : 0.0f;
+                As[kk][mm] = (m < M && k < KR) ? A[m * sam + k * sak] : 0.0f;
             }
             for (int l = tid; l < GEMM_TSN * GEMM_TSK; l += GEMM_WG) {
                 int nn, kk;
                 if (sbn == 1) { kk = l / GEMM_TSN; nn = l % GEMM_TSN; }
                 else          { nn = l / GEMM_TSK; kk = l % GEMM_TSK; }
                 const int n = n0 + nn, k = k0 + kk;
-                Bs[kk][nn] = (n < N && k < K) ? B[k * sbk + n * sbn] : 0.0f;
+                Bs[kk][nn] = (n < N && k < KR) ? B[k * sbk + n * sbn] : 0.0f;
             }
             barrier(CLK_LOCAL_MEM_FENCE);
 
@@ -261,7 +271,7 @@ void gemm_blk(GEMM_ARGS)
     const int tid = ty * GEMM_RTSN + tx;
     const int m0 = get_group_id(1) * GEMM_TSM;
     const int n0 = get_group_id(0) * GEMM_TSN;
-    const int ktiles = (K + GEMM_TSK - 1) / GEMM_TSK;
+    const int ktiles = (KR + GEMM_TSK - 1) / GEMM_TSK;
     const int iters = nt * ktiles;
 
     float acc[GEMM_WPTM][GEMM_WPTN];
@@ -294,14 +304,14 @@ void gemm_blk(GEMM_ARGS)
             int mm, kk;                                                     \
             GEMMB_PLACE_A(l, mm, kk)                                        \
             const int m = m0 + mm, k = k0_ + kk;                            \
-            ra[i] = (l < GEMMB_ATILE && m < M && k < K) ? At_[m * sam + k * sak] : 0.0f; \
+            ra[i] = (l < GEMMB_ATILE && m < M && k < KR) ? At_[m * sam + k * sak] : 0.0f; \
         }                                                                   \
         _Pragma("unroll") for (int i = 0; i < GEMMB_LB; i++) {              \
             const int l = tid + i * GEMM_WG;                                \
             int nn, kk;                                                     \
             GEMMB_PLACE_B(l, nn, kk)                                        \
             const int n = n0 + nn, k = k0_ + kk;                            \
-            rb[i] = (l < GEMMB_BTILE && n < N && k < K) ? Bt_[k * sbk + n * sbn] : 0.0f; \
+            rb[i] = (l < GEMMB_BTILE && n < N && k < KR) ? Bt_[k * sbk + n * sbn] : 0.0f; \
         }                                                                   \
     }
     // Store the staged tile into local buffer buf.
@@ -388,7 +398,7 @@ __kernel void gemm_vec(GEMM_ARGS)
             for (int n = nfirst; n < N; n++) {
                 float s = 0.0f;
                 for (int t = 0; t < nt; t++)
-                    for (int k = 0; k < K; k++)
+                    for (int k = 0; k < KR; k++)
                         s = fma(A[t * ast + arow[i] + k * sak], B[t * bst + k * sbk + n], s);
                 const int idx = (m0 + i) * ldc + n;
                 C[idx] = gemm_out(s, alpha, beta, C, idx, bias, hasbias, m0 + i);
@@ -405,7 +415,7 @@ __kernel void gemm_vec(GEMM_ARGS)
     for (int t = 0; t < nt; t++) {
         __global const float *At = A + t * ast;
         __global const float *Bt = B + t * bst + n0;
-        for (int k = 0; k < K; k++) {
+        for (int k = 0; k < KR; k++) {
             prefetch(Bt + (k + GEMMV_PF) * sbk, GEMMV_NR);
             const floatv b0 = vloadv(0, Bt + k * sbk);
             const floatv b1 = vloadv(1, Bt + k * sbk);
@@ -471,7 +481,7 @@ __kernel void gemm_dot(GEMM_ARGS)
             acc[i][j] = (floatv)(0.0f);
             tail[i][j] = 0.0f;
         }
-    const int Kv = K / GEMMV_VW * GEMMV_VW;
+    const int Kv = KR / GEMMV_VW * GEMMV_VW;
     for (int t = 0; t < nt; t++) {
         __global const float *At = A + t * ast, *Bt = B + t * bst;
         for (int k = 0; k < Kv; k += GEMMV_VW) {
@@ -484,7 +494,7 @@ __kernel void gemm_dot(GEMM_ARGS)
                 for (int j = 0; j < 4; j++)
                     acc[i][j] = fma(a[i], b[j], acc[i][j]);
         }
-        for (int k = Kv; k < K; k++)
+        for (int k = Kv; k < KR; k++)
             for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 4; j++)
                     tail[i][j] = fma(At[arow[i] + k], Bt[bcol[j] + k], tail[i][j]);
@@ -497,9 +507,10 @@ __kernel void gemm_dot(GEMM_ARGS)
 }
 
 // gemm_sum_splits: the last step of a product whose K the host cut into
-// runs (split-K, device/opencl/gemm.go): C (M, N), row stride ldc, =
-// alpha * Σ_{s < splits} part[s] + beta * C, with part (splits, M, N) the
-// runs' partial products, summed in s order. C is not read when beta is
+// runs (split K, above; device/opencl/gemm.go): C (M, N), row stride ldc,
+// = alpha * Σ_{s < splits} part[s] + beta * C, with part (splits, M, N)
+// the runs' partial products, summed in s order (a batch of products
+// whose C[z] follow each other is one tall C). C is not read when beta is
 // 0. One work item per element of C, 1-D, rounded up.
 __kernel void gemm_sum_splits(__global const float *part, __global float *C,
                               const int M, const int N, const int ldc,

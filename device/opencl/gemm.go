@@ -1,6 +1,7 @@
 package opencl
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/alexcl/alexcl/device"
@@ -28,6 +29,10 @@ type gemmCall struct {
 	as1, as2, bs1, bs2, cs1, cs2 int
 	biass2                       int
 	nt, ast, bst                 int
+
+	// Split K (gemmSplit): ks runs of kc, run r's partial product at C +
+	// r*cks. Zero ks means one run, the whole of K.
+	ks, kc, cks int
 }
 
 // Kernel families for the matrix products, chosen per device (see vector).
@@ -60,7 +65,11 @@ func (d *Device) vector() bool { return d.gemmKind() == gemmVector }
 // are contiguous along k (vector devices), else gemm_blk (blocked) or the
 // tiled gemm.
 func (d *Device) gemm(g gemmCall) error {
-	nb1, nb2, nt := max(g.nb1, 1), max(g.nb2, 1), max(g.nt, 1)
+	nb1, nb2, nt, ks := max(g.nb1, 1), max(g.nb2, 1), max(g.nt, 1), max(g.ks, 1)
+	kc := g.kc
+	if ks == 1 {
+		kc = g.K
+	}
 	hasBias := 0
 	bias := g.bias
 	if bias != nil {
@@ -74,8 +83,9 @@ func (d *Device) gemm(g gemmCall) error {
 		g.beta, g.C, g.coff, g.ldc,
 		bias, g.biasoff, hasBias,
 		nb2, g.as1, g.as2, g.bs1, g.bs2, g.cs1, g.cs2, g.biass2,
-		nt, g.ast, g.bst}
-	nb := nb1 * nb2
+		nt, g.ast, g.bst,
+		ks, kc, g.cks}
+	nb := nb1 * nb2 * ks
 	if d.vector() {
 		switch {
 		case g.sbn == 1:
@@ -101,70 +111,62 @@ func (d *Device) gemm(g gemmCall) error {
 // Split K. A product whose C has too few tiles to fill a GPU runs on a
 // few compute units, each walking the whole of K alone: a linear layer's
 // x·Wᵀ at batch 128 (fc6: M = 128, N = 4096, K = 9216) is 128 work-groups
-// of 64×64, or 32 of 128×128, for an H100's 132 compute units. Device.Gemm
-// on GPU families then cuts K into runs (gemmSplits): one batched GEMM
-// computes each run's partial product into workspace slot 1 (a second
-// one the shorter last run), and gemm_sum_splits adds them in run order,
-// times alpha, plus beta·C. The sum's order changes, so the bits do, but
-// it is still the same order every time. ALEXCL_CL_LEGACY=splitk turns it
-// off, to measure what it gains.
+// of 64×64, or 32 of 128×128, for an H100's 132 compute units, and
+// Winograd F(3×3, 5×5)'s filter gradient of paper's conv2 is 98 to 196
+// (49 entries × 2 groups of 128×48, K = the tiles of the whole batch). On
+// GPU families such a product (gemmSplits) runs as ks runs of K in one
+// launch, each run's partial product into workspace slot 4, and
+// gemm_sum_splits adds them in run order, times alpha, plus beta·C. The
+// sum's order changes, so the bits do, but it is the same order every
+// time. ALEXCL_CL_LEGACY=splitk turns it off, to measure what it gains.
 var (
 	splitGroupsPerCU = 4   // the work-groups per compute unit a split aims at
 	splitMinK        = 256 // the shortest run of K worth a split
 	splitMax         = 16  // the most runs
 )
 
-// gemmSplits returns into how many runs of K Device.Gemm cuts an M×N×K
-// product: 1 (no split) on CPU families, with ALEXCL_CL_LEGACY=splitk, or
-// when C's tiles already give splitGroupsPerCU work-groups per compute
-// unit; else enough runs for that many, each at least splitMinK long,
-// at most splitMax, and their partial products within workspaceCap.
-func (d *Device) gemmSplits(M, N, K int) int {
+// gemmSplits returns into how many runs of K to cut nb M×N×K products: 1
+// (no split) on CPU families, with ALEXCL_CL_LEGACY=splitk, or when C's
+// tiles already give splitGroupsPerCU work-groups per compute unit; else
+// enough runs for that many, each at least splitMinK long, at most
+// splitMax, and their partial products within workspaceCap.
+func (d *Device) gemmSplits(M, N, K, nb int) int {
 	if d.vector() || d.legacy.noSplitK {
 		return 1
 	}
 	t := d.tilingOf("GEMM")
-	tiles := ceilMul(M, t.TSM) / t.TSM * (ceilMul(N, t.TSN) / t.TSN)
+	tiles := ceilMul(M, t.TSM) / t.TSM * (ceilMul(N, t.TSN) / t.TSN) * max(nb, 1)
 	want := splitGroupsPerCU * max(d.info.ComputeUnits, 1)
 	if tiles >= want {
 		return 1
 	}
-	s := min(ceilMul(want, tiles)/tiles, K/splitMinK, splitMax, workspaceCap/max(4*M*N, 1))
+	s := min(ceilMul(want, tiles)/tiles, K/splitMinK, splitMax, workspaceCap/max(4*M*N*max(nb, 1), 1))
 	return max(s, 1)
 }
 
-// gemmSplit computes g (nb1 = nb2 = nt = 1, no bias, coff 0: Device.Gemm's
-// products) as the sum of the partial products of splits runs of K.
+// gemmSplit computes g, whose products C[z] follow each other (ldc = N,
+// cs2 = M·N, cs1 = nb2·M·N) and have no bias, as the sum of the partial
+// products of about splits runs of K, each a whole number of K steps
+// (GEMM_TSK). The caller holds d.ws.mu.
 func (d *Device) gemmSplit(g gemmCall, splits int) error {
-	d.ws.mu.Lock()
-	defer d.ws.mu.Unlock()
-	kc := (g.K + splits - 1) / splits
-	full := g.K / kc
-	rem := g.K - full*kc
-	if rem > 0 {
-		splits = full + 1
-	} else {
-		splits = full
-	}
+	nb1, nb2 := max(g.nb1, 1), max(g.nb2, 1)
 	mn := g.M * g.N
-	part, err := d.slot(1, splits*mn) // (splits, M, N)
+	if g.bias != nil || g.coff != 0 || g.ldc != g.N || nb2 > 1 && g.cs2 != mn || nb1 > 1 && g.cs1 != nb2*mn {
+		return fmt.Errorf("gemmSplit: C is not a run of whole products from its start, or has a bias")
+	}
+	tsk := d.tunable("GEMM_TSK", 16)
+	kc := ceilMul((g.K+splits-1)/splits, tsk)
+	ks := (g.K + kc - 1) / kc
+	part, err := d.slot(4, ks*nb1*nb2*mn) // (ks, nb1*nb2, M, N)
 	if err != nil {
 		return err
 	}
-	p := gemmCall{M: g.M, N: g.N, K: kc, alpha: 1,
-		A: g.A, aoff: g.aoff, sam: g.sam, sak: g.sak,
-		B: g.B, boff: g.boff, sbk: g.sbk, sbn: g.sbn,
-		C: part, ldc: g.N,
-		nb1: full, as1: kc * g.sak, bs1: kc * g.sbk, cs1: mn}
+	p := g
+	p.alpha, p.beta = 1, 0
+	p.C, p.coff, p.ldc, p.cs1, p.cs2 = part, 0, g.N, nb2*mn, mn
+	p.ks, p.kc, p.cks = ks, kc, nb1*nb2*mn
 	if err := d.gemm(p); err != nil {
 		return err
 	}
-	if rem > 0 {
-		p.K, p.nb1 = rem, 1
-		p.aoff, p.boff, p.coff = g.aoff+full*kc*g.sak, g.boff+full*kc*g.sbk, full*mn
-		if err := d.gemm(p); err != nil {
-			return err
-		}
-	}
-	return d.launch1D("gemm_sum_splits", mn, part, g.C, g.M, g.N, g.ldc, splits, g.alpha, g.beta)
+	return d.launch1D("gemm_sum_splits", nb1*nb2*mn, part, g.C, nb1*nb2*g.M, g.N, g.N, ks, g.alpha, g.beta)
 }

@@ -154,7 +154,9 @@ func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffe
 	if tB { // B is (N, K)
 		g.sbk, g.sbn = 1, K
 	}
-	if s := d.gemmSplits(M, N, K); s > 1 {
+	if s := d.gemmSplits(M, N, K, 1); s > 1 {
+		d.ws.mu.Lock()
+		defer d.ws.mu.Unlock()
 		return d.gemmSplit(g, s)
 	}
 	return d.gemm(g)

@@ -152,13 +152,14 @@ func TestGemm(t *testing.T) {
 	testGemm(t, d)
 }
 
-// TestGemmSplitK checks when Device.Gemm cuts K into runs (gemmSplits,
+// TestGemmSplitK checks when a GEMM is cut into runs of K (gemmSplits,
 // worked out for an H100's 132 compute units), then runs split products
 // on the GPU families under POCL (its compute units set to 2, so that
 // small products split) against the reference: runs of equal length and
 // with a shorter last one, each transpose, alpha and beta (C unread when
 // beta is 0), checking by the kernels launched that they split; and that
-// the CPU family and ALEXCL_CL_LEGACY=splitk do not.
+// the CPU family and ALEXCL_CL_LEGACY=splitk do not; then a Winograd
+// filter gradient, whose batch of products splits.
 func TestGemmSplitK(t *testing.T) {
 	h100 := func(defs map[string]string) *Device {
 		return &Device{info: device.Info{ComputeUnits: 132}, opts: Options{Defines: defs}}
@@ -166,25 +167,27 @@ func TestGemmSplitK(t *testing.T) {
 	tiled64 := map[string]string{"GEMM_KIND": gemmTiled}
 	tiled128 := map[string]string{"GEMM_KIND": gemmTiled, "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_WPTM": "8", "GEMM_WPTN": "8"}
 	for _, c := range []struct {
-		defs    map[string]string
-		M, N, K int
-		want    int
+		defs        map[string]string
+		M, N, K, nb int
+		want        int
 	}{
-		{tiled64, 128, 4096, 9216, 5},   // fc6's x·Wᵀ at batch 128: 128 tiles, 528 work-groups wanted
-		{tiled128, 128, 4096, 9216, 16}, // 32 tiles: 17 runs wanted, 16 at most
-		{tiled64, 128, 1000, 4096, 16},  // fc8: 32 tiles, K/256 = 16
-		{tiled64, 128, 9216, 4096, 2},   // fc6's data gradient: 288 tiles
-		{tiled64, 4096, 9216, 128, 1},   // its weight gradient: 9216 tiles
-		{tiled64, 64, 64, 300, 1},       // K too short to cut
-		{map[string]string{"GEMM_KIND": gemmVector}, 128, 4096, 9216, 1},
+		{tiled64, 128, 4096, 9216, 1, 5},   // fc6's x·Wᵀ at batch 128: 128 tiles, 528 work-groups wanted
+		{tiled128, 128, 4096, 9216, 1, 16}, // 32 tiles: 17 runs wanted, 16 at most
+		{tiled64, 128, 1000, 4096, 1, 16},  // fc8: 32 tiles, K/256 = 16
+		{tiled64, 128, 9216, 4096, 1, 2},   // fc6's data gradient: 288 tiles
+		{tiled64, 4096, 9216, 128, 1, 1},   // its weight gradient: 9216 tiles
+		{tiled64, 64, 64, 300, 1, 1},       // K too short to cut
+		{tiled128, 128, 48, 10368, 98, 6},  // F(3x3, 5x5)'s filter gradient of conv2 at batch 128
+		{tiled64, 384, 256, 2048, 36, 1},   // F(4x4, 3x3)'s of conv3: 864 tiles
+		{map[string]string{"GEMM_KIND": gemmVector}, 128, 4096, 9216, 1, 1},
 	} {
-		if got := h100(c.defs).gemmSplits(c.M, c.N, c.K); got != c.want {
-			t.Errorf("%v: gemmSplits(%d, %d, %d) = %d, want %d", c.defs, c.M, c.N, c.K, got, c.want)
+		if got := h100(c.defs).gemmSplits(c.M, c.N, c.K, c.nb); got != c.want {
+			t.Errorf("%v: gemmSplits(%d, %d, %d, %d) = %d, want %d", c.defs, c.M, c.N, c.K, c.nb, got, c.want)
 		}
 	}
 	legacy := h100(tiled64)
 	legacy.legacy.noSplitK = true
-	if got := legacy.gemmSplits(128, 4096, 9216); got != 1 {
+	if got := legacy.gemmSplits(128, 4096, 9216, 1); got != 1 {
 		t.Errorf("ALEXCL_CL_LEGACY=splitk: %d runs", got)
 	}
 
@@ -193,10 +196,10 @@ func TestGemmSplitK(t *testing.T) {
 		d.info.ComputeUnits = 2 // 8 work-groups wanted
 		rng := rand.New(rand.NewPCG(5, 1))
 		me := maxErr{}
-		for _, sh := range []struct{ M, N, K, gemms int }{
-			{37, 29, 1000, 2}, // 3 runs of 334, 334 and 332: two GEMM launches
-			{64, 64, 1024, 1}, // 4 runs of 256: one
-			{1, 70, 600, 1},   // 2 runs of 300
+		for _, sh := range []struct{ M, N, K int }{
+			{37, 29, 1000}, // 3 runs of 336, 336 and 328 (whole K steps of 16)
+			{64, 64, 1024}, // 4 runs of 256
+			{1, 70, 600},   // 2 runs of 304 and 296
 		} {
 			M, N, K := sh.M, sh.N, sh.K
 			for _, ab := range [][2]float32{{1, 0}, {0.5, -1.5}} {
@@ -221,7 +224,7 @@ func TestGemmSplitK(t *testing.T) {
 							gemms++
 						}
 					}
-					if kind == gemmVector && (gemms != 1 || sums != 0) || kind != gemmVector && (gemms != sh.gemms || sums != 1) {
+					if gemms != 1 || sums != map[bool]int{true: 0, false: 1}[kind == gemmVector] {
 						t.Errorf("%s: kernels %v", shape, kernels)
 					}
 					for _, b := range []device.Buffer{bA, bB, bC} {
@@ -231,6 +234,19 @@ func TestGemmSplitK(t *testing.T) {
 			}
 		}
 		me.log(t)
+		if kind != gemmVector {
+			// A Winograd filter gradient: 16 products of one 32x32 tile,
+			// K = 539 tiles of 11 images, cut in 2 for 400 work-groups.
+			d.info.ComputeUnits = 100
+			d.opts.Defines["CONV_WINO"], d.opts.Defines["CONV_WINO_MINCH"] = "filter", "1"
+			s := device.ConvShape{N: 11, C: 32, H: 13, W: 13, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}
+			testConv(t, d, []device.ConvShape{s})
+			x, w, b, y := zeroConvBufs(t, d, s)
+			kernels := profiledKernels(t, d, func() error { return d.Conv2DBackwardFilter(x, y, w, b, s) })
+			if !slices.Contains(kernels, "gemm_sum_splits") || !slices.Contains(kernels, "wino3_filter_grad") {
+				t.Errorf("%s: Winograd filter gradient ran %v, want it split", kind, kernels)
+			}
+		}
 		d.Close()
 	}
 }

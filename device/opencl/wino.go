@@ -300,11 +300,15 @@ func (d *Device) winoBackwardFilter(x, dy, dw device.Buffer, s device.ConvShape)
 		if first {
 			beta, first = 0, false
 		}
-		return d.gemm(gemmCall{M: Kg, N: Cg, K: T, alpha: 1, beta: beta,
+		g := gemmCall{M: Kg, N: Cg, K: T, alpha: 1, beta: beta,
 			A: z, sam: T, sak: 1, as1: s.K * T, as2: Kg * T,
 			B: v, sbk: 1, sbn: T, bs1: s.C * T, bs2: Cg * T,
 			C: du, ldc: Cg, cs1: s.K * Cg, cs2: Kg * Cg,
-			nb1: p.E, nb2: G})
+			nb1: p.E, nb2: G}
+		if splits := d.gemmSplits(Kg, Cg, T, p.E*G); splits > 1 { // few, long products (gemm.go)
+			return d.gemmSplit(g, splits)
+		}
+		return d.gemm(g)
 	})
 	if err != nil {
 		return err

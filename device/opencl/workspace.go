@@ -16,11 +16,12 @@ import (
 // Slot 3 (Winograd's transformed filters) is outside the cap.
 var workspaceCap = 256 << 20
 
-// workspace is the device scratch memory of the convolutions: slot 0
-// holds unrolled patches (col), or the flipped filters of an implicit
-// backward-data convolution, slot 1 the partial filter gradients of a
-// GPU's runs of images (Conv2DBackwardFilter), slot 2 zeros (zeros); a
-// Winograd convolution (wino.go) takes slots 0, 1 and 3. Each slot grows
+// workspace is the device scratch memory of the convolutions and of split
+// GEMMs: slot 0 holds unrolled patches (col), or the flipped filters of an
+// implicit backward-data convolution, slot 1 the partial filter gradients
+// of a GPU's runs of images (Conv2DBackwardFilter), slot 2 zeros (zeros);
+// a Winograd convolution (wino.go) takes slots 0, 1 and 3, and a GEMM
+// split along K (gemm.go) slot 4 for its runs' partial products. Each slot grows
 // to the largest size asked for and is then reused, so a training step
 // allocates nothing after its first one. Workspace buffers
 // are not counted in MemStats (they are the device's, not the caller's);
@@ -28,7 +29,7 @@ var workspaceCap = 256 << 20
 // ops of several goroutines never share a slot's contents.
 type workspace struct {
 	mu    sync.Mutex
-	slots [4]*buffer
+	slots [5]*buffer
 	bytes atomic.Int64
 }
 
