@@ -1075,22 +1075,10 @@ func TestWinograd(t *testing.T) {
 		old := workspaceCap
 		workspaceCap = 1
 		testConv(t, d, append(slices.Clone(wino[:3]), wino5[:2]...))
-		if n := winoChunksOf(t, d, wino5[0]); n != wino5[0].N {
-			t.Errorf("%s: a 1-byte workspace cap: %d chunks of %d images, want one image each", kind, n, wino5[0].N)
-		}
-		// Chunks of 2, 2 and 1 images: 4 bytes x E x (C + K) x tiles per
-		// image of wino[0] (16 entries, 54 tiles) and wino5[0] (36, 42).
-		workspaceCap = 2*4*16*(3+7)*54 + 100
-		testConv(t, d, wino[:1])
-		if n := winoChunksOf(t, d, wino[0]); n != 3 {
-			t.Errorf("%s: %d chunks of wino[0], want 3", kind, n)
-		}
-		workspaceCap = 2*4*36*(3+7)*42 + 100
-		testConv(t, d, wino5[:1])
-		if n := winoChunksOf(t, d, wino5[0]); n != 3 {
-			t.Errorf("%s: %d chunks of wino5[0], want 3", kind, n)
-		}
 		workspaceCap = old
+		// wino[0] has 54 tiles of 16 entries, wino5[0] 42 of 36.
+		testWinoChunks(t, d, kind+" F(2x2, 3x3)", wino[0], 16, 54)
+		testWinoChunks(t, d, kind+" F(2x2, 5x5)", wino5[0], 36, 42)
 		if n := winoChunksOf(t, d, wino5[0]); n != 1 {
 			t.Errorf("%s: %d chunks under the default cap, want 1", kind, n)
 		}
@@ -1125,20 +1113,7 @@ func TestWinograd(t *testing.T) {
 		if d.winograd(wino5[0], winoOpForward) {
 			t.Errorf("%s: CONV_WINO43 turns on the 5x5 Winograd", kind)
 		}
-		workspaceCap = 1
-		testConv(t, d, wino[:3])
-		if n := winoChunksOf(t, d, wino[0]); n != wino[0].N {
-			t.Errorf("%s: F(4x4, 3x3), a 1-byte workspace cap: %d chunks of %d images, want one image each", kind, n, wino[0].N)
-		}
-		// Chunks of 2, 2 and 1 images: 4 bytes x 36 entries x (3 + 7)
-		// channels x 15 tiles per image of wino[0].
-		workspaceCap = 2*4*36*(3+7)*15 + 100
-		testConv(t, d, wino[:1])
-		if n := winoChunksOf(t, d, wino[0]); n != 3 {
-			t.Errorf("%s: F(4x4, 3x3): %d chunks of wino[0], want 3", kind, n)
-		}
-		// F(3x3, 5x5) likewise: 4 bytes x 49 entries x (3 + 7) channels x
-		// 20 tiles per image of wino5[0].
+		testWinoChunks(t, d, kind+" F(4x4, 3x3)", wino[0], 36, 15)
 		// Not on mini's conv1 (one input channel): there an output near the
 		// border, whose own sum is small, takes the rounding of its tile's
 		// larger values, 1.4 times the suite's bound for a sum in any order
@@ -1152,12 +1127,7 @@ func TestWinograd(t *testing.T) {
 		if d.winograd(wino[0], winoOpForward) {
 			t.Errorf("%s: CONV_WINO35 turns on the 3x3 Winograd", kind)
 		}
-		workspaceCap = 2*4*49*(3+7)*20 + 100
-		testConv(t, d, wino5[:1])
-		if n := winoChunksOf(t, d, wino5[0]); n != 3 {
-			t.Errorf("%s: F(3x3, 5x5): %d chunks of wino5[0], want 3", kind, n)
-		}
-		workspaceCap = old
+		testWinoChunks(t, d, kind+" F(3x3, 5x5)", wino5[0], 49, 20)
 		// The larger tile takes the ops its define names, F(2x2) the rest.
 		for _, c := range []struct {
 			s            device.ConvShape
@@ -1225,6 +1195,24 @@ func zeroConvBufs(t *testing.T, d *Device, s device.ConvShape) (x, w, b, y devic
 		}
 	})
 	return x, w, b, y
+}
+
+// testWinoChunks runs s (5 images) on d's Winograd path in chunks of one
+// image (a workspace cap of one byte), then of 2, 2 and 1 (a cap of two
+// images' transformed tiles: 4 bytes x E entries x (C + K) channels x the
+// tiles of an image), checking the results and the chunk counts.
+func testWinoChunks(t *testing.T, d *Device, what string, s device.ConvShape, E, tiles int) {
+	t.Helper()
+	old := workspaceCap
+	t.Cleanup(func() { workspaceCap = old })
+	for _, c := range []struct{ cap, want int }{{1, s.N}, {2*4*E*(s.C+s.K)*tiles + 100, 3}} {
+		workspaceCap = c.cap
+		testConv(t, d, []device.ConvShape{s})
+		if n := winoChunksOf(t, d, s); n != c.want {
+			t.Errorf("%s: a workspace cap of %d bytes: %d chunks of %d images, want %d", what, c.cap, n, s.N, c.want)
+		}
+	}
+	workspaceCap = old
 }
 
 // winoChunksOf runs Conv2DForward of s on d and returns how many chunks
