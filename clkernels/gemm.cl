@@ -2,8 +2,9 @@
 // im2col convolutions of conv.cl (Conv2DForward on CPUs, Conv2DBackwardData
 // and Conv2DBackwardFilter everywhere).
 //
-// Every kernel here computes, for each batch entry z of the NDRange's third
-// dimension (z = b1*nb2 + b2, b1 < nb1, b2 < nb2):
+// Every kernel here computes, for each batch entry z (z = b1*nb2 + b2,
+// b1 < nb1, b2 < nb2; the NDRange's third dimension is z*ks + r, r the run
+// of K under split K below, 0 without):
 //
 //   C[z] = alpha * Σ_{t<nt} opA[z,t] · opB[z,t]  +  beta * C[z]  +  bias[z]
 //
@@ -35,7 +36,7 @@
 //             tx + j*RTSN of the tile, so neighbouring work items write
 //             neighbouring columns (coalesced); tiles are loaded along
 //             whichever of A's and B's dimensions has stride 1.
-//             NDRange: (ceil(N/TSN)*RTSN, ceil(M/TSM)*RTSM, nb1*nb2), local
+//             NDRange: (ceil(N/TSN)*RTSN, ceil(M/TSM)*RTSM, nb1*nb2*ks), local
 //             (RTSN, RTSM, 1), RTSM = TSM/WPTM, RTSN = TSN/WPTN.
 //   gemm_vec  For CPUs (POCL and the like): no local memory, no barriers;
 //             each work item computes a GEMMV_MR x (2*GEMMV_VW) block of
@@ -45,14 +46,14 @@
 //             column block is shifted left to stay a full vector block (it
 //             stores only its own columns); N < 2*VW takes a scalar path.
 //             NDRange: (ceil(N/(2*VW)), ceil(M/MR) rounded up to GEMMV_LM,
-//             nb1*nb2), local (1, GEMMV_LM, 1): the LM work items of a
+//             nb1*nb2*ks), local (1, GEMMV_LM, 1): the LM work items of a
 //             group share one panel of B, which stays in cache.
 //   gemm_dot  For CPUs when opB is B transposed and both operands are
 //             contiguous along k (sak == sbk == 1, as in a linear layer's
 //             forward x·Wᵀ): each work item computes a 4 x 4 block of C as
 //             dot products vectorised along k, GEMMV_VW floats at a time,
 //             reduced in a fixed order. NDRange (ceil(N/4), ceil(M/4)
-//             rounded up to the group height, nb1*nb2), local (1, up to
+//             rounded up to the group height, nb1*nb2*ks), local (1, up to
 //             GEMMV_LM, 1): a group's work items share 4 rows of B, read
 //             from memory about once.
 //   gemm_sum_splits(part, C, M, N, ldc, splits, alpha, beta)

@@ -123,8 +123,8 @@ type Device struct {
 // list, or "all") turns back off: "filter" gives every image its own run
 // of the filter gradient (filterRuns), "flush" stops flushing the queue
 // every 16 kernels, "im2col" goes back to a work item per row in im2col
-// and col2im (conv_im2col, conv_col2im) on GPUs, "splitk" stops Device.Gemm
-// cutting K into runs (gemm.go).
+// and col2im (conv_im2col, conv_col2im) on GPUs, "splitk" stops cutting K
+// into runs (Device.Gemm, Winograd's filter gradient; gemm.go).
 type legacy struct {
 	filterPerImage, noFlush, rowIm2col, noSplitK bool
 }

@@ -118,7 +118,8 @@ func (d *Device) gemm(g gemmCall) error {
 // launch, each run's partial product into workspace slot 4, and
 // gemm_sum_splits adds them in run order, times alpha, plus beta·C. The
 // sum's order changes, so the bits do, but it is the same order every
-// time. ALEXCL_CL_LEGACY=splitk turns it off, to measure what it gains.
+// time. ALEXCL_CL_LEGACY=splitk turns it off (both uses), to measure what
+// it gains.
 var (
 	splitGroupsPerCU = 4   // the work-groups per compute unit a split aims at
 	splitMinK        = 256 // the shortest run of K worth a split
@@ -126,10 +127,11 @@ var (
 )
 
 // gemmSplits returns into how many runs of K to cut nb M×N×K products: 1
-// (no split) on CPU families, with ALEXCL_CL_LEGACY=splitk, or when C's
-// tiles already give splitGroupsPerCU work-groups per compute unit; else
-// enough runs for that many, each at least splitMinK long, at most
-// splitMax, and their partial products within workspaceCap.
+// (no split) on the vector family, with ALEXCL_CL_LEGACY=splitk, or when
+// C's tiles already give splitGroupsPerCU work-groups per compute unit;
+// else enough runs for that many, each at least splitMinK long, at most
+// splitMax, and their partial products within workspaceCap and within
+// the largest buffer the device allows.
 func (d *Device) gemmSplits(M, N, K, nb int) int {
 	if d.vector() || d.legacy.noSplitK {
 		return 1
@@ -140,7 +142,8 @@ func (d *Device) gemmSplits(M, N, K, nb int) int {
 	if tiles >= want {
 		return 1
 	}
-	s := min(ceilMul(want, tiles)/tiles, K/splitMinK, splitMax, workspaceCap/max(4*M*N*max(nb, 1), 1))
+	room := min(int64(workspaceCap), d.maxAlloc) / max(4*int64(M)*int64(N)*int64(max(nb, 1)), 1)
+	s := min(ceilMul(want, tiles)/tiles, K/splitMinK, splitMax, int(min(room, int64(splitMax))))
 	return max(s, 1)
 }
 

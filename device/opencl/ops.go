@@ -146,6 +146,18 @@ func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffe
 	} else if err := checkBufs(op, "A", A, M*K, "B", B, K*N); err != nil {
 		return err
 	}
+	g := plainGemm(tA, tB, M, N, K, alpha, A, B, beta, C)
+	if s := d.gemmSplits(M, N, K, 1); s > 1 {
+		d.ws.mu.Lock()
+		defer d.ws.mu.Unlock()
+		return d.gemmSplit(g, s)
+	}
+	return d.gemm(g)
+}
+
+// plainGemm is the gemmCall of C (M, N) = alpha·op(A)·op(B) + beta·C for
+// row-major A (M, K), or (K, M) when tA, and B (K, N), or (N, K) when tB.
+func plainGemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffer, beta float32, C device.Buffer) gemmCall {
 	g := gemmCall{M: M, N: N, K: K, alpha: alpha, beta: beta, A: A, B: B, C: C, ldc: N,
 		sam: K, sak: 1, sbk: N, sbn: 1}
 	if tA { // A is (K, M)
@@ -154,12 +166,7 @@ func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffe
 	if tB { // B is (N, K)
 		g.sbk, g.sbn = 1, K
 	}
-	if s := d.gemmSplits(M, N, K, 1); s > 1 {
-		d.ws.mu.Lock()
-		defer d.ws.mu.Unlock()
-		return d.gemmSplit(g, s)
-	}
-	return d.gemm(g)
+	return g
 }
 
 // AddBias adds b (cols) to every row of y (rows, cols) (bias.cl).

@@ -162,7 +162,7 @@ func TestGemm(t *testing.T) {
 // filter gradient, whose batch of products splits.
 func TestGemmSplitK(t *testing.T) {
 	h100 := func(defs map[string]string) *Device {
-		return &Device{info: device.Info{ComputeUnits: 132}, opts: Options{Defines: defs}}
+		return &Device{info: device.Info{ComputeUnits: 132}, maxAlloc: 20 << 30, opts: Options{Defines: defs}}
 	}
 	tiled64 := map[string]string{"GEMM_KIND": gemmTiled}
 	tiled128 := map[string]string{"GEMM_KIND": gemmTiled, "GEMM_TSM": "128", "GEMM_TSN": "128", "GEMM_WPTM": "8", "GEMM_WPTN": "8"}
@@ -215,6 +215,18 @@ func TestGemmSplitK(t *testing.T) {
 					ref.Gemm(tA, tB, M, N, K, ab[0], A, B, ab[1], want)
 					kernels := profiledKernels(t, d, func() error { return d.Gemm(tA, tB, M, N, K, ab[0], bA, bB, ab[1], bC) })
 					compare(t, me, "Gemm split", shape, down(t, d, bC, M*N), want, 1e-5, 1e-4)
+					if kind == gemmVector { // the vector kernels split too, when asked
+						if err := d.Write(bC, 0, device.Float32Bytes(C)); err != nil {
+							t.Fatal(err)
+						}
+						d.ws.mu.Lock()
+						err := d.gemmSplit(plainGemm(tA, tB, M, N, K, ab[0], bA, bB, ab[1], bC), 3)
+						d.ws.mu.Unlock()
+						if err != nil {
+							t.Fatal(err)
+						}
+						compare(t, me, "Gemm split (vector)", shape, down(t, d, bC, M*N), want, 1e-5, 1e-4)
+					}
 					gemms, sums := 0, 0
 					for _, k := range kernels {
 						switch {
@@ -245,6 +257,25 @@ func TestGemmSplitK(t *testing.T) {
 			kernels := profiledKernels(t, d, func() error { return d.Conv2DBackwardFilter(x, y, w, b, s) })
 			if !slices.Contains(kernels, "gemm_sum_splits") || !slices.Contains(kernels, "wino3_filter_grad") {
 				t.Errorf("%s: Winograd filter gradient ran %v, want it split", kind, kernels)
+			}
+			// In 2 groups and 2 chunks of 11 images (the second chunk's
+			// runs added to the first's, beta 1), split in 2 each: 4
+			// bytes x 16 entries x (C + K = 64) x 49 tiles an image.
+			s2 := device.ConvShape{N: 22, C: 32, H: 13, W: 13, K: 32, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 2}
+			old := workspaceCap
+			workspaceCap = 11 * 4 * 16 * 64 * 49
+			testConv(t, d, []device.ConvShape{s2})
+			x2, w2, b2, y2 := zeroConvBufs(t, d, s2)
+			kernels = profiledKernels(t, d, func() error { return d.Conv2DBackwardFilter(x2, y2, w2, b2, s2) })
+			workspaceCap = old
+			sums := 0
+			for _, k := range kernels {
+				if k == "gemm_sum_splits" {
+					sums++
+				}
+			}
+			if sums != 2 {
+				t.Errorf("%s: 2 groups, 2 chunks: kernels %v, want 2 sums of split runs", kind, kernels)
 			}
 		}
 		d.Close()

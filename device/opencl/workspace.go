@@ -13,7 +13,10 @@ import (
 // workspaceCap (a variable for tests) bounds the bytes of the workspace a
 // convolution's chunk of images asks for (slots 0 and 1 together): the
 // batch is split into chunks that fit (one image per chunk at least).
-// Slot 3 (Winograd's transformed filters) is outside the cap.
+// Slot 3 (Winograd's transformed filters) is outside the cap, and slot 4
+// (a split GEMM's partial products, gemmSplits) has a cap of its own, so
+// the workspace may peak at about twice the cap plus slot 3 (a Winograd
+// filter gradient whose GEMM is split).
 var workspaceCap = 256 << 20
 
 // workspace is the device scratch memory of the convolutions and of split
@@ -25,8 +28,9 @@ var workspaceCap = 256 << 20
 // to the largest size asked for and is then reused, so a training step
 // allocates nothing after its first one. Workspace buffers
 // are not counted in MemStats (they are the device's, not the caller's);
-// WorkspaceBytes reports them. mu is held for a whole convolution op, so
-// ops of several goroutines never share a slot's contents.
+// WorkspaceBytes reports them. mu is held for a whole convolution op, and
+// for a split Device.Gemm, so ops of several goroutines never share a
+// slot's contents.
 type workspace struct {
 	mu    sync.Mutex
 	slots [5]*buffer
@@ -42,7 +46,7 @@ func (d *Device) slot(i, elems int) (*buffer, error) {
 		return b, nil
 	}
 	if int64(size) > d.maxAlloc {
-		return nil, fmt.Errorf("convolution workspace of %s is more than the %s a buffer may hold on %s: use a smaller batch or image",
+		return nil, fmt.Errorf("a workspace of %s is more than the %s a buffer may hold on %s: use a smaller batch or image",
 			device.HumanBytes(int64(size)), device.HumanBytes(d.maxAlloc), d.info.ID)
 	}
 	d.useMu.RLock()
@@ -52,7 +56,7 @@ func (d *Device) slot(i, elems int) (*buffer, error) {
 	}
 	mem, err := d.ctx.CreateEmptyBuffer(cl.MemReadWrite, size)
 	if err != nil {
-		return nil, fmt.Errorf("allocating a %s convolution workspace on %s: %w", device.HumanBytes(int64(size)), d.info.ID, err)
+		return nil, fmt.Errorf("allocating a %s workspace on %s: %w", device.HumanBytes(int64(size)), d.info.ID, err)
 	}
 	if old := d.ws.slots[i]; old != nil {
 		d.ws.bytes.Add(-int64(old.size))
