@@ -61,9 +61,11 @@
 //       e*K*Cg + k*Cg + c, so that e's matrix of group g is (Kg, Cg) at
 //       g*Kg*Cg; with back != 0 the flipped, swapped filter of (c, k) at
 //       e*K*Cg + (g*Cg + c)*Kg + k, group g's matrix (Cg, Kg). K*Cg items.
-//   wino<R>_input(x, v, n0, nc, C, H, W, th, tw)
+//   wino<R>_input(x, v, n0, nc, C, H, W, th, tw, tmajor)
 //       v (E, C, T) from images n0 .. n0+nc-1 of x (N, C, H, W). C*T
 //       items, t fastest, so that neighbouring items write neighbours.
+//       With tmajor != 0, v (E, T, C) instead: the filter gradient's Vᵀ
+//       row-major, which CPU devices' gemm_vec wants.
 //   wino<R>_output(m, b, y, n0, nc, K, H, W, th, tw, hasbias)
 //       y (images n0 .. n0+nc-1 of (N, K, H, W)) overwritten from
 //       m (E, K, T), plus b (K) when hasbias. K*T items.
@@ -176,9 +178,10 @@ __kernel void PREFIX##_filter(__global const float *w, /* (K, Cg, R, R) */      
 }                                                                                              \
                                                                                                \
 __kernel void PREFIX##_input(__global const float *x, /* (N, C, H, W) */                       \
-                             __global float *v,       /* (A*A, C, T) */                        \
+                             __global float *v,  /* (A*A, C, T), or (A*A, T, C) when tmajor */ \
                              const int n0, const int nc, const int C,                          \
-                             const int H, const int W, const int th, const int tw)             \
+                             const int H, const int W, const int th, const int tw,             \
+                             const int tmajor)                                                 \
 {                                                                                              \
     WINO_TILE(C, c, n, ty, tx);                                                                \
     const int y0 = M * ty - (R - 1) / 2, x0 = M * tx - (R - 1) / 2;                            \
@@ -194,11 +197,12 @@ __kernel void PREFIX##_input(__global const float *x, /* (N, C, H, W) */        
     _Pragma("unroll") for (int b = 0; b < A; b++)                                              \
         WINO_SUM(e[a][b], A, r, BT[a][r], d[r][b]);                                            \
     const size_t CT = (size_t)C * T;                                                           \
+    const size_t at = tmajor ? (size_t)t_ * C + c : (size_t)i;                                 \
     _Pragma("unroll") for (int a = 0; a < A; a++)                                              \
     _Pragma("unroll") for (int b = 0; b < A; b++) { /* (Bt d) B */                             \
         float o;                                                                               \
         WINO_SUM(o, A, r, BT[b][r], e[a][r]);                                                  \
-        v[(a * A + b) * CT + i] = o;                                                           \
+        v[(a * A + b) * CT + at] = o;                                                          \
     }                                                                                          \
 }                                                                                              \
                                                                                                \

@@ -229,7 +229,7 @@ func (p winoPlan) conv(d *Device, in, out device.Buffer, u *buffer, b device.Buf
 	cig, cog := ci/groups, co/groups
 	return p.chunks(d, N, ci, co, func(n0, nc int, v, m *buffer) error {
 		T := nc * p.th * p.tw
-		if err := d.launch1D(p.k.input, ci*T, in, v, n0, nc, ci, H, W, p.th, p.tw); err != nil {
+		if err := d.launch1D(p.k.input, ci*T, in, v, n0, nc, ci, H, W, p.th, p.tw, 0); err != nil {
 			return err
 		}
 		err := d.gemm(gemmCall{M: cog, N: T, K: cig, alpha: 1,
@@ -290,7 +290,13 @@ func (d *Device) winoBackwardFilter(x, dy, dw device.Buffer, s device.ConvShape)
 	first := true
 	err = p.chunks(d, s.N, s.C, s.K, func(n0, nc int, v, z *buffer) error {
 		T := nc * p.th * p.tw
-		if err := d.launch1D(p.k.input, s.C*T, x, v, n0, nc, s.C, s.H, s.W, p.th, p.tw); err != nil {
+		// V (E, C, T) on GPUs, read along t as Vᵀ; on CPU devices V
+		// (E, T, C), so that gemm_vec takes the product (row-major B).
+		tmajor := 0
+		if d.vector() {
+			tmajor = 1
+		}
+		if err := d.launch1D(p.k.input, s.C*T, x, v, n0, nc, s.C, s.H, s.W, p.th, p.tw, tmajor); err != nil {
 			return err
 		}
 		if err := d.launch1D(p.k.dy, s.K*T, dy, z, n0, nc, s.K, s.H, s.W, p.th, p.tw); err != nil {
@@ -305,6 +311,9 @@ func (d *Device) winoBackwardFilter(x, dy, dw device.Buffer, s device.ConvShape)
 			B: v, sbk: 1, sbn: T, bs1: s.C * T, bs2: Cg * T,
 			C: du, ldc: Cg, cs1: s.K * Cg, cs2: Kg * Cg,
 			nb1: p.E, nb2: G}
+		if tmajor == 1 {
+			g.sbk, g.sbn, g.bs2 = s.C, 1, Cg
+		}
 		if splits := d.gemmSplits(Kg, Cg, T, p.E*G); splits > 1 { // few, long products (gemm.go)
 			return d.gemmSplit(g, splits)
 		}
