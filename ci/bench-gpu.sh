@@ -85,8 +85,8 @@ done
 # What each change since the last GPU run gains: the same step with each
 # batch uploaded inside it, then with each GPU-path change turned back off
 # (ALEXCL_CL_LEGACY: one filter-gradient product per image, no flush every
-# 16 kernels, a work item per row in im2col/col2im, no split K in the
-# linear layers; all four).
+# 16 kernels, a work item per row in im2col/col2im, no split K (linear
+# layers, Winograd's filter gradient); all four).
 step paper128-sync.txt 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload
 for l in filter flush im2col splitk all; do
 	step "paper128-legacy-$l.txt" 60 env ALEXCL_CL_LEGACY=$l "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2

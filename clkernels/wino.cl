@@ -63,9 +63,10 @@
 //       e*K*Cg + (g*Cg + c)*Kg + k, group g's matrix (Cg, Kg). K*Cg items.
 //   wino<R>_input(x, v, n0, nc, C, H, W, th, tw, tmajor)
 //       v (E, C, T) from images n0 .. n0+nc-1 of x (N, C, H, W). C*T
-//       items, t fastest, so that neighbouring items write neighbours.
-//       With tmajor != 0, v (E, T, C) instead: the filter gradient's Vᵀ
-//       row-major, which CPU devices' gemm_vec wants.
+//       items, t fastest, so that neighbouring items write neighbours
+//       (with tmajor 0). With tmajor != 0, v (E, T, C) instead: the
+//       filter gradient's Vᵀ row-major, which the vector family's
+//       gemm_vec wants (device/opencl/wino.go).
 //   wino<R>_output(m, b, y, n0, nc, K, H, W, th, tw, hasbias)
 //       y (images n0 .. n0+nc-1 of (N, K, H, W)) overwritten from
 //       m (E, K, T), plus b (K) when hasbias. K*T items.

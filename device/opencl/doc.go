@@ -18,14 +18,16 @@
 // A program the driver's compiler rejects fails Open with the build log,
 // unless only wino.cl (the Winograd convolutions, an optional path) is at
 // fault: then the program is built without it, Options.Logf says why, and
-// every convolution takes its usual path (program.go, optionalSources).
+// every convolution takes its usual path (program.go, optionalSources);
+// a Winograd define the user set to anything but off still fails Open.
 //
 // With Options.Tune (or ALEXCL_TUNE=on), the first Open of a device
 // autotunes its -D tunables before building the program: it times a few
 // candidate GEMM kernel families and tiles (and, where a GPU family wins,
-// the forward convolution's tiles; then, op by op, Winograd F(2×2, 3×3),
-// F(4×4, 3×3) and F(2×2, 5×5) against the usual path for 3×3 and 5×5
-// convolutions, wino.go, and on GPUs the implicit data gradient) on AlexNet-like
+// the forward convolution's tiles; then, op by op, Winograd F(2×2, 3×3)
+// and F(2×2, 5×5) against the usual path for 3×3 and 5×5 convolutions,
+// then F(4×4, 3×3) and F(3×3, 5×5) against the op's winner, wino.go and
+// tune_paths.go, and on GPUs the implicit data gradient) on AlexNet-like
 // shapes with profiling events, checks every candidate's results against
 // device/ref, and keeps the fastest, within about 15 s on a GPU and 20 s
 // under POCL.

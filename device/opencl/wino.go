@@ -26,7 +26,8 @@ import (
 // matter.
 //
 // Workspace, with E = (M+R−1)² entries per transformed tile: slot 0 holds a
-// chunk's transformed input V (E, C, T), slot 1 its transformed output M
+// chunk's transformed input V (E, C, T; (E, T, C) for the filter gradient
+// on the vector family), slot 1 its transformed output M
 // or the transformed output gradient Z (E, K, T), slot 3 the transformed
 // filters U or their gradient dU (E, K*Cg).
 
