@@ -51,7 +51,11 @@ type tiling struct{ TSM, TSN, WPTM, WPTN int }
 // tunable returns the -D value of name from Options.Defines, or def when it
 // is not set (or not an integer, which the compiler would reject anyway).
 func (d *Device) tunable(name string, def int) int {
-	if v, err := strconv.Atoi(d.opts.Defines[name]); err == nil && v > 0 {
+	s, ok := d.opts.Defines[name]
+	if !ok || s == "" { // before Atoi, whose error would be an allocation per launch
+		return def
+	}
+	if v, err := strconv.Atoi(s); err == nil && v > 0 {
 		return v
 	}
 	return def

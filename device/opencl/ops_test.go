@@ -1325,4 +1325,10 @@ func TestWinoHas(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { d.winograd(s, winoOpFilter) }); n != 0 || !d.winograd(s, winoOpFilter) {
 		t.Errorf("winograd: %v allocations per call, taken %v", n, d.winograd(s, winoOpFilter))
 	}
+	// With CONV_WINO_MINCH and the tiles left at their defaults (unset), as
+	// with ALEXCL_TUNE=off: neither winograd nor gemmSplits allocates.
+	d = &Device{opts: Options{Defines: map[string]string{"GEMM_KIND": gemmTiled, "CONV_WINO": "on"}}, info: device.Info{ComputeUnits: 132}, maxAlloc: 1 << 30}
+	if n := testing.AllocsPerRun(100, func() { d.winograd(s, winoOpFilter); d.gemmSplits(128, 4096, 9216, 1) }); n != 0 {
+		t.Errorf("winograd and gemmSplits with unset tunables: %v allocations per call", n)
+	}
 }
