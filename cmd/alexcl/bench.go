@@ -79,9 +79,13 @@ type benchResult struct {
 	// Tunables are the OpenCL program's -D values and host-side paths
 	// (tuned or set), NAME=value sorted: which kernels the figures are of.
 	Tunables string `json:"tunables,omitempty"`
-	Batch    int    `json:"batch"`
-	Steps    int    `json:"steps"`
-	Warmup   int    `json:"warmup"`
+	// ConvPaths are the convolutions' paths chosen per layer shape
+	// (OpenCL with tuning on): "forward 384 3x3/1 p1 g2 on
+	// 128x256x13x13: winograd4x4".
+	ConvPaths []string `json:"conv_paths,omitempty"`
+	Batch     int      `json:"batch"`
+	Steps     int      `json:"steps"`
+	Warmup    int      `json:"warmup"`
 
 	TrainImagesPerSecond float64 `json:"train_images_per_second"`
 	InferImagesPerSecond float64 `json:"infer_images_per_second"`
@@ -380,6 +384,9 @@ func runBench(d device.Device, cfg model.Config, batch, steps, warmup, profileSt
 		}
 		res.Tunables = strings.Join(defs, " ")
 	}
+	if cp, ok := d.(interface{ ConvPaths() []string }); ok {
+		res.ConvPaths = cp.ConvPaths()
+	}
 	res.PeakDeviceBytes = d.MemStats().Peak
 	if w, ok := d.(interface{ WorkspaceBytes() int64 }); ok {
 		res.WorkspaceBytes = w.WorkspaceBytes()
@@ -407,6 +414,9 @@ func (r *benchResult) print(w io.Writer) error {
 	fmt.Fprintf(w, "driver: %s\n", r.Driver)
 	if r.Tunables != "" {
 		fmt.Fprintf(w, "kernels: %s\n", r.Tunables)
+	}
+	for _, p := range r.ConvPaths {
+		fmt.Fprintf(w, "path: %s\n", p)
 	}
 	fmt.Fprintf(w, "batch upload: %s\n\n", r.Upload)
 	fmt.Fprintf(w, "training   %9.1f images/s  %9.1f ms/step  %8.1f GFLOP/s (%.2f GFLOP per image)\n",

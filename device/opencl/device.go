@@ -104,6 +104,9 @@ type Device struct {
 	labels labelStatus
 	prof   profiler
 
+	// shapes is the convolutions' path per layer shape (shapes.go).
+	shapes shapePaths
+
 	// up is WriteAsync's transfer queue (upload.go).
 	up uploads
 
@@ -124,9 +127,11 @@ type Device struct {
 // of the filter gradient (filterRuns), "flush" stops flushing the queue
 // every 16 kernels, "im2col" goes back to a work item per row in im2col
 // and col2im (conv_im2col, conv_col2im) on GPUs, "splitk" stops cutting K
-// into runs (Device.Gemm, Winograd's filter gradient; gemm.go).
+// into runs (Device.Gemm, Winograd's filter gradient; gemm.go), "shapes"
+// takes the convolutions' paths per filter size (the tuner's choice, the
+// defines) instead of timing them per layer shape (shapes.go).
 type legacy struct {
-	filterPerImage, noFlush, rowIm2col, noSplitK bool
+	filterPerImage, noFlush, rowIm2col, noSplitK, perSize bool
 }
 
 // parseLegacy reads ALEXCL_CL_LEGACY's value.
@@ -143,10 +148,12 @@ func parseLegacy(v string) (legacy, error) {
 			l.rowIm2col = true
 		case "splitk":
 			l.noSplitK = true
+		case "shapes":
+			l.perSize = true
 		case "all":
-			l = legacy{true, true, true, true}
+			l = legacy{true, true, true, true, true}
 		default:
-			return l, fmt.Errorf("ALEXCL_CL_LEGACY=%q: %q is not one of filter, flush, im2col, splitk, all", v, item)
+			return l, fmt.Errorf("ALEXCL_CL_LEGACY=%q: %q is not one of filter, flush, im2col, splitk, shapes, all", v, item)
 		}
 	}
 	return l, nil
@@ -373,9 +380,12 @@ func Open(index int, opts Options) (*Device, error) {
 	if !d.legacy.noFlush {
 		d.flushEvery = 16
 	}
-	d.applyTuning(cd.platform) // tune.go; logs, never fails
+	mode := d.applyTuning(cd.platform) // tune.go; logs, never fails
 	if err := d.buildProgram(cd.platform); err != nil {
 		return fail(err)
+	}
+	if mode != tuneOff {
+		d.setupShapePaths(mode, d.tuneKey(cd.platform)) // shapes.go
 	}
 	return d, nil
 }

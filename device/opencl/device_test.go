@@ -522,8 +522,9 @@ func TestOpenEnv(t *testing.T) {
 		{"Flush", legacy{noFlush: true}, 0, ""},
 		{"im2col, filter", legacy{filterPerImage: true, rowIm2col: true}, 16, ""},
 		{"splitk", legacy{noSplitK: true}, 16, ""},
-		{"all", legacy{true, true, true, true}, 0, ""},
-		{"filter,tiles", legacy{}, 0, "is not one of filter, flush, im2col, splitk, all"},
+		{"shapes", legacy{perSize: true}, 16, ""},
+		{"all", legacy{true, true, true, true, true}, 0, ""},
+		{"filter,tiles", legacy{}, 0, "is not one of filter, flush, im2col, splitk, shapes, all"},
 	} {
 		t.Setenv("ALEXCL_CL_LEGACY", tc.val)
 		d, err := Open(0, testOptions(sharedCache, nil))

@@ -39,7 +39,14 @@
 // except those of the convolutions' paths (CONV_WINO, CONV_WINO43,
 // CONV_WINO5, CONV_WINO35, CONV_BWDATA), which override the tuner's choice
 // of that path only.
-// Tunables reports what the device runs with.
+// With tuning on and no path set by the user, the paths are then chosen
+// again per layer shape, at each shape's first use: every path that can
+// take the op is checked against the usual one and timed on the layer's
+// own shape, and the fastest is kept in paths-<key>.json beside the
+// tuning record, which later Opens read (shapes.go; ALEXCL_CL_LEGACY=shapes
+// keeps the tuner's choice per filter size instead).
+// Tunables reports what the device runs with, ConvPaths the paths chosen
+// per shape.
 //
 // Devices are numbered over all platforms in order: cl0, cl1, ... (List).
 package opencl

@@ -257,8 +257,9 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 	if err := checkBufs(op, "x", x, nx, "w", w, nw, "b", b, s.K, "y", y, ny); err != nil {
 		return err
 	}
-	if d.winograd(s, winoOpForward) {
-		return wrapOp(op, d.winoConv(x, w, b, y, s, false))
+	path := d.convPath(s, winoOpForward, x, w, b, y)
+	if v, ok := path.wino(); ok {
+		return wrapOp(op, d.winoConv(v, x, w, b, y, s, false))
 	}
 	if !d.vector() {
 		// Implicit GEMM per group: rows Kg output channels, columns N*OH*OW.
@@ -294,10 +295,11 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 	if err := checkBufs(op, "dy", dy, ny, "w", w, nw, "dx", dx, nx); err != nil {
 		return err
 	}
-	if d.winograd(s, winoOpData) {
-		return wrapOp(op, d.winoConv(dy, w, nil, dx, s, true))
+	path := d.convPath(s, winoOpData, dy, w, dx, nil)
+	if v, ok := path.wino(); ok {
+		return wrapOp(op, d.winoConv(v, dy, w, nil, dx, s, true))
 	}
-	if d.implicitBackwardData(s) {
+	if path == pathImplicit {
 		return d.backwardDataImplicit(op, dy, w, dx, s, nw)
 	}
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
@@ -333,7 +335,13 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 // win. Where Winograd takes the data gradient (winoAllDefines), it
 // comes first.
 func (d *Device) implicitBackwardData(s device.ConvShape) bool {
-	return !d.vector() && d.opts.Defines["CONV_BWDATA"] == "implicit" && s.Stride == 1 && s.R == s.S && s.Pad <= s.R-1
+	return d.opts.Defines["CONV_BWDATA"] == "implicit" && d.implicitShape(s)
+}
+
+// implicitShape reports whether the implicit data gradient can take
+// shape s: a GPU family, stride 1, square filters and pad <= R-1.
+func (d *Device) implicitShape(s device.ConvShape) bool {
+	return !d.vector() && s.Stride == 1 && s.R == s.S && s.Pad <= s.R-1
 }
 
 // backwardDataImplicit is Conv2DBackwardData as implicitBackwardData
@@ -381,8 +389,9 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	if err := checkBufs(op, "x", x, nx, "dy", dy, ny, "dw", dw, nw, "db", db, s.K); err != nil {
 		return err
 	}
-	if d.winograd(s, winoOpFilter) {
-		if err := d.winoBackwardFilter(x, dy, dw, s); err != nil {
+	path := d.convPath(s, winoOpFilter, x, dy, dw, db)
+	if v, ok := path.wino(); ok {
+		if err := d.winoBackwardFilter(v, x, dy, dw, s); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		return d.convBiasGrad(dy, db, s)

@@ -22,6 +22,7 @@ type KernelTime struct {
 type profiler struct {
 	mu     sync.Mutex
 	on     bool
+	paused int // while above 0, launches are not recorded (shapes.go's timing)
 	events []profEvent
 }
 
@@ -34,11 +35,25 @@ type profEvent struct {
 func (p *profiler) keep(kernel string, ev *cl.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !p.on {
+	if !p.on || p.paused > 0 {
 		ev.Release()
 		return
 	}
 	p.events = append(p.events, profEvent{kernel, ev})
+}
+
+// pause stops recording launches until resume, which each pause needs;
+// profiling stays on.
+func (p *profiler) pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused++
+}
+
+func (p *profiler) resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paused--
 }
 
 // drop releases every kept event and turns profiling off.

@@ -530,25 +530,35 @@ func (r *tuneRecord) validate(key string, l limits) error {
 // Options.Defines and, when Open tuned or read a tuning record, the tuned
 // ones (GEMM_KIND, GEMM_*, GEMMV_*, CONV_*). Tunables not listed have
 // their defaults (the .cl files' header comments).
-func (d *Device) Tunables() map[string]string { return maps.Clone(d.opts.Defines) }
+//
+// With the paths chosen per layer shape (shapes.go, ConvPaths) the path
+// defines (pathNames) decide nothing, and are left out.
+func (d *Device) Tunables() map[string]string {
+	m := maps.Clone(d.opts.Defines)
+	if d.shapes.on {
+		for _, n := range pathNames {
+			delete(m, n)
+		}
+	}
+	return m
+}
 
 // applyTuning is called by Open before the program is built. With tuning
 // on (tuneModeOf) it reads the device's tuning record, or tunes and saves
 // one, and adds the chosen tunables to d.opts.Defines. It never fails:
-// problems are logged and leave the vendor defaults.
-func (d *Device) applyTuning(p *cl.Platform) {
+// problems are logged and leave the vendor defaults. It returns the mode.
+func (d *Device) applyTuning(p *cl.Platform) tuneMode {
 	mode := tuneModeOf(&d.opts)
 	if mode == tuneOff {
-		return
+		return mode
 	}
 	for _, n := range tunedNames {
 		if _, ok := d.opts.Defines[n]; ok && !slices.Contains(pathNames, n) {
 			d.opts.logf("tuning skipped on %s: Options.Defines or ALEXCL_CL_DEFINES sets %s", d.info.Name, n)
-			return
+			return mode
 		}
 	}
-	version := cmp.Or(d.opts.Version, "dev")
-	key := cacheKey(clkernels.Sources(), tuneFormat+"\n"+strings.Join(d.opts.BuildOptions, " "), p, d.dev, version)
+	key := d.tuneKey(p)
 	lim := limitsOf(d.dev)
 	var path string
 	if dir := cacheDir(d.opts); dir != "" {
@@ -560,7 +570,7 @@ func (d *Device) applyTuning(p *cl.Platform) {
 		case err == nil:
 			d.opts.logf("tuning record hit %s: %s", path, describeDefines(rec.Defines))
 			d.setTunables(rec.Defines)
-			return
+			return mode
 		case !errors.Is(err, os.ErrNotExist):
 			d.opts.logf("tuning record %s unusable, re-tuning: %v", path, err)
 		}
@@ -569,22 +579,31 @@ func (d *Device) applyTuning(p *cl.Platform) {
 	rec, err := d.tune(lim)
 	if err != nil {
 		d.opts.logf("tuning on %s failed, using the vendor defaults: %v", d.info.Name, err)
-		return
+		return mode
 	}
-	rec.Key, rec.Platform, rec.Version = key, p.Name()+" "+p.Version(), version
+	rec.Key, rec.Platform, rec.Version = key, p.Name()+" "+p.Version(), cmp.Or(d.opts.Version, "dev")
 	d.setTunables(rec.Defines)
 	// The format starts with "tuned": the CLI shows the lines whose
 	// format starts with "tun".
 	name, secs, defs := d.info.Name, rec.Seconds, describeDefines(rec.Defines)
 	if path == "" {
 		d.opts.logf("tuned %s in %.1f s: %s; not saved (the kernel cache is off)", name, secs, defs)
-		return
+		return mode
 	}
 	if err := saveTuneRecord(path, rec); err != nil {
 		d.opts.logf("tuned %s in %.1f s: %s; not saved: %v", name, secs, defs, err)
-		return
+		return mode
 	}
 	d.opts.logf("tuned %s in %.1f s: %s; saved %s", name, secs, defs, path)
+	return mode
+}
+
+// tuneKey is the key of d's tuning record (and of its paths record,
+// shapes.go): the kernel sources, the build options, the platform, the
+// device and driver, and alexcl's version.
+func (d *Device) tuneKey(p *cl.Platform) string {
+	version := cmp.Or(d.opts.Version, "dev")
+	return cacheKey(clkernels.Sources(), tuneFormat+"\n"+strings.Join(d.opts.BuildOptions, " "), p, d.dev, version)
 }
 
 // pathNames are the tuned names of the convolutions' paths. Set in

@@ -757,7 +757,9 @@ func TestTunePathOverride(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tuned := d.Tunables()
+	// The defines, paths included: with tuning on, the paths go per shape
+	// (shapes.go) and Tunables leaves the defines of paths out.
+	tuned := maps.Clone(d.opts.Defines)
 	d.Close()
 	if tuned["CONV_WINO"] == "" || tuned["GEMMV_MR"] != "3" {
 		t.Fatalf("first Open tuned %v\n%s", tuned, first.String())
@@ -830,7 +832,7 @@ func TestWinoBuildFallback(t *testing.T) {
 		t.Fatalf("Open with wino.cl broken: %v", err)
 	}
 	defer d.Close()
-	defs := d.Tunables()
+	defs := maps.Clone(d.opts.Defines) // paths included (Tunables leaves them out: shapes.go)
 	if d.noWino == nil || d.kernels["wino3_input"] != nil || d.kernels["conv2d_forward"] == nil {
 		t.Errorf("noWino = %v, wino3_input built %v, conv2d_forward built %v", d.noWino, d.kernels["wino3_input"] != nil, d.kernels["conv2d_forward"] != nil)
 	}
@@ -866,7 +868,7 @@ func TestWinoBuildFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range winoAllDefines {
-		if got := d.Tunables()[name]; got != "off" {
+		if got := d.opts.Defines[name]; got != "off" {
 			t.Errorf("after the rebuild: %s=%s, want off", name, got)
 		}
 	}

@@ -141,14 +141,30 @@ func winoHas(v, op string) bool {
 // CONV_WINO_MINCH input and output channels per group; never when wino.cl
 // did not build (d.noWino).
 func (d *Device) winograd(s device.ConvShape, op string) bool {
-	if d.noWino != nil || s.S != s.R || s.Stride != 1 || s.Pad != (s.R-1)/2 {
-		return false
-	}
-	if _, ok := d.winoVariant(s.R, op); !ok {
+	_, ok := d.winoVariant(s.R, op)
+	return ok && d.winoShape(s)
+}
+
+// winoShape reports whether Winograd can take convolutions of shape s:
+// square filters of a size with variants, stride 1, the padding that
+// keeps the image size, at least CONV_WINO_MINCH input and output
+// channels per group, and wino.cl built (d.noWino nil).
+func (d *Device) winoShape(s device.ConvShape) bool {
+	if d.noWino != nil || s.S != s.R || s.Stride != 1 || s.Pad != (s.R-1)/2 || !winoSize(s.R) {
 		return false
 	}
 	minCh := d.tunable("CONV_WINO_MINCH", winoMinChannels)
 	return min(s.C, s.K)/s.Groups >= minCh
+}
+
+// winoSize reports whether a variant takes R×R filters.
+func winoSize(R int) bool {
+	for _, v := range winoVariants {
+		if v.R == R {
+			return true
+		}
+	}
+	return false
 }
 
 // winoVariant returns the first of winoVariants for R×R filters whose
@@ -177,9 +193,8 @@ type winoPlan struct {
 	k               winoKernels
 }
 
-// planWino plans op of s, which winograd takes, on its winoVariant.
-func (d *Device) planWino(s device.ConvShape, op string) winoPlan {
-	v, _ := d.winoVariant(s.R, op)
+// planWino plans s, a shape winoShape takes, on variant v.
+func planWino(v winoVariant, s device.ConvShape) winoPlan {
 	A := v.M + s.R - 1
 	return winoPlan{M: v.M, R: s.R, E: A * A, th: (s.H + v.M - 1) / v.M, tw: (s.W + v.M - 1) / v.M, k: v.k}
 }
@@ -253,14 +268,10 @@ func (p winoPlan) conv(d *Device, in, out device.Buffer, u *buffer, b device.Buf
 // in is x, out is y, with the bias b) or Conv2DBackwardData (back true:
 // in is dy, out is dx, b nil: the convolution of dy with the flipped,
 // channel-swapped filters).
-func (d *Device) winoConv(in, w, b, out device.Buffer, s device.ConvShape, back bool) error {
+func (d *Device) winoConv(v winoVariant, in, w, b, out device.Buffer, s device.ConvShape, back bool) error {
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
-	op := winoOpForward
-	if back {
-		op = winoOpData
-	}
-	p, Cg := d.planWino(s, op), s.C/s.Groups
+	p, Cg := planWino(v, s), s.C/s.Groups
 	u, err := p.filters(d, s.K, Cg)
 	if err != nil {
 		return err
@@ -280,10 +291,10 @@ func (d *Device) winoConv(in, w, b, out device.Buffer, s device.ConvShape, back 
 // V_e,gᵀ summed over the chunk's tiles inside the GEMM and over the
 // chunks in order, and after the last chunk _filter_grad. The bias
 // gradient is the caller's.
-func (d *Device) winoBackwardFilter(x, dy, dw device.Buffer, s device.ConvShape) error {
+func (d *Device) winoBackwardFilter(v winoVariant, x, dy, dw device.Buffer, s device.ConvShape) error {
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
-	p, G, Cg, Kg := d.planWino(s, winoOpFilter), s.Groups, s.C/s.Groups, s.K/s.Groups
+	p, G, Cg, Kg := planWino(v, s), s.Groups, s.C/s.Groups, s.K/s.Groups
 	du, err := p.filters(d, s.K, Cg)
 	if err != nil {
 		return err

@@ -1,0 +1,533 @@
+package opencl
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alexcl/alexcl/device"
+)
+
+// The convolutions' paths, chosen per layer shape. The tuner (tune_paths.go)
+// chooses a path per filter size and op, timed on AlexNet's shapes at
+// Open; but which path wins depends on the layer: under POCL, F(2×2, 3×3)
+// forward is a near tie on paper's 13×13 conv3 (1.63 against 1.57 ms) and
+// 35% faster on mini's 7×7 layers (inference at 1,067–1,075 img/s against
+// 788–793). So with tuning on, the first time an op meets a convolution
+// shape (batch size included, as cuDNN's benchmark mode does), the device
+// times each path that can take it, on the op's own inputs and into
+// scratch outputs, and keeps the fastest:
+//   - forward and filter gradient: the direct path (implicit GEMM on
+//     GPUs, im2col and GEMM on CPUs) and the Winograd variants of the
+//     filter size (winoVariants; shapes winoShape takes);
+//   - data gradient: the GEMM into unrolled patches and col2im ("col"),
+//     the implicit-GEMM convolution of dy (GPU families, implicitShape)
+//     and the Winograd variants.
+//
+// Each other path's output is first checked against the usual path's
+// (checkNear) and dropped if it differs; then every path runs in rounds
+// that rotate which goes first (wall time from a drained queue to a
+// drained queue, so launch costs count), and the fastest median wins if
+// it beats the usual path's by winMargin; a near tie keeps the usual path.
+// The choice is written at once to paths-<key>.json beside the tuning
+// record (the same key), so that later runs take the same paths, bit for
+// bit, without timing again; the record also holds the tunables it was
+// timed under, and a record of other tunables is not used.
+//
+// The choice is off with tuning off (ALEXCL_TUNE=off: the vendor
+// defaults), when the user sets a path (pathNames: that choice is then
+// theirs for every shape), and with ALEXCL_CL_LEGACY=shapes; the paths are
+// then the defines' (definedPath): the tuner's choice per filter size, or
+// the user's.
+
+// convPath is the path an op takes on a convolution shape.
+type convPath int8
+
+const (
+	pathUsual    convPath = 0 // direct (forward, filter gradient) or col (data gradient)
+	pathImplicit convPath = 1 // the data gradient as an implicit-GEMM convolution (ops.go)
+	pathWino     convPath = 2 // and above: winoVariants[p-pathWino]
+)
+
+// wino returns p's Winograd variant, if p is one.
+func (p convPath) wino() (winoVariant, bool) {
+	if p >= pathWino {
+		return winoVariants[p-pathWino], true
+	}
+	return winoVariant{}, false
+}
+
+// name is p's name for op in logs and records: direct, col, implicit, or
+// the variant's name (winograd, winograd4x4, winograd3x3), unique among
+// the paths of one filter size.
+func (p convPath) name(op string) string {
+	switch {
+	case p == pathImplicit:
+		return "implicit"
+	case p >= pathWino:
+		return winoVariants[p-pathWino].name
+	case op == winoOpData:
+		return "col"
+	}
+	return "direct"
+}
+
+// pathKey is an op (winoOpForward, winoOpData, winoOpFilter) on a shape.
+type pathKey struct {
+	op string
+	s  device.ConvShape
+}
+
+// shapePaths is a device's choice of path per pathKey.
+type shapePaths struct {
+	on      bool   // set by Open (setupShapePaths); read-only after
+	file    string // the record; "" when the kernel cache is off
+	key     string // the tuning record's key
+	context string // the tunables the choices are timed under (pathContext)
+
+	mu      sync.Mutex
+	chosen  map[pathKey]convPath
+	entries []pathEntry // the choices timed or read, for the record and ConvPaths
+
+	// choosing is held while a shape's paths are timed; trying is the path
+	// the ops take on that shape meanwhile.
+	choosing sync.Mutex
+	trying   atomic.Pointer[pathTry]
+}
+
+type pathTry struct {
+	key  pathKey
+	path convPath
+}
+
+// pathsFormat is the version of the paths record.
+const pathsFormat = "alexcl-paths-v1"
+
+// pathRecord is the record of choices, JSON beside the tuning record.
+type pathRecord struct {
+	Format  string      `json:"format"`
+	Key     string      `json:"key"`
+	Context string      `json:"tunables"`
+	Paths   []pathEntry `json:"paths"`
+}
+
+// pathEntry is one choice and what was measured.
+type pathEntry struct {
+	Op      string             `json:"op"`
+	Shape   device.ConvShape   `json:"shape"`
+	Path    string             `json:"path"`
+	MS      map[string]float64 `json:"ms,omitempty"`      // median wall time per path
+	Dropped map[string]string  `json:"dropped,omitempty"` // paths that failed their check or run
+}
+
+// convPath returns the path op takes on shape s: the per-shape choice,
+// made now if s is new (a, b, c and e are the op's buffers in its
+// argument order, e nil where it has three), or the defines' (definedPath)
+// when the choice is off. Without allocating, once s is known.
+func (d *Device) convPath(s device.ConvShape, op string, a, b, c, e device.Buffer) convPath {
+	sp := &d.shapes
+	if !sp.on {
+		return d.definedPath(s, op)
+	}
+	key := pathKey{op, s}
+	if t := sp.trying.Load(); t != nil && t.key == key {
+		return t.path
+	}
+	sp.mu.Lock()
+	p, ok := sp.chosen[key]
+	sp.mu.Unlock()
+	if ok {
+		return p
+	}
+	return d.choosePath(key, a, b, c, e)
+}
+
+// definedPath is the path the defines give op on s: a Winograd variant
+// whose define names op, else (data gradient) CONV_BWDATA's, else the
+// usual path.
+func (d *Device) definedPath(s device.ConvShape, op string) convPath {
+	if d.winoShape(s) {
+		for i, v := range winoVariants {
+			if v.R == s.R && winoHas(d.opts.Defines[v.define], op) {
+				return pathWino + convPath(i)
+			}
+		}
+	}
+	if op == winoOpData && d.implicitBackwardData(s) {
+		return pathImplicit
+	}
+	return pathUsual
+}
+
+// pathCandidates lists the paths that can take op on s, the usual first.
+func (d *Device) pathCandidates(s device.ConvShape, op string) []convPath {
+	out := []convPath{pathUsual}
+	if op == winoOpData && d.implicitShape(s) {
+		out = append(out, pathImplicit)
+	}
+	if d.winoShape(s) {
+		for i, v := range winoVariants {
+			if v.R == s.R {
+				out = append(out, pathWino+convPath(i))
+			}
+		}
+	}
+	return out
+}
+
+// choosePath chooses key's path (see the top of this file), keeps it and
+// returns it. It never fails: where the timing cannot be done (a scratch
+// buffer that does not fit, an op error, an output that is not finite) it
+// logs why and keeps definedPath's for this run only, unrecorded.
+func (d *Device) choosePath(key pathKey, a, b, c, e device.Buffer) convPath {
+	sp := &d.shapes
+	sp.choosing.Lock()
+	defer sp.choosing.Unlock()
+	sp.mu.Lock()
+	p, ok := sp.chosen[key]
+	sp.mu.Unlock()
+	if ok { // chosen by another goroutine meanwhile
+		return p
+	}
+	keep := func(p convPath, entry *pathEntry) convPath {
+		sp.mu.Lock()
+		defer sp.mu.Unlock()
+		sp.chosen[key] = p
+		if entry != nil {
+			sp.entries = append(sp.entries, *entry)
+		}
+		return p
+	}
+	cands := d.pathCandidates(key.s, key.op)
+	if len(cands) == 1 {
+		return keep(cands[0], nil)
+	}
+	start := time.Now()
+	entry, p, err := d.timePaths(key, cands, a, b, c, e)
+	what := fmt.Sprintf("the %s path of %s", key.op, shapeName(key.s))
+	if err != nil {
+		d.opts.logf("warning: choosing %s on %s: %v; %s taken for this run", what, d.info.Name, err, d.definedPath(key.s, key.op).name(key.op))
+		return keep(d.definedPath(key.s, key.op), nil)
+	}
+	saved := "saved"
+	if err := sp.save(entry); err != nil {
+		saved = "not saved: " + err.Error()
+	}
+	// The format starts with "tuned": the CLI shows such lines.
+	d.opts.logf("tuned %s on %s in %.2f s: %s (%s); %s", what, d.info.Name, time.Since(start).Seconds(), entry.Path, describeTimes(entry), saved)
+	return keep(p, entry)
+}
+
+// timePaths times cands of key and returns the entry of the choice and the
+// path chosen.
+func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buffer) (*pathEntry, convPath, error) {
+	s, op := key.s, key.op
+	nx, nw, ny, err := convSizes(op, s)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Scratch outputs; the op's own inputs.
+	var outN []int
+	switch op {
+	case winoOpForward:
+		outN = []int{ny}
+	case winoOpData:
+		outN = []int{nx}
+	case winoOpFilter:
+		outN = []int{nw, s.K}
+	}
+	var scratch []device.Buffer
+	defer func() {
+		for _, buf := range scratch {
+			d.Free(buf)
+		}
+	}()
+	for _, n := range outN {
+		buf, err := d.Alloc(4 * n)
+		if err != nil {
+			return nil, 0, fmt.Errorf("a scratch output: %w", err)
+		}
+		scratch = append(scratch, buf)
+	}
+	run := func(p convPath) error {
+		sp := &d.shapes
+		sp.trying.Store(&pathTry{key, p})
+		defer sp.trying.Store(nil)
+		switch op {
+		case winoOpForward:
+			return d.Conv2DForward(a, b, c, scratch[0], s)
+		case winoOpData:
+			return d.Conv2DBackwardData(a, b, scratch[0], s)
+		}
+		return d.Conv2DBackwardFilter(a, b, scratch[0], scratch[1], s)
+	}
+	// The timing must not take the caller's label check (Sync and Read
+	// report a bad label once) nor show in its profile.
+	if d.labels.pending.Swap(false) {
+		defer d.labels.pending.Store(true)
+	}
+	d.prof.pause()
+	defer d.prof.resume()
+
+	entry := &pathEntry{Op: op, Shape: s, MS: map[string]float64{}, Dropped: map[string]string{}}
+	// Each path once, its output checked against the usual path's.
+	var want []float32
+	var live []convPath
+	for _, p := range cands {
+		if op == winoOpFilter {
+			for _, buf := range scratch {
+				if err := d.Fill(buf, 0); err != nil {
+					return nil, 0, err
+				}
+			}
+		}
+		err := run(p)
+		var got []float32
+		if err == nil {
+			got, err = device.ReadFloat32(d, scratch[0], outN[0])
+		}
+		if err == nil && pathCheckHook != nil {
+			pathCheckHook(op, p.name(op), got)
+		}
+		switch {
+		case err != nil && p == pathUsual:
+			return nil, 0, err
+		case err != nil:
+			entry.Dropped[p.name(op)] = err.Error()
+			continue
+		case p == pathUsual:
+			if i := slices.IndexFunc(got, func(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }); i >= 0 {
+				return nil, 0, fmt.Errorf("the %s path's output is not finite (%g at %d): no reference to check the others against", p.name(op), got[i], i)
+			}
+			want = got
+		default:
+			if err := checkNear(shapeName(s), got, want); err != nil {
+				entry.Dropped[p.name(op)] = err.Error()
+				continue
+			}
+		}
+		live = append(live, p)
+	}
+	// Timed rounds, each starting from a drained queue.
+	times := make([][]time.Duration, len(live))
+	for round := range pathRounds {
+		for j := range live {
+			i := (j + round) % len(live)
+			if err := d.drain(); err != nil {
+				return nil, 0, err
+			}
+			t0 := time.Now()
+			err := run(live[i])
+			if err == nil {
+				err = d.drain()
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			times[i] = append(times[i], time.Since(t0))
+		}
+	}
+	best, usual := 0, median(times[0]) // live[0] is the usual path
+	for i := range live {
+		entry.MS[live[i].name(op)] = math.Round(median(times[i]).Seconds()*1e6) / 1e3
+		if median(times[i]) < median(times[best]) {
+			best = i
+		}
+	}
+	if float64(median(times[best])) >= (1-winMargin)*float64(usual) {
+		best = 0
+	}
+	entry.Path = live[best].name(op)
+	if len(entry.Dropped) == 0 {
+		entry.Dropped = nil
+	}
+	return entry, live[best], nil
+}
+
+// pathCheckHook, when set (tests only), sees each path's output before
+// its check, and may change it.
+var pathCheckHook func(op, path string, out []float32)
+
+// pathRounds is the number of timed runs of each path; the median counts.
+var pathRounds = 5
+
+// drain waits for the queue, leaving a bad label for the caller's Sync or
+// Read (timePaths has taken the flag aside).
+func (d *Device) drain() error {
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	if d.closed {
+		return fmt.Errorf("sync %s: %w", d.info.ID, errClosed)
+	}
+	return d.finish()
+}
+
+// shapeName is s in logs: "384 3x3/1 p1 g2 on 128x256x13x13", as the
+// tuner names its shapes.
+func shapeName(s device.ConvShape) string {
+	return fmt.Sprintf("%d %dx%d/%d p%d g%d on %dx%dx%dx%d", s.K, s.R, s.S, s.Stride, s.Pad, s.Groups, s.N, s.C, s.H, s.W)
+}
+
+// describeTimes lists e's times, fastest first, and its dropped paths.
+func describeTimes(e *pathEntry) string {
+	names := slices.SortedFunc(maps.Keys(e.MS), func(a, b string) int { return cmp.Or(cmp.Compare(e.MS[a], e.MS[b]), strings.Compare(a, b)) })
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, fmt.Sprintf("%s %.3g ms", n, e.MS[n]))
+	}
+	for _, n := range slices.Sorted(maps.Keys(e.Dropped)) {
+		parts = append(parts, fmt.Sprintf("%s dropped: %s", n, e.Dropped[n]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ConvPaths lists the paths chosen per convolution shape so far (timed
+// this run or read from the record), sorted: "forward 384 3x3/1 p1 g2 on
+// 128x256x13x13: winograd4x4"; nil when the choice per shape is off.
+func (d *Device) ConvPaths() []string {
+	sp := &d.shapes
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	var out []string
+	for _, e := range sp.entries {
+		out = append(out, fmt.Sprintf("%s %s: %s", e.Op, shapeName(e.Shape), e.Path))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// setupShapePaths turns the choice per shape on or off (see the top of
+// this file) once the program is built, and reads the record of earlier
+// choices; under ALEXCL_TUNE=force it deletes it instead.
+func (d *Device) setupShapePaths(mode tuneMode, key string) {
+	sp := &d.shapes
+	if mode == tuneOff || d.legacy.perSize {
+		return
+	}
+	for _, n := range pathNames {
+		if _, set := d.userDefines[n]; set {
+			return
+		}
+	}
+	sp.on, sp.key, sp.context, sp.chosen = true, key, d.pathContext(), map[pathKey]convPath{}
+	dir := cacheDir(d.opts)
+	if dir == "" {
+		return
+	}
+	sp.file = filepath.Join(dir, "paths-"+key+".json")
+	if mode == tuneForce {
+		if err := os.Remove(sp.file); err != nil && !errors.Is(err, os.ErrNotExist) {
+			d.opts.logf("warning: removing %s: %v", sp.file, err)
+		}
+		return
+	}
+	rec, err := sp.load()
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return
+	case err != nil:
+		d.opts.logf("paths record %s not used, timing shapes again: %v", sp.file, err)
+		return
+	}
+	n := 0
+	for _, e := range rec.Paths {
+		if p, ok := d.recordedPath(e); ok {
+			sp.chosen[pathKey{e.Op, e.Shape}] = p
+			sp.entries = append(sp.entries, e)
+			n++
+		}
+	}
+	d.opts.logf("paths record hit %s: %d of %d shapes", sp.file, n, len(rec.Paths))
+}
+
+// recordedPath returns the path a record's entry names, if the device can
+// take it on that shape now (CONV_WINO_MINCH or the build may have
+// changed since).
+func (d *Device) recordedPath(e pathEntry) (convPath, bool) {
+	if e.Op != winoOpForward && e.Op != winoOpData && e.Op != winoOpFilter || e.Shape.Validate() != nil {
+		return 0, false
+	}
+	for _, p := range d.pathCandidates(e.Shape, e.Op) {
+		if p.name(e.Op) == e.Path {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+// pathContext is what the choices depend on besides the shape: the
+// tunables less the paths, and the legacy switches.
+func (d *Device) pathContext() string {
+	defs := maps.Clone(d.opts.Defines)
+	for _, n := range pathNames {
+		delete(defs, n)
+	}
+	return fmt.Sprintf("%s legacy=%+v", describeDefines(defs), d.legacy)
+}
+
+// load reads the record at sp.file; one of another key or context is an
+// error.
+func (sp *shapePaths) load() (*pathRecord, error) {
+	data, err := os.ReadFile(sp.file)
+	if err != nil {
+		return nil, err
+	}
+	var rec pathRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("not a paths record: %w", err)
+	}
+	switch {
+	case rec.Format != pathsFormat:
+		return nil, fmt.Errorf("format %q, want %q", rec.Format, pathsFormat)
+	case rec.Key != sp.key:
+		return nil, fmt.Errorf("key %.12s…, want %.12s…", rec.Key, sp.key)
+	case rec.Context != sp.context:
+		return nil, fmt.Errorf("timed under other tunables (%s), not these (%s)", rec.Context, sp.context)
+	}
+	return &rec, nil
+}
+
+// save adds e to the record at sp.file, with the entries other processes
+// wrote there since (a usable record's), atomically. The caller holds
+// sp.choosing.
+func (sp *shapePaths) save(e *pathEntry) error {
+	if sp.file == "" {
+		return errors.New("the kernel cache is off")
+	}
+	rec := &pathRecord{Format: pathsFormat, Key: sp.key, Context: sp.context}
+	if old, err := sp.load(); err == nil {
+		rec.Paths = old.Paths
+	}
+	sp.mu.Lock()
+	rec.Paths = append(rec.Paths, sp.entries...)
+	sp.mu.Unlock()
+	rec.Paths = append(rec.Paths, *e)
+	// One entry per key, the latest.
+	seen := map[pathKey]int{}
+	var paths []pathEntry
+	for _, p := range rec.Paths {
+		k := pathKey{p.Op, p.Shape}
+		if i, ok := seen[k]; ok {
+			paths[i] = p
+			continue
+		}
+		seen[k] = len(paths)
+		paths = append(paths, p)
+	}
+	rec.Paths = paths
+	data, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(sp.file, append(data, '\n'))
+}
