@@ -59,6 +59,10 @@ tail -2 "$OUT/selftest.txt"
 grep -h 'tuning gemm\|tuning conv\|tuning winograd\|tuning bwdata\|tuned' "$OUT/selftest.txt" | head -40
 cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/tune-*.json "$OUT/" 2>/dev/null
 step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3
+cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/paths-*.json "$OUT/" 2>/dev/null
+# The paths per layer shape (paper128.txt: its warm-up timed them, its
+# path: lines say which won) against the tuner's choice per filter size.
+step paper128-legacy-shapes.txt 60 env ALEXCL_CL_LEGACY=shapes "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 step torch.txt 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256
 cat "$OUT/torch.txt"
 # The convolutions' paths on the tuned tiles (a path set in
@@ -86,7 +90,8 @@ done
 # batch uploaded inside it, then with each GPU-path change turned back off
 # (ALEXCL_CL_LEGACY: one filter-gradient product per image, no flush every
 # 16 kernels, a work item per row in im2col/col2im, no split K (linear
-# layers, Winograd's filter gradient); all four).
+# layers, Winograd's filter gradient); all five, with the paths per filter
+# size; shapes alone runs after paper128 above).
 step paper128-sync.txt 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload
 for l in filter flush im2col splitk all; do
 	step "paper128-legacy-$l.txt" 60 env ALEXCL_CL_LEGACY=$l "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
