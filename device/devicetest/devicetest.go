@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/ref"
 )
 
 // Case is one check of a device: an op (or a buffer operation) on one shape.
@@ -122,10 +123,9 @@ func Cases() []Case {
 // eps is float32's machine epsilon, 2⁻²³.
 const eps = 1.0 / (1 << 23)
 
-// SumTol is the abs coefficient, relative to Σ|terms|, for a float32 sum of
-// n terms in any order: the worst-case (n+2)·ε, capped at 8·√(n+2)·ε for
-// large n (see the package comment).
-func SumTol(n int) float64 { return math.Min(float64(n+2), 8*math.Sqrt(float64(n+2))) * eps }
+// SumTol is ref.SumTol: the abs coefficient, relative to Σ|terms|, for a
+// float32 sum of n terms in any order (see the package comment).
+func SumTol(n int) float64 { return ref.SumTol(n) }
 
 // harness holds one case's device, generator and buffers, and records the
 // first failure; after a failure every further step is skipped.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/ref"
 )
 
 // The convolutions' paths, chosen per layer shape. The tuner (tune_paths.go)
@@ -34,8 +35,9 @@ import (
 //     the implicit-GEMM convolution of dy (GPU families, implicitShape)
 //     and the Winograd variants.
 //
-// Each other path's output is first checked against the usual path's
-// (checkNear) and dropped if it differs; then every path runs in rounds
+// Each other path's output is first checked against the usual path's,
+// within twice the bound for a float32 sum in any order of the terms'
+// magnitudes (checkSum), and dropped if it differs; then every path runs in rounds
 // that rotate which goes first (wall time from a drained queue to a
 // drained queue, so launch costs count), and the fastest median wins if
 // it beats the usual path's by winMargin; a near tie keeps the usual path.
@@ -259,17 +261,41 @@ func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buff
 		}
 		scratch = append(scratch, buf)
 	}
+	// The op's inputs, their sizes, and the terms of each output's sum.
+	in, inN := []device.Buffer{a, b, c}, []int{nx, nw, s.K}
+	terms := s.C/s.Groups*s.R*s.S + 1
+	switch op {
+	case winoOpData:
+		in, inN, terms = []device.Buffer{a, b}, []int{ny, nw}, s.K/s.Groups*s.R*s.S
+	case winoOpFilter:
+		in, inN, terms = []device.Buffer{a, b}, []int{nx, ny}, s.N*s.OH()*s.OW()
+	}
 	run := func(p convPath) error {
 		sp := &d.shapes
 		sp.trying.Store(&pathTry{key, p})
 		defer sp.trying.Store(nil)
 		switch op {
 		case winoOpForward:
-			return d.Conv2DForward(a, b, c, scratch[0], s)
+			return d.Conv2DForward(in[0], in[1], in[2], scratch[0], s)
 		case winoOpData:
-			return d.Conv2DBackwardData(a, b, scratch[0], s)
+			return d.Conv2DBackwardData(in[0], in[1], scratch[0], s)
 		}
-		return d.Conv2DBackwardFilter(a, b, scratch[0], scratch[1], s)
+		return d.Conv2DBackwardFilter(in[0], in[1], scratch[0], scratch[1], s)
+	}
+	// once runs p once from zeroed outputs (the filter gradient adds to
+	// them) and reads the first output.
+	once := func(p convPath) ([]float32, error) {
+		if op == winoOpFilter {
+			for _, buf := range scratch {
+				if err := d.Fill(buf, 0); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := run(p); err != nil {
+			return nil, err
+		}
+		return device.ReadFloat32(d, scratch[0], outN[0])
 	}
 	// The timing must not take the caller's label check (Sync and Read
 	// report a bad label once) nor show in its profile.
@@ -281,21 +307,10 @@ func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buff
 
 	entry := &pathEntry{Op: op, Shape: s, MS: map[string]float64{}, Dropped: map[string]string{}}
 	// Each path once, its output checked against the usual path's.
-	var want []float32
+	var want, mag []float32
 	var live []convPath
 	for _, p := range cands {
-		if op == winoOpFilter {
-			for _, buf := range scratch {
-				if err := d.Fill(buf, 0); err != nil {
-					return nil, 0, err
-				}
-			}
-		}
-		err := run(p)
-		var got []float32
-		if err == nil {
-			got, err = device.ReadFloat32(d, scratch[0], outN[0])
-		}
+		got, err := once(p)
 		if err == nil && pathCheckHook != nil {
 			pathCheckHook(op, p.name(op), got)
 		}
@@ -310,8 +325,11 @@ func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buff
 				return nil, 0, fmt.Errorf("the %s path's output is not finite (%g at %d): no reference to check the others against", p.name(op), got[i], i)
 			}
 			want = got
+			if mag, err = d.termMagnitudes(in, inN, func() ([]float32, error) { return once(pathUsual) }); err != nil {
+				return nil, 0, err
+			}
 		default:
-			if err := checkNear(shapeName(s), got, want); err != nil {
+			if err := checkSum(shapeName(s), got, want, mag, ref.SumTol(terms)); err != nil {
 				entry.Dropped[p.name(op)] = err.Error()
 				continue
 			}
@@ -352,6 +370,56 @@ func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buff
 		entry.Dropped = nil
 	}
 	return entry, live[best], nil
+}
+
+// termMagnitudes returns Σ|terms| of each output of an op: what f (the
+// usual path, run on in) returns with every input in replaced by a copy
+// of its absolute values (inN elements each); in is restored after.
+func (d *Device) termMagnitudes(in []device.Buffer, inN []int, f func() ([]float32, error)) ([]float32, error) {
+	orig := slices.Clone(in)
+	defer copy(in, orig)
+	for i, buf := range orig {
+		v, err := device.ReadFloat32(d, buf, inN[i])
+		if err != nil {
+			return nil, err
+		}
+		for j := range v {
+			v[j] = float32(math.Abs(float64(v[j])))
+		}
+		abs, err := d.Alloc(4 * len(v))
+		if err != nil {
+			return nil, fmt.Errorf("a scratch input: %w", err)
+		}
+		defer d.Free(abs)
+		if err := d.Write(abs, 0, device.Float32Bytes(v)); err != nil {
+			return nil, err
+		}
+		in[i] = abs
+	}
+	return f()
+}
+
+// checkSum compares got with want, the same sums computed another way:
+// each pair may differ by twice the bound for a float32 sum in any order
+// (tol, ref.SumTol of the terms per sum) of Σ|terms| (mag) plus the mean
+// Σ|terms|, the last for the rounding a Winograd output takes from the
+// larger values of its tile (wino.go, winoMinChannels). A path that
+// computes something else (a miscompiled kernel) misses by the size of
+// the values; NaN nowhere.
+func checkSum(what string, got, want, mag []float32, tol float64) error {
+	mean := 0.0
+	for _, m := range mag {
+		mean += float64(m)
+	}
+	mean /= float64(max(len(mag), 1))
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		bound := 2 * tol * (float64(mag[i]) + mean)
+		if math.IsNaN(g) || math.IsInf(g, 0) || !(math.Abs(g-w) <= bound) {
+			return fmt.Errorf("wrong result: %s: index %d: got %.7g, the usual path %.7g, apart by %.3g where %.3g is allowed", what, i, g, w, math.Abs(g-w), bound)
+		}
+	}
+	return nil
 }
 
 // pathCheckHook, when set (tests only), sees each path's output before

@@ -508,3 +508,14 @@ func SGDUpdate[F Float](w, g, v []F, p device.SGDParams) {
 		w[i] = F(w[i] + v[i])
 	}
 }
+
+// SumTol is the abs coefficient, relative to Σ|terms|, for a float32 sum of
+// n terms in any order: the worst-case (n+2)·ε, capped at 8·√(n+2)·ε for
+// large n, where the rounding errors of a long sum add up like a random
+// walk rather than all in one direction (ε = 2⁻²³). The device suite
+// (device/devicetest) holds every kernel to it, and the OpenCL device's
+// choice of convolution path per layer shape holds each path to it.
+func SumTol(n int) float64 {
+	const eps = 1.0 / (1 << 23)
+	return math.Min(float64(n+2), 8*math.Sqrt(float64(n+2))) * eps
+}
