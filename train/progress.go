@@ -27,6 +27,11 @@ type progress struct {
 	rate      float64 // last measured images/s
 	stepStart int64   // first step of this process, for the ETA
 	runStart  time.Time
+	// firstEnd is when this process's first step ended: the ETA counts
+	// from there once a second step is done, as the first carries
+	// one-time costs (an OpenCL device times each convolution's paths on
+	// its first use of a layer shape, shapes.go).
+	firstEnd time.Time
 }
 
 // isTerminal reports whether w is a character device such as a terminal.
@@ -59,6 +64,9 @@ func (p *progress) step(step int64, epoch int, n int, loss float64, lr float64) 
 	p.lossN++
 	p.rateImgs += int64(n)
 	now := time.Now()
+	if p.firstEnd.IsZero() {
+		p.firstEnd = now
+	}
 	if now.Sub(p.lastDraw) < p.interval && step != p.total {
 		return
 	}
@@ -80,6 +88,9 @@ func (p *progress) step(step int64, epoch int, n int, loss float64, lr float64) 
 	fmt.Fprintf(&b, "  loss %.4f  lr %.3g  %.1f img/s", p.lossSum/float64(p.lossN), lr, p.rate)
 	if done := step - p.stepStart; p.total > 0 && done > 0 {
 		perStep := now.Sub(p.runStart) / time.Duration(done)
+		if done > 1 {
+			perStep = now.Sub(p.firstEnd) / time.Duration(done-1)
+		}
 		fmt.Fprintf(&b, "  ETA %s", fmtDuration(perStep*time.Duration(p.total-step)))
 	}
 	p.print(b.String(), p.tty)

@@ -1,0 +1,28 @@
+package train
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestProgressETA: the ETA counts from the end of the first step, whose
+// one-time costs (tuning, the paths per layer shape) would otherwise
+// stretch it for the whole run.
+func TestProgressETA(t *testing.T) {
+	var out bytes.Buffer
+	p := newProgress(&out, time.Nanosecond, 11, 0, 0)
+	p.runStart = time.Now().Add(-100 * time.Second) // a slow first step
+	p.step(1, 0, 8, 1, 0.1)
+	if !strings.Contains(out.String(), "ETA 16m40s") { // 100 s a step so far, 10 to go
+		t.Errorf("after the first step: %q", out.String())
+	}
+	p.firstEnd = p.firstEnd.Add(-2 * time.Second) // then 1 s a step
+	out.Reset()
+	p.step(2, 0, 8, 1, 0.1)
+	p.step(3, 0, 8, 1, 0.1)
+	if !strings.Contains(out.String(), "ETA 8.0s") { // 8 steps to go at 1 s
+		t.Errorf("after the third step: %q", out.String())
+	}
+}
