@@ -556,6 +556,15 @@ func (d *Device) Write(dst device.Buffer, off int, src []byte) error {
 func (d *Device) Read(src device.Buffer, off int, dst []byte) error {
 	d.useMu.RLock()
 	defer d.useMu.RUnlock()
+	if err := d.read(src, off, dst); err != nil {
+		return err
+	}
+	return d.takeLabelError("read")
+}
+
+// read is Read without the label check, which it leaves for the caller's
+// next Sync or Read; the caller holds useMu for reading.
+func (d *Device) read(src device.Buffer, off int, dst []byte) error {
 	buf, err := d.resolveRange("read", "src", src, off, len(dst))
 	if err != nil {
 		return err
@@ -564,7 +573,7 @@ func (d *Device) Read(src device.Buffer, off int, dst []byte) error {
 		if err := d.finish(); err != nil {
 			return fmt.Errorf("read from %s: %w", d.info.ID, err)
 		}
-		return d.takeLabelError("read")
+		return nil
 	}
 	w := d.takeWaitsFor(buf)
 	ev, err := d.queue.EnqueueReadBuffer(buf.mem, true, off, len(dst), unsafe.Pointer(&dst[0]), w)
@@ -574,7 +583,7 @@ func (d *Device) Read(src device.Buffer, off int, dst []byte) error {
 		return fmt.Errorf("read %d bytes from %s: %w", len(dst), d.info.ID, err)
 	}
 	ev.Release()
-	return d.takeLabelError("read")
+	return nil
 }
 
 // Copy queues a copy of n bytes from src at srcOff to dst at dstOff.

@@ -42,7 +42,7 @@
 // With tuning on and no path set by the user, the paths are then chosen
 // again per layer shape, at each shape's first use: every path that can
 // take the op is checked against the usual one and timed on the layer's
-// own shape, and the fastest is kept in paths-<key>.json beside the
+// own shape, and the fastest is kept in paths-<key>-<tunables>.json beside the
 // tuning record, which later Opens read (shapes.go; ALEXCL_CL_LEGACY=shapes
 // keeps the tuner's choice per filter size instead).
 // Tunables reports what the device runs with, ConvPaths the paths chosen

@@ -257,7 +257,12 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 	if err := checkBufs(op, "x", x, nx, "w", w, nw, "b", b, s.K, "y", y, ny); err != nil {
 		return err
 	}
-	path := d.convPath(s, winoOpForward, x, w, b, y)
+	return d.conv2DForward(d.convPath(s, winoOpForward, x, w, b, y), x, w, b, y, s)
+}
+
+// conv2DForward is Conv2DForward on path, its shape and buffers checked.
+func (d *Device) conv2DForward(path convPath, x, w, b, y device.Buffer, s device.ConvShape) error {
+	const op = "Conv2DForward"
 	if v, ok := path.wino(); ok {
 		return wrapOp(op, d.winoConv(v, x, w, b, y, s, false))
 	}
@@ -295,7 +300,14 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 	if err := checkBufs(op, "dy", dy, ny, "w", w, nw, "dx", dx, nx); err != nil {
 		return err
 	}
-	path := d.convPath(s, winoOpData, dy, w, dx, nil)
+	return d.conv2DBackwardData(d.convPath(s, winoOpData, dy, w, dx, nil), dy, w, dx, s)
+}
+
+// conv2DBackwardData is Conv2DBackwardData on path, its shape and buffers
+// checked.
+func (d *Device) conv2DBackwardData(path convPath, dy, w, dx device.Buffer, s device.ConvShape) error {
+	const op = "Conv2DBackwardData"
+	_, nw, _, _ := convSizes(op, s)
 	if v, ok := path.wino(); ok {
 		return wrapOp(op, d.winoConv(v, dy, w, nil, dx, s, true))
 	}
@@ -389,7 +401,14 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	if err := checkBufs(op, "x", x, nx, "dy", dy, ny, "dw", dw, nw, "db", db, s.K); err != nil {
 		return err
 	}
-	path := d.convPath(s, winoOpFilter, x, dy, dw, db)
+	return d.conv2DBackwardFilter(d.convPath(s, winoOpFilter, x, dy, dw, db), x, dy, dw, db, s)
+}
+
+// conv2DBackwardFilter is Conv2DBackwardFilter on path, its shape and
+// buffers checked.
+func (d *Device) conv2DBackwardFilter(path convPath, x, dy, dw, db device.Buffer, s device.ConvShape) error {
+	const op = "Conv2DBackwardFilter"
+	_, nw, _, _ := convSizes(op, s)
 	if v, ok := path.wino(); ok {
 		if err := d.winoBackwardFilter(v, x, dy, dw, s); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
@@ -414,7 +433,7 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	// and so do GPUs, whose conv_im2col_gpu writes that layout: the GEMM
 	// then reads both operands along OHW.
 	dot := (d.vector() && Q < 2*d.tunable("GEMMV_VW", 16)) || d.gpuGather()
-	err = d.convChunks(op, s, partElems, func(n0, nc int, col, part *buffer) error {
+	err := d.convChunks(op, s, partElems, func(n0, nc int, col, part *buffer) error {
 		if err := d.im2col(x, col, n0, nc, s, !dot); err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package opencl
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/alexcl/alexcl/device"
@@ -23,34 +23,41 @@ import (
 // chooses a path per filter size and op, timed on AlexNet's shapes at
 // Open; but which path wins depends on the layer: under POCL, F(2×2, 3×3)
 // forward is a near tie on paper's 13×13 conv3 (1.63 against 1.57 ms) and
-// 35% faster on mini's 7×7 layers (inference at 1,067–1,075 img/s against
+// 35% faster on mini's 6×6 layers (inference at 1,067–1,075 img/s against
 // 788–793). So with tuning on, the first time an op meets a convolution
 // shape (batch size included, as cuDNN's benchmark mode does), the device
 // times each path that can take it, on the op's own inputs and into
 // scratch outputs, and keeps the fastest:
-//   - forward and filter gradient: the direct path (implicit GEMM on
-//     GPUs, im2col and GEMM on CPUs) and the Winograd variants of the
-//     filter size (winoVariants; shapes winoShape takes);
+//   - forward: the direct path (implicit GEMM on GPUs, im2col and GEMM on
+//     CPUs) and the Winograd variants of the filter size (winoVariants;
+//     shapes winoShape takes);
 //   - data gradient: the GEMM into unrolled patches and col2im ("col"),
 //     the implicit-GEMM convolution of dy (GPU families, implicitShape)
-//     and the Winograd variants.
+//     and the Winograd variants;
+//   - filter gradient: im2col and GEMM ("direct") and the Winograd
+//     variants.
 //
-// Each other path's output is first checked against the usual path's,
-// within twice the bound for a float32 sum in any order of the terms'
-// magnitudes (checkSum), and dropped if it differs; then every path runs in rounds
-// that rotate which goes first (wall time from a drained queue to a
-// drained queue, so launch costs count), and the fastest median wins if
-// it beats the usual path's by winMargin; a near tie keeps the usual path.
-// The choice is written at once to paths-<key>.json beside the tuning
-// record (the same key), so that later runs take the same paths, bit for
-// bit, without timing again; the record also holds the tunables it was
-// timed under, and a record of other tunables is not used.
+// Each other path's output is first checked against the usual path's
+// (checkSum): within twice the bound for a float32 sum in any order of
+// each output's Σ|terms| (the usual path run on the inputs' absolute
+// values) plus the mean Σ|terms|; for the filter gradient also on the
+// batch's first image alone, where that bound is tight. A path that fails
+// is dropped. Then every path runs in rounds that rotate which goes first
+// (wall time from a drained queue to a drained queue, so launch costs
+// count), and the fastest median wins if it beats the usual path's by
+// winMargin; a near tie keeps the usual path. The paths run through the
+// ops' internal forms, which take the path as given; another goroutine's
+// op on the same shape waits for the choice.
+// The choice is written at once to paths-<key>-<tunables>.json beside the
+// tuning record (the same key; a hash of the tunables it was timed
+// under), so that later runs take the same paths, bit for bit, without
+// timing again.
 //
-// The choice is off with tuning off (ALEXCL_TUNE=off: the vendor
-// defaults), when the user sets a path (pathNames: that choice is then
-// theirs for every shape), and with ALEXCL_CL_LEGACY=shapes; the paths are
-// then the defines' (definedPath): the tuner's choice per filter size, or
-// the user's.
+// The choice is off with tuning off (ALEXCL_TUNE=off, or tunables the user
+// set: the vendor defaults or theirs), when the user sets a path
+// (pathNames: that choice is then theirs for every shape), and with
+// ALEXCL_CL_LEGACY=shapes; the paths are then the defines' (definedPath):
+// the tuner's choice per filter size, or the user's.
 
 // convPath is the path an op takes on a convolution shape.
 type convPath int8
@@ -101,15 +108,10 @@ type shapePaths struct {
 	chosen  map[pathKey]convPath
 	entries []pathEntry // the choices timed or read, for the record and ConvPaths
 
-	// choosing is held while a shape's paths are timed; trying is the path
-	// the ops take on that shape meanwhile.
+	// choosing is held while a shape's paths are timed, so that each is
+	// timed once; timed are the entries this process timed (save).
 	choosing sync.Mutex
-	trying   atomic.Pointer[pathTry]
-}
-
-type pathTry struct {
-	key  pathKey
-	path convPath
+	timed    []pathEntry
 }
 
 // pathsFormat is the version of the paths record.
@@ -142,9 +144,6 @@ func (d *Device) convPath(s device.ConvShape, op string, a, b, c, e device.Buffe
 		return d.definedPath(s, op)
 	}
 	key := pathKey{op, s}
-	if t := sp.trying.Load(); t != nil && t.key == key {
-		return t.path
-	}
 	sp.mu.Lock()
 	p, ok := sp.chosen[key]
 	sp.mu.Unlock()
@@ -231,26 +230,32 @@ func (d *Device) choosePath(key pathKey, a, b, c, e device.Buffer) convPath {
 }
 
 // timePaths times cands of key and returns the entry of the choice and the
-// path chosen.
+// path chosen. a, b, c and e are the op's buffers (convPath); the paths
+// run on its inputs into scratch outputs, through the ops' internal
+// forms, which take the path as given: another goroutine's op on the same
+// shape waits for the choice (sp.choosing) and is never run on a path on
+// trial.
 func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buffer) (*pathEntry, convPath, error) {
 	s, op := key.s, key.op
 	nx, nw, ny, err := convSizes(op, s)
 	if err != nil {
 		return nil, 0, err
 	}
-	// Scratch outputs; the op's own inputs.
-	var outN []int
+	// The op's inputs with their sizes, its scratch outputs' sizes, and
+	// the terms of each output's sum (for a shape of n images).
+	in, inN, outN := []device.Buffer{a, b, c}, []int{nx, nw, s.K}, []int{ny}
+	terms := func(device.ConvShape) int { return s.C/s.Groups*s.R*s.S + 1 }
 	switch op {
-	case winoOpForward:
-		outN = []int{ny}
 	case winoOpData:
-		outN = []int{nx}
+		in, inN, outN = []device.Buffer{a, b}, []int{ny, nw}, []int{nx}
+		terms = func(device.ConvShape) int { return s.K / s.Groups * s.R * s.S }
 	case winoOpFilter:
-		outN = []int{nw, s.K}
+		in, inN, outN = []device.Buffer{a, b}, []int{nx, ny}, []int{nw, s.K}
+		terms = func(s device.ConvShape) int { return s.N * s.OH() * s.OW() }
 	}
-	var scratch []device.Buffer
+	var out []device.Buffer
 	defer func() {
-		for _, buf := range scratch {
+		for _, buf := range out {
 			d.Free(buf)
 		}
 	}()
@@ -259,84 +264,90 @@ func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buff
 		if err != nil {
 			return nil, 0, fmt.Errorf("a scratch output: %w", err)
 		}
-		scratch = append(scratch, buf)
+		out = append(out, buf)
 	}
-	// The op's inputs, their sizes, and the terms of each output's sum.
-	in, inN := []device.Buffer{a, b, c}, []int{nx, nw, s.K}
-	terms := s.C/s.Groups*s.R*s.S + 1
-	switch op {
-	case winoOpData:
-		in, inN, terms = []device.Buffer{a, b}, []int{ny, nw}, s.K/s.Groups*s.R*s.S
-	case winoOpFilter:
-		in, inN, terms = []device.Buffer{a, b}, []int{nx, ny}, s.N*s.OH()*s.OW()
-	}
-	run := func(p convPath) error {
-		sp := &d.shapes
-		sp.trying.Store(&pathTry{key, p})
-		defer sp.trying.Store(nil)
+	run := func(p convPath, s device.ConvShape) error {
 		switch op {
 		case winoOpForward:
-			return d.Conv2DForward(in[0], in[1], in[2], scratch[0], s)
+			return d.conv2DForward(p, in[0], in[1], in[2], out[0], s)
 		case winoOpData:
-			return d.Conv2DBackwardData(in[0], in[1], scratch[0], s)
+			return d.conv2DBackwardData(p, in[0], in[1], out[0], s)
 		}
-		return d.Conv2DBackwardFilter(in[0], in[1], scratch[0], scratch[1], s)
+		return d.conv2DBackwardFilter(p, in[0], in[1], out[0], out[1], s)
 	}
-	// once runs p once from zeroed outputs (the filter gradient adds to
-	// them) and reads the first output.
-	once := func(p convPath) ([]float32, error) {
+	// once runs p once on s from NaN outputs (zero for the filter
+	// gradient, which adds to them), so that an output a path leaves
+	// unwritten shows, and reads the first output.
+	once := func(p convPath, s device.ConvShape) ([]float32, error) {
+		fill := float32(math.NaN())
 		if op == winoOpFilter {
-			for _, buf := range scratch {
-				if err := d.Fill(buf, 0); err != nil {
-					return nil, err
-				}
+			fill = 0
+		}
+		for _, buf := range out {
+			if err := d.Fill(buf, fill); err != nil {
+				return nil, err
 			}
 		}
-		if err := run(p); err != nil {
+		if err := run(p, s); err != nil {
 			return nil, err
 		}
-		return device.ReadFloat32(d, scratch[0], outN[0])
+		n := s.N * s.K * s.OH() * s.OW()
+		switch op {
+		case winoOpData:
+			n = s.N * s.C * s.H * s.W
+		case winoOpFilter:
+			n = nw
+		}
+		return d.readFloats(out[0], n)
 	}
-	// The timing must not take the caller's label check (Sync and Read
-	// report a bad label once) nor show in its profile.
-	if d.labels.pending.Swap(false) {
-		defer d.labels.pending.Store(true)
-	}
+	// The timing's launches stay out of a profile the caller is taking.
 	d.prof.pause()
 	defer d.prof.resume()
 
 	entry := &pathEntry{Op: op, Shape: s, MS: map[string]float64{}, Dropped: map[string]string{}}
-	// Each path once, its output checked against the usual path's.
-	var want, mag []float32
-	var live []convPath
-	for _, p := range cands {
-		got, err := once(p)
-		if err == nil && pathCheckHook != nil {
-			pathCheckHook(op, p.name(op), got)
-		}
-		switch {
-		case err != nil && p == pathUsual:
+	// Each other path checked against the usual path's output on the
+	// shape, and for the filter gradient also on its first image alone:
+	// its sums run over the batch, and on a long batch the bound for a
+	// float32 sum (checkSum) grows to the size of the values, so that one
+	// wrong output could pass unseen.
+	checks := []device.ConvShape{s}
+	if op == winoOpFilter && s.N > 1 {
+		one := s
+		one.N = 1
+		checks = append(checks, one)
+	}
+	dropped := map[convPath]bool{}
+	for ci, cs := range checks {
+		want, err := once(pathUsual, cs)
+		if err != nil {
 			return nil, 0, err
-		case err != nil:
-			entry.Dropped[p.name(op)] = err.Error()
-			continue
-		case p == pathUsual:
-			if i := slices.IndexFunc(got, func(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }); i >= 0 {
-				return nil, 0, fmt.Errorf("the %s path's output is not finite (%g at %d): no reference to check the others against", p.name(op), got[i], i)
-			}
-			want = got
-			if mag, err = d.termMagnitudes(in, inN, func() ([]float32, error) { return once(pathUsual) }); err != nil {
-				return nil, 0, err
-			}
-		default:
-			if err := checkSum(shapeName(s), got, want, mag, ref.SumTol(terms)); err != nil {
-				entry.Dropped[p.name(op)] = err.Error()
+		}
+		if i := slices.IndexFunc(want, func(v float32) bool { return math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) }); i >= 0 {
+			return nil, 0, fmt.Errorf("the %s path's output is not finite (%g at %d): no reference to check the others against", pathUsual.name(op), want[i], i)
+		}
+		mag, err := d.termMagnitudes(in, inN, func() ([]float32, error) { return once(pathUsual, cs) })
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, p := range cands[1:] {
+			if dropped[p] {
 				continue
 			}
+			got, err := once(p, cs)
+			if err == nil && pathCheckHook != nil {
+				pathCheckHook(op, p.name(op), ci, got)
+			}
+			if err == nil {
+				err = checkSum(shapeName(cs), got, want, mag, ref.SumTol(terms(cs)))
+			}
+			if err != nil {
+				dropped[p], entry.Dropped[p.name(op)] = true, err.Error()
+			}
 		}
-		live = append(live, p)
 	}
-	// Timed rounds, each starting from a drained queue.
+	live := slices.DeleteFunc(slices.Clone(cands), func(p convPath) bool { return dropped[p] })
+	// Timed rounds, each from a drained queue to a drained queue.
+	medians := make([]time.Duration, len(live))
 	times := make([][]time.Duration, len(live))
 	for round := range pathRounds {
 		for j := range live {
@@ -345,7 +356,7 @@ func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buff
 				return nil, 0, err
 			}
 			t0 := time.Now()
-			err := run(live[i])
+			err := run(live[i], s)
 			if err == nil {
 				err = d.drain()
 			}
@@ -355,21 +366,32 @@ func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buff
 			times[i] = append(times[i], time.Since(t0))
 		}
 	}
-	best, usual := 0, median(times[0]) // live[0] is the usual path
 	for i := range live {
-		entry.MS[live[i].name(op)] = math.Round(median(times[i]).Seconds()*1e6) / 1e3
-		if median(times[i]) < median(times[best]) {
-			best = i
-		}
+		medians[i] = median(times[i])
+		entry.MS[live[i].name(op)] = math.Round(medians[i].Seconds()*1e6) / 1e3
 	}
-	if float64(median(times[best])) >= (1-winMargin)*float64(usual) {
-		best = 0
-	}
-	entry.Path = live[best].name(op)
+	best := live[fastest(medians)]
+	entry.Path = best.name(op)
 	if len(entry.Dropped) == 0 {
 		entry.Dropped = nil
 	}
-	return entry, live[best], nil
+	return entry, best, nil
+}
+
+// fastest returns the index of the fastest of medians, whose first is the
+// usual path's: another wins only if faster than it by winMargin, so that
+// a near tie keeps the usual path.
+func fastest(medians []time.Duration) int {
+	best := 0
+	for i, m := range medians {
+		if m < medians[best] {
+			best = i
+		}
+	}
+	if float64(medians[best]) >= (1-winMargin)*float64(medians[0]) {
+		return 0
+	}
+	return best
 }
 
 // termMagnitudes returns Σ|terms| of each output of an op: what f (the
@@ -379,7 +401,7 @@ func (d *Device) termMagnitudes(in []device.Buffer, inN []int, f func() ([]float
 	orig := slices.Clone(in)
 	defer copy(in, orig)
 	for i, buf := range orig {
-		v, err := device.ReadFloat32(d, buf, inN[i])
+		v, err := d.readFloats(buf, inN[i])
 		if err != nil {
 			return nil, err
 		}
@@ -401,11 +423,11 @@ func (d *Device) termMagnitudes(in []device.Buffer, inN []int, f func() ([]float
 
 // checkSum compares got with want, the same sums computed another way:
 // each pair may differ by twice the bound for a float32 sum in any order
-// (tol, ref.SumTol of the terms per sum) of Σ|terms| (mag) plus the mean
-// Σ|terms|, the last for the rounding a Winograd output takes from the
-// larger values of its tile (wino.go, winoMinChannels). A path that
+// (tol, ref.SumTol of the terms per sum) of its Σ|terms| (mag) plus the
+// mean Σ|terms|, the last for the rounding a Winograd output takes from
+// the larger values of its tile (wino.go, winoMinChannels). A path that
 // computes something else (a miscompiled kernel) misses by the size of
-// the values; NaN nowhere.
+// the values, on short sums at least (timePaths); NaN nowhere.
 func checkSum(what string, got, want, mag []float32, tol float64) error {
 	mean := 0.0
 	for _, m := range mag {
@@ -423,14 +445,24 @@ func checkSum(what string, got, want, mag []float32, tol float64) error {
 }
 
 // pathCheckHook, when set (tests only), sees each path's output before
-// its check, and may change it.
-var pathCheckHook func(op, path string, out []float32)
+// its check (check 0 on the op's shape, 1 on its first image alone), and
+// may change it.
+var pathCheckHook func(op, path string, check int, out []float32)
 
 // pathRounds is the number of timed runs of each path; the median counts.
 var pathRounds = 5
 
-// drain waits for the queue, leaving a bad label for the caller's Sync or
-// Read (timePaths has taken the flag aside).
+// readFloats reads n floats of b, leaving a bad label for the caller's
+// next Sync or Read (Device.read).
+func (d *Device) readFloats(b device.Buffer, n int) ([]float32, error) {
+	d.useMu.RLock()
+	defer d.useMu.RUnlock()
+	v := make([]float32, n)
+	return v, d.read(b, 0, device.Float32Bytes(v))
+}
+
+// drain waits for the queue, leaving a bad label for the caller's next
+// Sync or Read.
 func (d *Device) drain() error {
 	d.useMu.RLock()
 	defer d.useMu.RUnlock()
@@ -492,10 +524,17 @@ func (d *Device) setupShapePaths(mode tuneMode, key string) {
 	if dir == "" {
 		return
 	}
-	sp.file = filepath.Join(dir, "paths-"+key+".json")
+	// One record per key and tunables, so that runs under other tunables
+	// (another ALEXCL_CL_LEGACY switch, a re-tuning that chose other tiles)
+	// keep their own.
+	h := sha256.Sum256([]byte(sp.context))
+	sp.file = filepath.Join(dir, fmt.Sprintf("paths-%s-%x.json", key, h[:8]))
 	if mode == tuneForce {
-		if err := os.Remove(sp.file); err != nil && !errors.Is(err, os.ErrNotExist) {
-			d.opts.logf("warning: removing %s: %v", sp.file, err)
+		old, _ := filepath.Glob(filepath.Join(dir, "paths-"+key+"-*.json"))
+		for _, f := range old {
+			if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+				d.opts.logf("warning: removing %s: %v", f, err)
+			}
 		}
 		return
 	}
@@ -565,10 +604,12 @@ func (sp *shapePaths) load() (*pathRecord, error) {
 	return &rec, nil
 }
 
-// save adds e to the record at sp.file, with the entries other processes
-// wrote there since (a usable record's), atomically. The caller holds
-// sp.choosing.
+// save adds e to the record at sp.file, atomically: the record as it is
+// now (other processes may have added to it since Open), then the entries
+// this process timed, e last; of two entries of a key, the later stays.
+// The caller holds sp.choosing.
 func (sp *shapePaths) save(e *pathEntry) error {
+	sp.timed = append(sp.timed, *e)
 	if sp.file == "" {
 		return errors.New("the kernel cache is off")
 	}
@@ -576,11 +617,7 @@ func (sp *shapePaths) save(e *pathEntry) error {
 	if old, err := sp.load(); err == nil {
 		rec.Paths = old.Paths
 	}
-	sp.mu.Lock()
-	rec.Paths = append(rec.Paths, sp.entries...)
-	sp.mu.Unlock()
-	rec.Paths = append(rec.Paths, *e)
-	// One entry per key, the latest.
+	rec.Paths = append(rec.Paths, sp.timed...)
 	seen := map[pathKey]int{}
 	var paths []pathEntry
 	for _, p := range rec.Paths {

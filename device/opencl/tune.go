@@ -546,7 +546,8 @@ func (d *Device) Tunables() map[string]string {
 // applyTuning is called by Open before the program is built. With tuning
 // on (tuneModeOf) it reads the device's tuning record, or tunes and saves
 // one, and adds the chosen tunables to d.opts.Defines. It never fails:
-// problems are logged and leave the vendor defaults. It returns the mode.
+// problems are logged and leave the vendor defaults. It returns the mode,
+// off where tunables set by the user turn tuning off.
 func (d *Device) applyTuning(p *cl.Platform) tuneMode {
 	mode := tuneModeOf(&d.opts)
 	if mode == tuneOff {
@@ -555,7 +556,7 @@ func (d *Device) applyTuning(p *cl.Platform) tuneMode {
 	for _, n := range tunedNames {
 		if _, ok := d.opts.Defines[n]; ok && !slices.Contains(pathNames, n) {
 			d.opts.logf("tuning skipped on %s: Options.Defines or ALEXCL_CL_DEFINES sets %s", d.info.Name, n)
-			return mode
+			return tuneOff // the user's choice: no paths per shape either (shapes.go)
 		}
 	}
 	key := d.tuneKey(p)
