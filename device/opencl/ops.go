@@ -257,7 +257,7 @@ func (d *Device) Conv2DForward(x, w, b, y device.Buffer, s device.ConvShape) err
 	if err := checkBufs(op, "x", x, nx, "w", w, nw, "b", b, s.K, "y", y, ny); err != nil {
 		return err
 	}
-	return d.conv2DForward(d.convPath(s, winoOpForward, x, w, b, y), x, w, b, y, s)
+	return d.conv2DForward(d.convPath(s, winoOpForward, x, w, b), x, w, b, y, s)
 }
 
 // conv2DForward is Conv2DForward on path, its shape and buffers checked.
@@ -300,7 +300,7 @@ func (d *Device) Conv2DBackwardData(dy, w, dx device.Buffer, s device.ConvShape)
 	if err := checkBufs(op, "dy", dy, ny, "w", w, nw, "dx", dx, nx); err != nil {
 		return err
 	}
-	return d.conv2DBackwardData(d.convPath(s, winoOpData, dy, w, dx, nil), dy, w, dx, s)
+	return d.conv2DBackwardData(d.convPath(s, winoOpData, dy, w, nil), dy, w, dx, s)
 }
 
 // conv2DBackwardData is Conv2DBackwardData on path, its shape and buffers
@@ -401,7 +401,7 @@ func (d *Device) Conv2DBackwardFilter(x, dy, dw, db device.Buffer, s device.Conv
 	if err := checkBufs(op, "x", x, nx, "dy", dy, ny, "dw", dw, nw, "db", db, s.K); err != nil {
 		return err
 	}
-	return d.conv2DBackwardFilter(d.convPath(s, winoOpFilter, x, dy, dw, db), x, dy, dw, db, s)
+	return d.conv2DBackwardFilter(d.convPath(s, winoOpFilter, x, dy, nil), x, dy, dw, db, s)
 }
 
 // conv2DBackwardFilter is Conv2DBackwardFilter on path, its shape and

@@ -135,10 +135,11 @@ type pathEntry struct {
 }
 
 // convPath returns the path op takes on shape s: the per-shape choice,
-// made now if s is new (a, b, c and e are the op's buffers in its
-// argument order, e nil where it has three), or the defines' (definedPath)
-// when the choice is off. Without allocating, once s is known.
-func (d *Device) convPath(s device.ConvShape, op string, a, b, c, e device.Buffer) convPath {
+// made now if s is new (a, b and c are the op's inputs in its argument
+// order: x, w, b forward; dy, w for the data gradient; x, dy for the
+// filter gradient; nil after), or the defines' (definedPath) when the
+// choice is off. Without allocating, once s is known.
+func (d *Device) convPath(s device.ConvShape, op string, a, b, c device.Buffer) convPath {
 	sp := &d.shapes
 	if !sp.on {
 		return d.definedPath(s, op)
@@ -150,7 +151,7 @@ func (d *Device) convPath(s device.ConvShape, op string, a, b, c, e device.Buffe
 	if ok {
 		return p
 	}
-	return d.choosePath(key, a, b, c, e)
+	return d.choosePath(key, a, b, c)
 }
 
 // definedPath is the path the defines give op on s: a Winograd variant
@@ -190,7 +191,7 @@ func (d *Device) pathCandidates(s device.ConvShape, op string) []convPath {
 // returns it. It never fails: where the timing cannot be done (a scratch
 // buffer that does not fit, an op error, an output that is not finite) it
 // logs why and keeps definedPath's for this run only, unrecorded.
-func (d *Device) choosePath(key pathKey, a, b, c, e device.Buffer) convPath {
+func (d *Device) choosePath(key pathKey, a, b, c device.Buffer) convPath {
 	sp := &d.shapes
 	sp.choosing.Lock()
 	defer sp.choosing.Unlock()
@@ -214,7 +215,7 @@ func (d *Device) choosePath(key pathKey, a, b, c, e device.Buffer) convPath {
 		return keep(cands[0], nil)
 	}
 	start := time.Now()
-	entry, p, err := d.timePaths(key, cands, a, b, c, e)
+	entry, p, err := d.timePaths(key, cands, a, b, c)
 	what := fmt.Sprintf("the %s path of %s", key.op, shapeName(key.s))
 	if err != nil {
 		d.opts.logf("warning: choosing %s on %s: %v; %s taken for this run", what, d.info.Name, err, d.definedPath(key.s, key.op).name(key.op))
@@ -230,12 +231,12 @@ func (d *Device) choosePath(key pathKey, a, b, c, e device.Buffer) convPath {
 }
 
 // timePaths times cands of key and returns the entry of the choice and the
-// path chosen. a, b, c and e are the op's buffers (convPath); the paths
-// run on its inputs into scratch outputs, through the ops' internal
+// path chosen. a, b and c are the op's inputs (convPath); the paths run
+// on them into scratch outputs, through the ops' internal
 // forms, which take the path as given: another goroutine's op on the same
 // shape waits for the choice (sp.choosing) and is never run on a path on
 // trial.
-func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c, e device.Buffer) (*pathEntry, convPath, error) {
+func (d *Device) timePaths(key pathKey, cands []convPath, a, b, c device.Buffer) (*pathEntry, convPath, error) {
 	s, op := key.s, key.op
 	nx, nw, ny, err := convSizes(op, s)
 	if err != nil {

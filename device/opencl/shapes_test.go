@@ -126,7 +126,7 @@ func TestShapePaths(t *testing.T) {
 				if want := kind == gemmTiled && e.Op == winoOpData; slices.Contains(names, "implicit") != want {
 					t.Errorf("%s %s on %s: candidates %v", e.Op, shapeName(e.Shape), kind, names)
 				}
-				if got := d.convPath(e.Shape, e.Op, nil, nil, nil, nil).name(e.Op); got != e.Path {
+				if got := d.convPath(e.Shape, e.Op, nil, nil, nil).name(e.Op); got != e.Path {
 					t.Errorf("%s %s: the device takes %s, the record says %s", e.Op, shapeName(e.Shape), got, e.Path)
 				}
 			}
@@ -137,7 +137,7 @@ func TestShapePaths(t *testing.T) {
 				t.Errorf("Tunables() names a path define, which decides nothing here: %v", d.Tunables())
 			}
 			// Known shapes are looked up without allocating.
-			if n := testing.AllocsPerRun(100, func() { d.convPath(s3, winoOpData, nil, nil, nil, nil) }); n != 0 {
+			if n := testing.AllocsPerRun(100, func() { d.convPath(s3, winoOpData, nil, nil, nil) }); n != 0 {
 				t.Errorf("convPath: %v allocations per call", n)
 			}
 
@@ -197,7 +197,7 @@ func TestShapePathsChecked(t *testing.T) {
 	if !strings.Contains(log.String(), "warning: choosing the forward path of 16 3x3/1 p1 g1 on 1x16x5x5") || !strings.Contains(log.String(), "not finite") {
 		t.Errorf("log:\n%s", log.String())
 	}
-	if got := d.convPath(s, winoOpForward, nil, nil, nil, nil); got != d.definedPath(s, winoOpForward) {
+	if got := d.convPath(s, winoOpForward, nil, nil, nil); got != d.definedPath(s, winoOpForward) {
 		t.Errorf("after a failed choice the device takes %s", got.name(winoOpForward))
 	}
 	// The failure holds for the run: the next call neither times nor warns.
