@@ -616,6 +616,12 @@ func testLRN(t *testing.T, d *Device) {
 		{N: 3, C: 7, H: 3, W: 2, Size: 4, Alpha: 0.5, Beta: 0.75, K: 1}, // even size, strong coupling
 		{N: 1, C: 6, H: 4, W: 4, Size: 1, Alpha: 1, Beta: 0.5, K: 1},
 		{N: 1, C: 9, H: 2, W: 3, Size: 11, Alpha: 2, Beta: 1.5, K: 0.5},
+		// Full blocks of lrn_backward_vec's pixels: windows in its ring
+		// (LRNV_RING 8: even, as wide as the ring, with a partial block
+		// after) and wider than it (the loop without the ring).
+		{N: 1, C: 13, H: 4, W: 8, Size: 4, Alpha: 0.5, Beta: 0.75, K: 1},
+		{N: 2, C: 10, H: 5, W: 4, Size: 8, Alpha: 0.5, Beta: 0.75, K: 1},
+		{N: 1, C: 12, H: 4, W: 4, Size: 11, Alpha: 2, Beta: 1.5, K: 0.5},
 	}
 	for _, s := range shapes {
 		shape := fmt.Sprintf("%+v", s)
