@@ -32,6 +32,7 @@ type progress struct {
 	// one-time costs (an OpenCL device times each convolution's paths on
 	// its first use of a layer shape, shapes.go).
 	firstEnd time.Time
+	now      func() time.Time // time.Now; tests step a clock of their own
 }
 
 // isTerminal reports whether w is a character device such as a terminal.
@@ -54,7 +55,7 @@ func newProgress(w io.Writer, interval time.Duration, total int64, perEpoch int,
 	}
 	now := time.Now()
 	return &progress{w: w, tty: tty, interval: interval, total: total, perEpoch: perEpoch,
-		rateStart: now, runStart: now, stepStart: startStep, lastDraw: now}
+		rateStart: now, runStart: now, stepStart: startStep, lastDraw: now, now: time.Now}
 }
 
 // step records one finished step (step counted from 1) of n images with the
@@ -63,7 +64,7 @@ func (p *progress) step(step int64, epoch int, n int, loss float64, lr float64) 
 	p.lossSum += loss
 	p.lossN++
 	p.rateImgs += int64(n)
-	now := time.Now()
+	now := p.now()
 	if p.firstEnd.IsZero() {
 		p.firstEnd = now
 	}
@@ -108,7 +109,7 @@ func (p *progress) meanLoss() float64 {
 // an evaluation's time does not count as training time.
 func (p *progress) resetLoss() {
 	p.lossSum, p.lossN = 0, 0
-	p.rateStart, p.rateImgs = time.Now(), 0
+	p.rateStart, p.rateImgs = p.now(), 0
 }
 
 // line prints a line that stays (epoch summaries, checkpoints, warnings).

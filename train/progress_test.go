@@ -13,15 +13,18 @@ import (
 func TestProgressETA(t *testing.T) {
 	var out bytes.Buffer
 	p := newProgress(&out, time.Nanosecond, 11, 0, 0)
-	p.runStart = time.Now().Add(-100 * time.Second) // a slow first step
+	clock := p.runStart
+	p.now = func() time.Time { return clock }
+	clock = clock.Add(100 * time.Second) // a slow first step
 	p.step(1, 0, 8, 1, 0.1)
 	if !strings.Contains(out.String(), "ETA 16m40s") { // 100 s a step so far, 10 to go
 		t.Errorf("after the first step: %q", out.String())
 	}
-	p.firstEnd = p.firstEnd.Add(-2 * time.Second) // then 1 s a step
 	out.Reset()
-	p.step(2, 0, 8, 1, 0.1)
-	p.step(3, 0, 8, 1, 0.1)
+	for step := int64(2); step <= 3; step++ { // then 1 s a step
+		clock = clock.Add(time.Second)
+		p.step(step, 0, 8, 1, 0.1)
+	}
 	if !strings.Contains(out.String(), "ETA 8.0s") { // 8 steps to go at 1 s
 		t.Errorf("after the third step: %q", out.String())
 	}

@@ -622,6 +622,7 @@ func testLRN(t *testing.T, d *Device) {
 		{N: 1, C: 13, H: 4, W: 8, Size: 4, Alpha: 0.5, Beta: 0.75, K: 1},
 		{N: 2, C: 10, H: 5, W: 4, Size: 8, Alpha: 0.5, Beta: 0.75, K: 1},
 		{N: 1, C: 12, H: 4, W: 4, Size: 11, Alpha: 2, Beta: 1.5, K: 0.5},
+		{N: 1, C: 12, H: 4, W: 4, Size: 9, Alpha: 2, Beta: 1.5, K: 0.5},
 	}
 	for _, s := range shapes {
 		shape := fmt.Sprintf("%+v", s)
