@@ -560,9 +560,14 @@ func testMaxPool(t *testing.T, d *Device) {
 		{N: 1, C: 2, H: 7, W: 8, Size: 2, Stride: 3},
 		{N: 2, C: 5, H: 55, W: 55, Size: 3, Stride: 2},
 		{N: 3, C: 2, H: 9, W: 11, Size: 4, Stride: 1},
+		// max_pool_forward_plane's 3x3/2 blocks of 8 outputs: W = 18 is
+		// one block with its last load ending at the row's end, 19 the
+		// same and a tail output.
+		{N: 2, C: 3, H: 5, W: 18, Size: 3, Stride: 2},
+		{N: 1, C: 2, H: 7, W: 19, Size: 3, Stride: 2},
 	}
 	for _, s := range shapes {
-		for mode := 0; mode < 3; mode++ {
+		for mode := 0; mode < 4; mode++ {
 			shape := fmt.Sprintf("%+v mode=%d", s, mode)
 			nx, ny := s.N*s.C*s.H*s.W, s.N*s.C*s.OH()*s.OW()
 			var x []float32
@@ -575,6 +580,13 @@ func testMaxPool(t *testing.T, d *Device) {
 				x = make([]float32, nx)
 				for i := range x {
 					x[i] = float32(rng.IntN(3))
+				}
+			case 3: // NaNs, which beat every number; the first is kept
+				x = randF32(rng, nx, -1, 1)
+				for i := range x {
+					if rng.IntN(8) == 0 {
+						x[i] = float32(math.NaN())
+					}
 				}
 			}
 			bx, by := up(t, d, x), up(t, d, make([]float32, ny))
