@@ -84,12 +84,15 @@ __kernel void lrn_backward(__global const float *x,     // (N, C, H, W)
 // with explicit vectors (exp and log then run LRNV_VW lanes at a time);
 // the last, partial block of an image runs the same sums pixel by pixel.
 // NDRange: N * ceil(H*W / LRNV_VW), 1-D, rounded up. The sums are the
-// scalar kernels' sums, in the same order. lrn_backward_vec computes each
-// channel's dy*y/scale once, into a ring of the last LRNV_RING channels,
-// where the scalar form computes it once per window it falls in (size
-// times): under POCL mini's two LRN backward passes at batch 128 went
-// from 11-13 and 11-14 ms to 5.0 and 6.7-8.6 ms; wider windows take the
-// loop without the ring.
+// scalar kernels' sums, in the same order (a compiler may still fuse
+// the forward's v*v + sum into one fma in one form and not the other).
+// For windows of up to LRNV_RING channels, lrn_forward_vec computes each
+// channel's x*x, and lrn_backward_vec its dy*y/scale, once, into a ring
+// of the last LRNV_RING channels, where the scalar forms compute them once
+// per window they fall in (size times): under POCL mini's two LRN
+// backward passes at batch 128 went from 11-13 and 11-14 ms to 5.0 and
+// 6.7-8.6 ms, paper's two forward passes at batch 32 from 23.4 to
+// 10.5 ms; wider windows take the loops without the ring.
 //   lrn_forward_vec(x, y, scale, N, C, H, W, size, alpha, beta, k)
 //   lrn_backward_vec(x, y, scale, dy, dx, N, C, H, W, size, alpha, beta, k)
 // Tunable: LRNV_VW vector width, 4, 8 or 16 (default 16).
@@ -119,6 +122,26 @@ __kernel void lrn_forward_vec(__global const float *x, // (N, C, H, W)
     const int n = i / nb, p0 = (i % nb) * LRNV_VW;
     const int base = n * C * HW + p0;
     const float as = alpha / (float)size;
+    if (p0 + LRNV_VW <= HW && size <= LRNV_RING) {
+        // Each channel's square computed once, into a ring of the window's
+        // last LRNV_RING channels, then summed as below.
+        lrnv ring[LRNV_RING];
+        int next = 0; // the next channel whose square is not in the ring
+        for (int c = 0; c < C; c++) {
+            const int lo = max(0, c - size / 2), hi = min(C - 1, c + (size - 1) / 2);
+            for (; next <= hi; next++) {
+                const lrnv v = lrnv_load(0, x + base + next * HW);
+                ring[next % LRNV_RING] = v * v;
+            }
+            lrnv sum = (lrnv)(0.0f);
+            for (int cc = lo; cc <= hi; cc++)
+                sum += ring[cc % LRNV_RING];
+            const lrnv sc = k + as * sum;
+            lrnv_store(sc, 0, scale + base + c * HW);
+            lrnv_store(lrnv_load(0, x + base + c * HW) * exp(-beta * log(sc)), 0, y + base + c * HW);
+        }
+        return;
+    }
     if (p0 + LRNV_VW <= HW) {
         for (int c = 0; c < C; c++) {
             const int lo = max(0, c - size / 2), hi = min(C - 1, c + (size - 1) / 2);
