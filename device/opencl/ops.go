@@ -736,6 +736,9 @@ func (d *Device) DropoutForward(x, y device.Buffer, n int, p float32, key device
 	if err := checkBufs(op, "x", x, n, "y", y, n); err != nil {
 		return err
 	}
+	if d.vector() {
+		return d.launch1D("dropout_forward_vec", ceilMul(n, 16)/16, append([]any{x, y, n}, args...)...)
+	}
 	return d.launch1D("dropout_forward", n, append([]any{x, y, n}, args...)...)
 }
 
@@ -748,6 +751,9 @@ func (d *Device) DropoutBackward(dy, dx device.Buffer, n int, p float32, key dev
 	}
 	if err := checkBufs(op, "dy", dy, n, "dx", dx, n); err != nil {
 		return err
+	}
+	if d.vector() {
+		return d.launch1D("dropout_backward_vec", ceilMul(n, 16)/16, append([]any{dy, dx, n}, args...)...)
 	}
 	return d.launch1D("dropout_backward", n, append([]any{dy, dx, n}, args...)...)
 }
