@@ -491,6 +491,9 @@ func (d *Device) conv2DBackwardFilter(path convPath, x, dy, dw, db device.Buffer
 // convBiasGrad adds the bias gradient of a convolution to db
 // (conv2d_backward_bias).
 func (d *Device) convBiasGrad(dy, db device.Buffer, s device.ConvShape) error {
+	if d.vector() {
+		return d.launch1D("conv2d_backward_bias_vec", s.K, dy, db, s.N, s.K, s.OH(), s.OW())
+	}
 	wg := d.tunable("CONV_BIAS_WG", 256)
 	return d.launch("conv2d_backward_bias", []int{s.K * wg}, []int{wg},
 		dy, db, s.N, s.K, s.OH(), s.OW())
