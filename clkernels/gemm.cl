@@ -59,6 +59,14 @@
 //   gemm_sum_splits(part, C, M, N, ldc, splits, alpha, beta)
 //             Not a GEMM: the sum of the partial products of a split K
 //             (below).
+//   gemm_transpose(src, dst, rows, cols, beta)
+//             Not a GEMM: dst (cols, rows) = srcᵀ + beta * dst, src (rows,
+//             cols) row-major; dst is not read when beta is 0. One work
+//             item per element of dst, 1-D, rounded up. Device.Gemm on CPU
+//             devices takes C = A·Bᵀ (a linear layer's forward) as
+//             (B·Aᵀ)ᵀ: Aᵀ by this kernel, B·Aᵀ by gemm_vec, then C by this
+//             kernel again, as gemm_dot ran at about a fifth of gemm_vec's
+//             speed under POCL (device/opencl/ops.go).
 //
 // Tunables (-D, through Options.Defines; ops.go reads the same values to launch):
 //   GEMM_TSM  tile rows of C            (default 64)
@@ -505,6 +513,18 @@ __kernel void gemm_dot(GEMM_ARGS)
             const int idx = (m0 + i) * ldc + n0 + j;
             C[idx] = gemm_out(gemm_hsum(acc[i][j]) + tail[i][j], alpha, beta, C, idx, bias, hasbias, m0 + i);
         }
+}
+
+__kernel void gemm_transpose(__global const float *src, // (rows, cols)
+                             __global float *dst,       // (cols, rows)
+                             const int rows, const int cols, const float beta)
+{
+    const int i = get_global_id(0);
+    if (i >= rows * cols)
+        return;
+    const int c = i / rows, r = i - c * rows;
+    const float v = src[(size_t)r * cols + c];
+    dst[i] = beta == 0.0f ? v : v + beta * dst[i];
 }
 
 // gemm_sum_splits: the last step of a product whose K the host cut into

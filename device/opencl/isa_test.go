@@ -300,7 +300,7 @@ func parsePTX(ptx string) map[string]kernelISA {
 }
 
 // vectorOnly are the kernels only the vector (CPU) family launches.
-var vectorOnly = []string{"gemm_vec", "gemm_dot", "max_pool_forward_plane", "max_pool_backward_plane", "lrn_forward_vec", "lrn_backward_vec", "dropout_forward_vec", "dropout_backward_vec", "conv2d_backward_bias_vec"}
+var vectorOnly = []string{"gemm_vec", "gemm_dot", "max_pool_forward_plane", "max_pool_backward_plane", "lrn_forward_vec", "lrn_backward_vec", "dropout_forward_vec", "dropout_backward_vec", "conv2d_backward_bias_vec", "gemm_transpose"}
 
 // isaConfig is one program: a name for reports, its defines and the
 // kernels whose figures the report prints.
