@@ -109,7 +109,7 @@ void dropout_vec(__global const float *in, __global float *out, const int i0,
                  const uint seed_lo, const uint seed_hi, const uint layer,
                  const uint step_lo, const uint step_hi)
 {
-    if (i0 + 16 <= n) {
+    if (n - i0 >= 16) { /* not i0 + 16 <= n, which overflows near 2^31 */
         const uint16 r = philox4x32_10_x16((uint)i0, layer, step_lo, step_hi, seed_lo, seed_hi);
         const int16 keep = (r >> 8) >= (uint16)(threshold);
         const float16 v = vload16(0, in + i0) * scale;

@@ -105,7 +105,8 @@ __kernel void lrn_backward(__global const float *x,     // (N, C, H, W)
 #define lrnv LRNV_CAT(float, LRNV_VW)
 #define lrnv_load LRNV_CAT(vload, LRNV_VW)
 #define lrnv_store LRNV_CAT(vstore, LRNV_VW)
-// The widest window lrn_backward_vec keeps in its ring (AlexNet's is 5).
+// The widest window lrn_forward_vec and lrn_backward_vec keep in their
+// rings (AlexNet's is 5).
 #define LRNV_RING 8
 
 __kernel void lrn_forward_vec(__global const float *x, // (N, C, H, W)

@@ -151,7 +151,7 @@ func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffe
 		return err
 	}
 	g := plainGemm(tA, tB, M, N, K, alpha, A, B, beta, C)
-	if d.vector() && tB && !tA && K > 0 {
+	if d.byTranspose(tA, tB, M, N, K) {
 		return d.gemmByTranspose(g)
 	}
 	if s := d.gemmSplits(M, N, K, 1); s > 1 {
@@ -168,8 +168,8 @@ func (d *Device) Gemm(tA, tB bool, M, N, K int, alpha float32, A, B device.Buffe
 // gemm_vec the product B·Aᵀ (N, M) to slot 1, and gemm_transpose adds
 // its transpose to beta·C. Under POCL gemm_dot took fc6's x·Wᵀ at batch
 // 32 (32×4096×9216) in 41.5 ms and gemm_vec B·Aᵀ in 7.5 ms, the
-// transposes reading and writing 1.7 MB. Where the workspace cannot hold
-// them, gemm_dot takes the product.
+// transposes reading and writing 1.7 MB. Where a slot cannot be
+// allocated, gemm_dot takes the product.
 func (d *Device) gemmByTranspose(g gemmCall) error {
 	d.ws.mu.Lock()
 	defer d.ws.mu.Unlock()
@@ -190,6 +190,17 @@ func (d *Device) gemmByTranspose(g gemmCall) error {
 		return err
 	}
 	return d.launch1D("gemm_transpose", g.N*g.M, ct, g.C, g.N, g.M, g.beta)
+}
+
+// byTranspose reports whether Device.Gemm takes op(A)·op(B) by
+// gemmByTranspose: on the vector family, for A·Bᵀ with K > 0, at least one
+// whole gemm_vec column block of rows in A (M >= 2·GEMMV_VW: below that
+// gemm_vec runs its scalar edge loop, and fc6's product at M = 16 took
+// 292 ms against gemm_dot's 22), and Aᵀ and the product within
+// workspaceCap.
+func (d *Device) byTranspose(tA, tB bool, M, N, K int) bool {
+	return d.vector() && tB && !tA && K > 0 && M >= 2*d.tunable("GEMMV_VW", 16) &&
+		4*int64(M)*(int64(K)+int64(N)) <= int64(workspaceCap)
 }
 
 // plainGemm is the gemmCall of C (M, N) = alpha·op(A)·op(B) + beta·C for

@@ -23,8 +23,10 @@ var workspaceCap = 256 << 20
 // GEMMs: slot 0 holds unrolled patches (col), or the flipped filters of an
 // implicit backward-data convolution, slot 1 the partial filter gradients
 // of a GPU's runs of images (Conv2DBackwardFilter), slot 2 zeros (zeros);
-// a Winograd convolution (wino.go) takes slots 0, 1 and 3, and a GEMM
-// split along K (gemm.go) slot 4 for its runs' partial products. Each slot grows
+// a Winograd convolution (wino.go) takes slots 0, 1 and 3, a GEMM
+// split along K (gemm.go) slot 4 for its runs' partial products, and
+// Device.Gemm's A·Bᵀ on the vector family (gemmByTranspose) slots 0 and 1
+// for Aᵀ and the product. Each slot grows
 // to the largest size asked for and is then reused, so a training step
 // allocates nothing after its first one. Workspace buffers
 // are not counted in MemStats (they are the device's, not the caller's);
