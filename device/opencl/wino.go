@@ -135,14 +135,14 @@ func winoHas(v, op string) bool {
 	return false
 }
 
-// winograd reports whether d computes op (winoOpForward, winoOpData or
-// winoOpFilter) of convolutions of shape s with Winograd: s of a filter
-// size with a variant whose define names op, with at least
-// CONV_WINO_MINCH input and output channels per group; never when wino.cl
-// did not build (d.noWino).
+// winograd reports whether the defines give op (winoOpForward, winoOpData
+// or winoOpFilter) of convolutions of shape s a Winograd path
+// (definedPath): s of a filter size with a variant whose define names op,
+// with at least CONV_WINO_MINCH input and output channels per group;
+// never when wino.cl did not build (d.noWino).
 func (d *Device) winograd(s device.ConvShape, op string) bool {
-	_, ok := d.winoVariant(s.R, op)
-	return ok && d.winoShape(s)
+	_, ok := d.definedPath(s, op).wino()
+	return ok
 }
 
 // winoShape reports whether Winograd can take convolutions of shape s:
@@ -165,17 +165,6 @@ func winoSize(R int) bool {
 		}
 	}
 	return false
-}
-
-// winoVariant returns the first of winoVariants for R×R filters whose
-// define names op.
-func (d *Device) winoVariant(R int, op string) (winoVariant, bool) {
-	for _, v := range winoVariants {
-		if v.R == R && winoHas(d.opts.Defines[v.define], op) {
-			return v, true
-		}
-	}
-	return winoVariant{}, false
 }
 
 // winoKernels are the names of an F(M×M, R×R)'s wino.cl kernels.
