@@ -638,13 +638,23 @@ func (d *Device) Fill(b device.Buffer, v float32) error {
 func (d *Device) Sync() error {
 	d.useMu.RLock()
 	defer d.useMu.RUnlock()
+	if err := d.drainLocked(); err != nil {
+		return err
+	}
+	return d.takeLabelError("sync")
+}
+
+// drainLocked waits for the queue: Sync without the label check, which
+// it leaves for the caller's next Sync or Read. The caller holds useMu for
+// reading.
+func (d *Device) drainLocked() error {
 	if d.closed {
 		return fmt.Errorf("sync %s: %w", d.info.ID, errClosed)
 	}
 	if err := d.finish(); err != nil {
 		return fmt.Errorf("sync %s: %w", d.info.ID, err)
 	}
-	return d.takeLabelError("sync")
+	return nil
 }
 
 // MemStats reports allocation accounting.

@@ -516,14 +516,11 @@ func (d *Device) readFloats(b device.Buffer, n int) ([]float32, error) {
 }
 
 // drain waits for the queue, leaving a bad label for the caller's next
-// Sync or Read.
+// Sync or Read (drainLocked).
 func (d *Device) drain() error {
 	d.useMu.RLock()
 	defer d.useMu.RUnlock()
-	if d.closed {
-		return fmt.Errorf("sync %s: %w", d.info.ID, errClosed)
-	}
-	return d.finish()
+	return d.drainLocked()
 }
 
 // shapeName is s in logs: "384 3x3/1 p1 g2 on 128x256x13x13", as the
