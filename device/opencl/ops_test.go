@@ -1409,29 +1409,8 @@ func TestGemmByTranspose(t *testing.T) {
 		t.Run("conv", func(t *testing.T) {
 			t.Parallel()
 			for i := range 20 {
-				shapeOpsForward(t, d, s, uint64(i))
+				shapeOps(t, d, s, uint64(i)) // shapes_test.go
 			}
 		})
 	})
-}
-
-// shapeOpsForward runs Conv2DForward of s on random data against
-// device/ref.
-func shapeOpsForward(t *testing.T, d *Device, s device.ConvShape, seed uint64) {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, 2))
-	nx, nw, ny := s.N*s.C*s.H*s.W, s.K*s.C/s.Groups*s.R*s.S, s.N*s.K*s.OH()*s.OW()
-	x, w, b := randF32(rng, nx, -1, 1), randF32(rng, nw, -1, 1), randF32(rng, s.K, -1, 1)
-	bx, bw, bb, by := up(t, d, x), up(t, d, w), up(t, d, b), up(t, d, filled(ny, float32(math.NaN())))
-	defer func() {
-		for _, buf := range []device.Buffer{bx, bw, bb, by} {
-			d.Free(buf)
-		}
-	}()
-	if err := d.Conv2DForward(bx, bw, bb, by, s); err != nil {
-		t.Fatal(err)
-	}
-	y := make([]float32, ny)
-	ref.Conv2DForward(x, w, b, y, s)
-	compare(t, nil, "Conv2DForward", fmt.Sprintf("%+v", s), down(t, d, by, ny), y, 1e-5, 1e-4)
 }
