@@ -130,7 +130,7 @@ var (
 // (no split) on the vector family, with ALEXCL_CL_LEGACY=splitk, or when
 // C's tiles already give splitGroupsPerCU work-groups per compute unit;
 // else enough runs for that many, each at least splitMinK long, at most
-// splitMax, and their partial products within workspaceCap and within
+// splitMax, and their partial products within the workspace cap and within
 // the largest buffer the device allows.
 func (d *Device) gemmSplits(M, N, K, nb int) int {
 	if d.vector() || d.legacy.noSplitK {
@@ -142,7 +142,7 @@ func (d *Device) gemmSplits(M, N, K, nb int) int {
 	if tiles >= want {
 		return 1
 	}
-	room := min(int64(workspaceCap), d.maxAlloc) / max(4*int64(M)*int64(N)*int64(max(nb, 1)), 1)
+	room := min(d.wsCap(), d.maxAlloc) / max(4*int64(M)*int64(N)*int64(max(nb, 1)), 1)
 	s := min(ceilMul(want, tiles)/tiles, K/splitMinK, splitMax, int(min(room, int64(splitMax))))
 	return max(s, 1)
 }

@@ -67,12 +67,21 @@ func (d *Device) launch(name string, global, local []int, args ...any) error {
 		return fmt.Errorf("%s: launch %s: %w", d.info.ID, name, err)
 	}
 	w := d.takeWaits()
-	ev, err := d.queue.EnqueueNDRangeKernel(k, nil, global, local, w)
+	var err error
+	if d.prof.recording() {
+		var ev *cl.Event
+		if ev, err = d.queue.EnqueueNDRangeKernel(k, nil, global, local, w); err == nil {
+			d.prof.keep(name, ev) // releases ev if profiling stopped meanwhile (profile.go)
+		}
+	} else {
+		// No event: nothing waits on a launch, and creating and releasing
+		// one per launch is host work a driver could spare.
+		err = d.queue.EnqueueNDRangeKernelNoEvent(k, nil, global, local, w)
+	}
 	d.putWaits(w, err)
 	if err != nil {
 		return fmt.Errorf("%s: launch %s global %v local %v: %w", d.info.ID, name, global, local, err)
 	}
-	d.prof.keep(name, ev) // releases ev unless profiling (profile.go)
 	if d.flushEvery > 0 {
 		// Hand the queued kernels to the device now and then, and at once
 		// after the host has waited for it (the device is idle then): a

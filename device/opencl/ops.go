@@ -197,10 +197,10 @@ func (d *Device) gemmByTranspose(g gemmCall) error {
 // whole gemm_vec column block of rows in A (M >= 2·GEMMV_VW: below that
 // gemm_vec runs its scalar edge loop, and fc6's product at M = 16 took
 // 292 ms against gemm_dot's 22), and Aᵀ and the product within
-// workspaceCap.
+// the workspace cap.
 func (d *Device) byTranspose(tA, tB bool, M, N, K int) bool {
 	return d.vector() && tB && !tA && K > 0 && M >= 2*d.tunable("GEMMV_VW", 16) &&
-		4*int64(M)*(int64(K)+int64(N)) <= int64(workspaceCap)
+		4*int64(M)*(int64(K)+int64(N)) <= d.wsCap()
 }
 
 // plainGemm is the gemmCall of C (M, N) = alpha·op(A)·op(B) + beta·C for

@@ -1051,6 +1051,12 @@ func TestFilterRuns(t *testing.T) {
 			t.Fatalf("chunk of %d images, want 3", nc)
 		}
 		testConv(t, d, shapes[1:])
+		// Room for 5 of 7 images: two chunks, of 4 and 3, not 5 and 2.
+		workspaceCap = 4 * 5 * 4200
+		if nc := d.chunkImages(7, func(nc int) (int, int) { return nc * 4200, 0 }); nc != 4 {
+			t.Fatalf("room for 5 of 7 images: chunks of %d, want 4", nc)
+		}
+		testConv(t, d, shapes[1:])
 	})
 	t.Run("per image", func(t *testing.T) {
 		filterGroupsPerCU, d.legacy.filterPerImage = 1, true
@@ -1413,4 +1419,24 @@ func TestGemmByTranspose(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestWsCap: the workspace cap grows with a GPU's memory past 8 GiB, and
+// stays workspaceCap on CPU devices and smaller GPUs.
+func TestWsCap(t *testing.T) {
+	for _, tc := range []struct {
+		typ  string
+		mem  int64
+		want int64
+	}{
+		{"GPU", 80 << 30, 80 << 30 / 32},
+		{"GPU", 4 << 30, int64(workspaceCap)},
+		{"CPU", 64 << 30, int64(workspaceCap)},
+		{"ACCELERATOR", 80 << 30, int64(workspaceCap)},
+	} {
+		d := &Device{info: device.Info{Type: tc.typ, GlobalMem: tc.mem}}
+		if got := d.wsCap(); got != tc.want {
+			t.Errorf("%s with %s: cap %s, want %s", tc.typ, device.HumanBytes(tc.mem), device.HumanBytes(got), device.HumanBytes(tc.want))
+		}
+	}
 }

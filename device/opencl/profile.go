@@ -18,7 +18,7 @@ type KernelTime struct {
 
 // profiler keeps the events of kernel launches while profiling is on. The
 // queue is created with CL_QUEUE_PROFILING_ENABLE, so keeping an event is
-// all profiling costs; when it is off, events are released at once.
+// all profiling costs; when it is off, launches ask for no event.
 type profiler struct {
 	mu     sync.Mutex
 	on     bool
@@ -29,6 +29,14 @@ type profiler struct {
 type profEvent struct {
 	kernel string
 	ev     *cl.Event
+}
+
+// recording reports whether a launch now is recorded: profiling on and not
+// paused. A launch asks for its event only then.
+func (p *profiler) recording() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.on && p.paused == 0
 }
 
 // keep records ev of a launch of kernel while profiling, else releases it.

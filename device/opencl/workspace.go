@@ -2,6 +2,7 @@ package opencl
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -10,14 +11,28 @@ import (
 	"github.com/alexcl/alexcl/device/opencl/cl"
 )
 
-// workspaceCap (a variable for tests) bounds the bytes of the workspace a
-// convolution's chunk of images asks for (slots 0 and 1 together): the
-// batch is split into chunks that fit (one image per chunk at least).
+// workspaceCap (a variable for tests) bounds, as wsCap scales it on large
+// GPUs, the bytes of the workspace a convolution's chunk of images asks
+// for (slots 0 and 1 together): the batch is split into chunks that fit
+// (one image per chunk at least).
 // Slot 3 (Winograd's transformed filters) is outside the cap, and slot 4
 // (a split GEMM's partial products, gemmSplits) has a cap of its own, so
 // the workspace may peak at about twice the cap plus slot 3 (a Winograd
 // filter gradient whose GEMM is split).
 var workspaceCap = 256 << 20
+
+// wsCap is the device's workspace cap: workspaceCap, or on a GPU with more
+// than 8 GiB a thirty-second of its memory (2.5 GiB on an 80 GiB card),
+// so that a large batch's filter gradient runs in one chunk of images
+// rather than a few, each of fewer work-groups than the GPU holds. On a
+// CPU device memory is the host's, and larger chunks gain nothing.
+func (d *Device) wsCap() int64 {
+	c := int64(workspaceCap)
+	if strings.Contains(d.info.Type, "GPU") {
+		c = max(c, d.info.GlobalMem/32)
+	}
+	return c
+}
 
 // workspace is the device scratch memory of the convolutions and of split
 // GEMMs: slot 0 holds unrolled patches (col), or the flipped filters of an
@@ -103,13 +118,17 @@ func (d *Device) zeros(n int) (*buffer, error) {
 
 // chunkImages returns how many of n images a chunk holds (at least one)
 // when a chunk of nc needs slots of elems(nc) float32s (col, part; both
-// nondecreasing in nc): the most whose slots fit the workspace cap
-// together and the device's largest buffer each.
+// nondecreasing in nc): the fewest chunks whose slots fit the workspace
+// cap together and the device's largest buffer each, and of those chunks
+// the smallest size that still covers n in that many, so that they are
+// even (128 images in chunks of 43, 43 and 42, not 58, 58 and 12, whose
+// last would leave most of a GPU idle).
 func (d *Device) chunkImages(n int, elems func(nc int) (col, part int)) int {
+	limit := d.wsCap()
 	fits := func(nc int) bool {
 		col, part := elems(nc)
 		c, p := int64(col), int64(part)
-		return 4*(c+p) <= int64(workspaceCap) && 4*c <= d.maxAlloc && 4*p <= d.maxAlloc
+		return 4*(c+p) <= limit && 4*c <= d.maxAlloc && 4*p <= d.maxAlloc
 	}
 	lo, hi := 1, n // fits(lo) or lo == 1; the answer is in [lo, hi]
 	for lo < hi {
@@ -120,7 +139,9 @@ func (d *Device) chunkImages(n int, elems func(nc int) (col, part int)) int {
 			hi = mid - 1
 		}
 	}
-	return max(lo, 1)
+	lo = max(lo, 1)
+	chunks := (n + lo - 1) / lo
+	return max((n+chunks-1)/chunks, 1)
 }
 
 // WorkspaceBytes is the device memory the convolutions' workspace holds

@@ -275,14 +275,32 @@ func (q *CommandQueue) EnqueueFillBuffer(buffer *MemObject, pattern unsafe.Point
 // dimensions), with work-group size local (nil lets the driver choose) and
 // globalWorkOffset (nil for none). The returned event must be Released.
 func (q *CommandQueue) EnqueueNDRangeKernel(kernel *Kernel, globalWorkOffset, globalWorkSize, localWorkSize []int, eventWaitList []*Event) (*Event, error) {
+	var ev uintptr
+	if err := q.enqueueNDRange(kernel, globalWorkOffset, globalWorkSize, localWorkSize, eventWaitList, &ev); err != nil {
+		return nil, err
+	}
+	return newEvent(ev), nil
+}
+
+// EnqueueNDRangeKernelNoEvent is EnqueueNDRangeKernel without the event
+// (a NULL event argument), for launches nothing waits on or profiles: it
+// spares the driver an event object per launch.
+func (q *CommandQueue) EnqueueNDRangeKernelNoEvent(kernel *Kernel, globalWorkOffset, globalWorkSize, localWorkSize []int, eventWaitList []*Event) error {
+	return q.enqueueNDRange(kernel, globalWorkOffset, globalWorkSize, localWorkSize, eventWaitList, nil)
+}
+
+// enqueueNDRange calls clEnqueueNDRangeKernel, with ev as its event
+// argument (nil: NULL).
+func (q *CommandQueue) enqueueNDRange(kernel *Kernel, globalWorkOffset, globalWorkSize, localWorkSize []int, eventWaitList []*Event, ev *uintptr) error {
 	dim := len(globalWorkSize)
 	if dim < 1 || dim > 3 || (localWorkSize != nil && len(localWorkSize) != dim) || (globalWorkOffset != nil && len(globalWorkOffset) != dim) {
-		return nil, &Error{Call: "clEnqueueNDRangeKernel", Subject: kernel.name, Status: InvalidWorkDimension}
+		return &Error{Call: "clEnqueueNDRangeKernel", Subject: kernel.name, Status: InvalidWorkDimension}
 	}
-	// One heap array holds global, local and offset sizes as size_t.
+	// One pinned heap array holds global, local and offset sizes as size_t,
+	// and the event the call returns.
 	var pin runtime.Pinner
 	defer pin.Unpin()
-	sizes := pinnedUintptrs(&pin, 9)
+	sizes := pinnedUintptrs(&pin, 10)
 	var localPtr, offsetPtr uintptr
 	for i := 0; i < dim; i++ {
 		sizes[i] = uintptr(globalWorkSize[i])
@@ -300,13 +318,19 @@ func (q *CommandQueue) EnqueueNDRangeKernel(kernel *Kernel, globalWorkOffset, gl
 		offsetPtr = uintptr(unsafe.Pointer(&sizes[6]))
 	}
 	n, wl := eventIDs(&pin, eventWaitList)
-	var ev uintptr
-	st := int32(call(fns.EnqueueNDRangeKernel, q.id, kernel.id, uintptr(dim), offsetPtr,
-		uintptr(unsafe.Pointer(&sizes[0])), localPtr, n, wl, uintptr(unsafe.Pointer(&ev))))
-	if err := checkOn("clEnqueueNDRangeKernel", kernel.name, st); err != nil {
-		return nil, err
+	var evPtr uintptr
+	if ev != nil {
+		evPtr = uintptr(unsafe.Pointer(&sizes[9]))
 	}
-	return newEvent(ev), nil
+	st := int32(call(fns.EnqueueNDRangeKernel, q.id, kernel.id, uintptr(dim), offsetPtr,
+		uintptr(unsafe.Pointer(&sizes[0])), localPtr, n, wl, evPtr))
+	if err := checkOn("clEnqueueNDRangeKernel", kernel.name, st); err != nil {
+		return err
+	}
+	if ev != nil {
+		*ev = sizes[9]
+	}
+	return nil
 }
 
 // Wait blocks until the event's command has completed and reports its error.
