@@ -373,6 +373,9 @@ func Open(index int, opts Options) (*Device, error) {
 		}
 		maps.Copy(d.opts.Defines, env)
 	}
+	if env := strings.Fields(os.Getenv("ALEXCL_CL_OPTIONS")); len(env) > 0 {
+		d.opts.BuildOptions = append(slices.Clip(d.opts.BuildOptions), env...)
+	}
 	if err := checkHostDefines(d.opts.Defines); err != nil {
 		return fail(err)
 	}

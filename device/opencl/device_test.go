@@ -620,3 +620,36 @@ func TestFlushEveryKernel(t *testing.T) {
 		t.Errorf("%d launches counted, want 3", d.launches)
 	}
 }
+
+// TestBuildLogEnv: ALEXCL_CL_OPTIONS reaches the compiler (and the kernel
+// cache's key), and ALEXCL_CL_BUILD_LOG collects the log of each program
+// built from source, headed by its options, and nothing for a program the
+// cache gives back.
+func TestBuildLogEnv(t *testing.T) {
+	requireOpenCL(t)
+	logPath := filepath.Join(t.TempDir(), "build.log")
+	t.Setenv("ALEXCL_TUNE", "off")
+	t.Setenv("ALEXCL_CL_OPTIONS", " -w ")
+	t.Setenv("ALEXCL_CL_BUILD_LOG", logPath)
+	cache := t.TempDir()
+	for range 2 {
+		d, err := Open(0, testOptions(cache, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+	}
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heads []string
+	for line := range strings.Lines(string(b)) {
+		if h, ok := strings.CutPrefix(line, "=== "); ok {
+			heads = append(heads, strings.TrimSpace(h))
+		}
+	}
+	if len(heads) != 1 || !strings.HasSuffix(heads[0], "-D TEST_SCALE=2.0f -w") {
+		t.Errorf("build log heads %q: want one, of the options ending in -D TEST_SCALE=2.0f -w", heads)
+	}
+}

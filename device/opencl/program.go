@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/alexcl/alexcl/clkernels"
@@ -256,6 +257,7 @@ func (d *Device) buildSources(platform *cl.Platform, sources []string) error {
 		return fmt.Errorf("the driver's OpenCL compiler rejected alexcl's kernels (options %q); update the driver, "+
 			"or use another --device (alexcl list-devices; cpu always works), and report it with the build log below: %w", options, err)
 	}
+	appendBuildLog(prog, d.dev, options)
 	if err := d.createKernels(); err != nil {
 		d.dropProgram()
 		return err
@@ -364,3 +366,31 @@ func writeAtomic(path string, data []byte) error {
 	}
 	return err
 }
+
+// appendBuildLog appends the compiler's log of a successful build of prog,
+// headed by its options, to the file $ALEXCL_CL_BUILD_LOG names, if any:
+// the driver's own report of each kernel, such as the registers and
+// spills NVIDIA's ptxas gives with ALEXCL_CL_OPTIONS=-cl-nv-verbose. The
+// tuner's candidates are logged too; programs loaded from the kernel cache
+// are not built, so not logged. A log that cannot be written is dropped.
+func appendBuildLog(prog *cl.Program, dev *cl.Device, options string) {
+	path := os.Getenv("ALEXCL_CL_BUILD_LOG")
+	if path == "" {
+		return
+	}
+	log, err := prog.GetBuildLog(dev)
+	if err != nil {
+		log = "(no build log: " + err.Error() + ")"
+	}
+	buildLogMu.Lock()
+	defer buildLogMu.Unlock()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "=== %s\n%s\n", options, strings.TrimRight(log, "\n"))
+}
+
+// buildLogMu keeps the tuner's concurrent builds' logs whole.
+var buildLogMu sync.Mutex

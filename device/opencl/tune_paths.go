@@ -49,7 +49,7 @@ type pathChoice struct {
 // measured.
 func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, []tuneResult, error) {
 	build := func(files ...string) (*cl.Program, map[string]*cl.Kernel, error) {
-		return buildCandidate(t.s.ctx, t.d.opts.sources(files, nil), Options{Defines: defs, BuildOptions: t.s.opts.BuildOptions})
+		return buildCandidate(t.s.ctx, t.s.dev, t.d.opts.sources(files, nil), Options{Defines: defs, BuildOptions: t.s.opts.BuildOptions})
 	}
 	// Without wino.cl (optionalSources) when it does not build: Winograd
 	// stays off, and the data gradient is still timed.
