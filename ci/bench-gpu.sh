@@ -34,6 +34,11 @@ if ! grep -qs nvidia /etc/OpenCL/vendors/*.icd; then
 	export OCL_ICD_VENDORS=$v
 fi
 
+# The driver's report of every program built (NVIDIA's ptxas: registers
+# and spills per kernel, the tuner's candidates included) goes to
+# buildlog.txt; the option changes no code.
+export ALEXCL_CL_OPTIONS="${ALEXCL_CL_OPTIONS:--cl-nv-verbose}" ALEXCL_CL_BUILD_LOG="$OUT/buildlog.txt"
+
 LIMIT=${BENCH_LIMIT:-540}
 # step FILE TIMEOUT COMMAND...: runs COMMAND into $OUT/FILE unless the
 # budget is spent, for at most TIMEOUT seconds or what is left; prints the
@@ -55,9 +60,16 @@ step() {
 timeout -k 5 20 nvidia-smi --query-gpu=name,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
 timeout -k 5 30 "$B" list-devices > "$OUT/list.txt" 2>&1
 step selftest.txt 120 "$B" selftest --device gpu0
+if grep -q "include ALEXCL_CL_OPTIONS" "$OUT/selftest.txt"; then
+	echo "the driver refused ALEXCL_CL_OPTIONS=$ALEXCL_CL_OPTIONS: again without it"
+	mv "$OUT/selftest.txt" "$OUT/selftest-options.txt"
+	unset ALEXCL_CL_OPTIONS
+	step selftest.txt 120 "$B" selftest --device gpu0
+fi
 tail -2 "$OUT/selftest.txt"
 grep -h 'tuning gemm\|tuning conv\|tuning winograd\|tuning bwdata\|tuned' "$OUT/selftest.txt" | head -40
 cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/tune-*.json "$OUT/" 2>/dev/null
+grep -h 'ptxas\|spill\|Used [0-9]* registers' "$OUT/buildlog.txt" 2>/dev/null | sort | uniq -c | sort -rn | head -20
 step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3
 cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/paths-*.json "$OUT/" 2>/dev/null
 # The paths per layer shape (paper128.txt: its warm-up timed them, its

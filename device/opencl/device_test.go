@@ -653,3 +653,19 @@ func TestBuildLogEnv(t *testing.T) {
 		t.Errorf("build log heads %q: want one, of the options ending in -D TEST_SCALE=2.0f -w", heads)
 	}
 }
+
+// TestBuildOptionsEnvRejected: options the compiler refuses fail Open
+// with an error that names ALEXCL_CL_OPTIONS.
+func TestBuildOptionsEnvRejected(t *testing.T) {
+	requireOpenCL(t)
+	t.Setenv("ALEXCL_TUNE", "off")
+	t.Setenv("ALEXCL_CL_OPTIONS", "-cl-no-such-option")
+	d, err := Open(0, testOptions(t.TempDir(), nil))
+	if err == nil {
+		d.Close()
+		t.Skip("this OpenCL compiler accepts -cl-no-such-option")
+	}
+	if !strings.Contains(err.Error(), `ALEXCL_CL_OPTIONS="-cl-no-such-option"`) {
+		t.Errorf("error %q: want it to name ALEXCL_CL_OPTIONS", err)
+	}
+}

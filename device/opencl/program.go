@@ -254,6 +254,10 @@ func (d *Device) buildSources(platform *cl.Platform, sources []string) error {
 	d.prog = prog
 	if err := prog.BuildProgram(nil, options); err != nil {
 		d.dropProgram()
+		if env := os.Getenv("ALEXCL_CL_OPTIONS"); env != "" {
+			return fmt.Errorf("the driver's OpenCL compiler rejected alexcl's kernels with options %q, "+
+				"which include ALEXCL_CL_OPTIONS=%q: try without it: %w", options, env, err)
+		}
 		return fmt.Errorf("the driver's OpenCL compiler rejected alexcl's kernels (options %q); update the driver, "+
 			"or use another --device (alexcl list-devices; cpu always works), and report it with the build log below: %w", options, err)
 	}
