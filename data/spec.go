@@ -172,6 +172,21 @@ func (o Options) resolve(def Options, what string) (Options, error) {
 	return o, nil
 }
 
+// DefaultNormalization returns the mean and std the loaders of spec give
+// images of c channels when the options leave them unset: the dataset's
+// own, replicated from grey to RGB or taken to grey (0.299 R + 0.587 G +
+// 0.114 B) when c differs from the dataset's.
+func DefaultNormalization(spec Spec, c int) (mean, std []float32, err error) {
+	def := DefaultOptions(spec)
+	if mean, err = channelParams(nil, def.Mean, c, "mean", spec.String()); err != nil {
+		return nil, nil, err
+	}
+	if std, err = channelParams(nil, def.Std, c, "std", spec.String()); err != nil {
+		return nil, nil, err
+	}
+	return mean, std, nil
+}
+
 // channelParams returns a per-channel copy of p (or of the default when p is nil).
 func channelParams(p, def []float32, c int, name, what string) ([]float32, error) {
 	if p == nil {

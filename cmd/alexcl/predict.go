@@ -147,8 +147,11 @@ func imageOptions(tn trainedNet) data.Options {
 			spec = data.Spec{Kind: data.MNIST}
 		}
 	}
-	def := data.DefaultOptions(spec)
-	opts.Mean, opts.Std = def.Mean, def.Std
+	// As training normalised them: the dataset's statistics, taken to
+	// grey for a 1-channel network trained on colour images.
+	if mean, std, err := data.DefaultNormalization(spec, opts.Channels); err == nil {
+		opts.Mean, opts.Std = mean, std
+	}
 	if spec.Kind != data.Folder {
 		opts.Resize = max(opts.Height, opts.Width)
 	}
