@@ -6,7 +6,8 @@
 //   labels  is (N) int
 //   loss    is (N)          -log softmax(logits)[label], per sample
 //   rank    is (N) int      #classes ranked above the label: logit greater,
-//                           or equal with a lower class index
+//                           or equal with a lower class index, or NaN (a
+//                           NaN label logit: every class, rank = classes)
 //   dlogits is (N, classes) (softmax - onehot(label)) / N, written only when
 //                           write_grad != 0 (else any buffer may be passed)
 //   status  is (1) int      set to 1 when any label is outside [0, classes);
@@ -74,7 +75,9 @@ void softmax_cross_entropy(__global const float *logits, // (N, classes)
     if (valid)
         for (int j = lid; j < classes; j += LOSS_WG) {
             const float v = row[j];
-            cnt += (v > xl || (v == xl && j < label)) ? 1 : 0;
+            // !(v < xl): a NaN ranks above the label; a NaN label logit
+            // puts every class above it (ref.rankedAbove).
+            cnt += (!(v < xl) && !(v == xl && j >= label)) ? 1 : 0;
         }
     iscratch[lid] = cnt;
     barrier(CLK_LOCAL_MEM_FENCE);

@@ -240,7 +240,9 @@ type Device interface {
 	// SoftmaxCrossEntropy takes logits (N, classes) and labels (N) int32 and
 	// writes loss (N) per-sample cross-entropy, rank (N) int32 the number of
 	// classes ranked above the label (rank < 1: top-1 hit, rank < 5: top-5 hit;
-	// ties go to the lower class index), and dlogits (N, classes) the gradient
+	// ties go to the lower class index; a NaN logit ranks above the label,
+	// and a NaN label logit gives rank = classes, so that weights gone to
+	// NaN never score a hit), and dlogits (N, classes) the gradient
 	// of the batch mean loss, (softmax − onehot)/N. dlogits may be nil.
 	SoftmaxCrossEntropy(logits, labels, loss, rank, dlogits Buffer, n, classes int) error
 

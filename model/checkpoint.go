@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,6 +121,25 @@ func (n *Net) load(path, kind string, resetState bool, buf func(*Param) device.B
 		return fmt.Errorf("network %s: load %s: the file does not match the network (%d problems): %s; "+
 			"was it saved from another network? Pass the --config or --preset it was trained with",
 			n.cfg.Name, path, len(problems), strings.Join(problems, "; "))
+	}
+	// Values that are not finite would train or evaluate to NaN, and a
+	// NaN logit is no prediction: refuse them here, by name.
+	for _, p := range n.params {
+		t, _ := f.Get(p.Name)
+		bad := 0
+		for _, v := range t.F32 {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				bad++
+			}
+		}
+		if bad > 0 {
+			problems = append(problems, fmt.Sprintf("%s (%d of %d)", p.Name, bad, len(t.F32)))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("network %s: load %s: the %s hold NaN or infinite values: %s; "+
+			"the run that wrote them probably diverged: take an earlier checkpoint",
+			n.cfg.Name, path, kind, strings.Join(problems, ", "))
 	}
 	for _, p := range n.params {
 		t, _ := f.Get(p.Name)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -356,6 +357,39 @@ func TestSaveLoad(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v lacks %q", err, want)
 		}
+	}
+	// NaN and infinite values are named and refused, and change nothing.
+	before, err := device.ReadFloat32(b.d, b.params[0].W, b.params[0].N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors = nil
+	for _, tt := range f.Tensors {
+		switch tt.Name {
+		case "classifier.6.weight":
+			tt.F32 = slices.Clone(tt.F32)
+			tt.F32[3], tt.F32[7] = float32(math.NaN()), float32(math.Inf(-1))
+		case "features.0.bias":
+			tt.F32 = slices.Clone(tt.F32)
+			tt.F32[0] = float32(math.Inf(1))
+		}
+		tensors = append(tensors, tt)
+	}
+	if err := safetensors.Write(bad, tensors, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = b.Load(bad)
+	for _, want := range []string{"NaN or infinite", "classifier.6.weight (2 of 320)", "features.0.bias (1 of 8)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("loading NaN weights: error %v lacks %q", err, want)
+		}
+	}
+	after, err := device.ReadFloat32(b.d, b.params[0].W, b.params[0].N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(before, after) {
+		t.Errorf("a refused load changed %s", b.params[0].Name)
 	}
 }
 

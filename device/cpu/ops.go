@@ -843,7 +843,7 @@ func (d *Device) SoftmaxCrossEntropy(logits, labels, loss, rank, dlogits device.
 			r := int32(0)
 			zl := z[label]
 			for c, v := range z {
-				if v > zl || (v == zl && c < label) {
+				if !(v < zl) && !(v == zl && c >= label) { // ref.rankedAbove: a NaN ranks above
 					r++
 				}
 			}

@@ -420,13 +420,13 @@ func dropoutCases() []Case {
 func softmaxCases() []Case {
 	type sc struct {
 		n, classes int
-		kind       string // "normal", "big", "ties"
+		kind       string // "normal", "big", "ties", "negative", "nan"
 		noGrad     bool
 	}
 	list := []sc{
 		{1, 1, "normal", false}, {1, 2, "normal", false}, {7, 13, "normal", false}, {130, 10, "normal", false},
 		{3, 1000, "normal", false}, {5, 37, "big", false}, {64, 7, "ties", false}, {9, 5, "ties", true},
-		{4, 33, "negative", false},
+		{4, 33, "negative", false}, {6, 10, "nan", false},
 	}
 	var cs []Case
 	for _, c := range list {
@@ -450,6 +450,19 @@ func softmaxCases() []Case {
 			for i := range labels {
 				labels[i] = int32(h.rng.IntN(classes))
 			}
+			if c.kind == "nan" {
+				// Weights gone to NaN: a NaN label logit (rows 0, 3), a NaN
+				// elsewhere (rows 1, 4), none (rows 2, 5). No hit may come
+				// of a NaN.
+				for i := 0; i < n; i++ {
+					switch i % 3 {
+					case 0:
+						logits[i*classes+int(labels[i])] = float32(math.NaN())
+					case 1:
+						logits[i*classes+(int(labels[i])+1+i)%classes] = float32(math.NaN())
+					}
+				}
+			}
 			L, LAB, LOSS, RANK := h.upload(logits), h.uploadInt32(labels), h.garbage(n), h.garbage(n)
 			var DL device.Buffer
 			if !c.noGrad {
@@ -465,6 +478,13 @@ func softmaxCases() []Case {
 			sumErr := 2 * float64(classes+8) * eps
 			h.expect("loss", h.read(LOSS, n), loss, nil, sumErr, 8*eps)
 			h.expectInt32("rank", h.readInt32(RANK, n), rank)
+			if c.kind == "nan" {
+				for i, r := range rank {
+					if i%3 != 2 && r < 1 || i%3 == 0 && r != int32(classes) {
+						h.fail("ref.SoftmaxCrossEntropy: row %d (NaN logits) has rank %d: a NaN must not be a hit", i, r)
+					}
+				}
+			}
 			if !c.noGrad {
 				h.expect("dlogits", h.read(DL, n*classes), dl, nil, sumErr/float64(n), 4*eps)
 			}

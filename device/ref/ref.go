@@ -467,7 +467,7 @@ func SoftmaxCrossEntropy[F Float](logits []F, labels []int32, loss []F, rank []i
 
 		r := int32(0)
 		for c := 0; c < classes; c++ {
-			if z[c] > z[label] || (z[c] == z[label] && c < label) {
+			if rankedAbove(z[c], z[label], c, label) {
 				r++
 			}
 		}
@@ -518,4 +518,13 @@ func SGDUpdate[F Float](w, g, v []F, p device.SGDParams) {
 func SumTol(n int) float64 {
 	const eps = 1.0 / (1 << 23)
 	return math.Min(float64(n+2), 8*math.Sqrt(float64(n+2))) * eps
+}
+
+// rankedAbove reports whether class c, of logit v, ranks above the label,
+// of logit zl: v greater, or equal with c lower; a NaN v ranks above, and
+// with zl NaN every class does (the label itself too), so a NaN row is a
+// miss at every k. Written as !(v < zl) so that NaN compares the same way
+// in Go, C and OpenCL.
+func rankedAbove[F Float](v, zl F, c, label int) bool {
+	return !(v < zl) && !(v == zl && c >= label)
 }
