@@ -165,6 +165,19 @@ func (r *run) run(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("%s already holds a training run (%s): continue it with --resume --out %s, pick another --out, or delete the directory",
 				cfg.Out, StateFile, cfg.Out)
 		}
+		// Files a run writes, without a state: a run killed before its
+		// first checkpoint, or someone else's files (a config.toml beside
+		// the data): never overwritten unasked.
+		var there []string
+		for _, name := range []string{ConfigFile, MetricsFile, LastFile, BestFile, CurvesFile, CkptDir} {
+			if _, err := os.Lstat(filepath.Join(cfg.Out, name)); err == nil {
+				there = append(there, name)
+			}
+		}
+		if len(there) > 0 {
+			return Result{}, fmt.Errorf("%s already holds %s, which a run would overwrite: pick another --out, or move or delete them",
+				cfg.Out, strings.Join(there, ", "))
+		}
 		r.st = State{Version: stateVersion, Seed: cfg.Seed, Data: cfg.Data, BatchLen: cfg.Batch,
 			Shuffle: cfg.Shuffle, Augment: cfg.Augment, BestTop1: -1}
 		if r.st.Schedule, err = newSchedule(cfg); err != nil {
@@ -276,8 +289,12 @@ func (r *run) run(ctx context.Context) (Result, error) {
 
 	r.prog = newProgress(r.opts.Log, r.opts.ProgressEvery, r.total, r.perEpoch, r.st.Step)
 	r.printHeader(mc, trainDS, spec)
-	if r.st.Step >= r.total {
-		r.prog.line("nothing to do: the run in %s is at step %d of %d; raise --epochs or --max-steps to train on", cfg.Out, r.st.Step, r.total)
+	if r.st.Step >= r.total && !r.st.EvalDue {
+		how := "raise --epochs or --max-steps to train on"
+		if cfg.MaxSteps > 0 && r.total == cfg.MaxSteps {
+			how = fmt.Sprintf("its max_steps = %d ends it: pass --max-steps 0 to train to the end of --epochs (now %d), or a larger --max-steps", cfg.MaxSteps, cfg.Epochs)
+		}
+		r.prog.line("nothing to do: the run in %s is at step %d of %d; %s", cfg.Out, r.st.Step, r.total, how)
 		return r.result(EvalResult{}, math.NaN()), nil
 	}
 	return r.loop(ctx, loader)
@@ -350,28 +367,32 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 	}
 	defer feed.close()
 
+	// The window since the last metrics row and the epoch so far are
+	// summed in r.st (Win*, Epoch*), so that checkpoints keep them.
 	var (
-		// The window since the last metrics row, and the epoch so far.
-		winLoss, epochLoss        float64
-		winTop1, winImgs, winStep int64
-		winDur                    time.Duration // time in steps, evaluation excluded
-		epochN                    int64
-		last                      EvalResult
-		lastEpochLoss             = math.NaN()
+		last          EvalResult
+		lastEpochLoss = math.NaN()
 	)
 	epochEnd := func(full bool) error {
-		if epochN > 0 {
-			lastEpochLoss = epochLoss / float64(epochN)
+		if r.st.EpochSteps > 0 {
+			lastEpochLoss = r.st.EpochLossSum / float64(r.st.EpochSteps)
 		}
 		if err := r.evaluate(ctx, full, lastEpochLoss, &last); err != nil {
 			return err
 		}
-		epochLoss, epochN = 0, 0
 		r.prog.resetLoss()
 		return nil
 	}
 
-	for r.st.Step < r.total {
+	// A resume of a run interrupted in its last evaluation, inside an
+	// epoch (max_steps): that evaluation first. (One at an epoch's end is
+	// the loop's first iteration.)
+	if r.st.EvalDue && r.st.Step >= r.total && r.st.Batch != r.perEpoch {
+		if err := epochEnd(false); err != nil {
+			return r.result(last, lastEpochLoss), err
+		}
+	}
+	for r.st.Step < r.total || r.st.Batch == r.perEpoch {
 		if r.st.Batch == r.perEpoch { // resumed right at an epoch's end
 			if _, _, _, err := feed.next(); err != io.EOF {
 				return Result{}, fmt.Errorf("training data: expected the end of epoch %d, got %v", r.st.Epoch+1, err)
@@ -422,16 +443,16 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		}
 		dt := time.Since(stepStart)
 		r.trainDur += dt
-		winDur += dt
-		winStep++
 		r.trainImg += int64(n)
 		r.st.Step++
 		r.st.Batch++
-		winLoss += loss
-		winTop1 += int64(top1)
-		winImgs += int64(n)
-		epochLoss += loss
-		epochN++
+		r.st.WinSeconds += dt.Seconds()
+		r.st.WinSteps++
+		r.st.WinLossSum += loss
+		r.st.WinTop1 += int64(top1)
+		r.st.WinImages += int64(n)
+		r.st.EpochLossSum += loss
+		r.st.EpochSteps++
 		r.prog.step(r.st.Step, r.st.Epoch, n, loss, r.st.Schedule.LR)
 		if r.opts.OnStep != nil {
 			r.opts.OnStep(r.st.Step)
@@ -439,13 +460,13 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 
 		if cfg.LogEvery > 0 && r.st.Step%cfg.LogEvery == 0 {
 			row := r.row()
-			row.TrainLoss = winLoss / float64(winStep)
-			row.TrainTop1 = float64(winTop1) / float64(winImgs)
-			row.ImagesPS = float64(winImgs) / winDur.Seconds()
+			row.TrainLoss = r.st.WinLossSum / float64(r.st.WinSteps)
+			row.TrainTop1 = float64(r.st.WinTop1) / float64(r.st.WinImages)
+			row.ImagesPS = float64(r.st.WinImages) / r.st.WinSeconds
 			if err := r.met.add(row); err != nil {
 				return r.result(last, lastEpochLoss), err
 			}
-			winLoss, winTop1, winImgs, winStep, winDur = 0, 0, 0, 0, 0
+			r.st.WinLossSum, r.st.WinTop1, r.st.WinImages, r.st.WinSteps, r.st.WinSeconds = 0, 0, 0, 0, 0
 		}
 		saved := false
 		if r.st.Batch == r.perEpoch {
@@ -483,10 +504,13 @@ func (r *run) evaluate(ctx context.Context, full bool, trainLoss float64, last *
 	ev, err := Evaluate(ctx, r.net, r.test, EvalOptions{Limit: r.opts.EvalLimit})
 	if err != nil {
 		if ctx.Err() != nil {
+			r.st.EvalDue = true // the resume runs it
 			return r.interrupt()
 		}
 		return fmt.Errorf("evaluation at step %d: %w", r.st.Step, err)
 	}
+	r.st.EvalDue = false
+	r.st.EpochLossSum, r.st.EpochSteps = 0, 0
 	*last = ev
 	evalDur := time.Since(t0)
 	lr := r.st.Schedule.LR
@@ -551,7 +575,7 @@ func (r *run) checkpoint() (string, error) {
 	}
 	st := r.st
 	st.WallS = r.wallS()
-	st.Finished = st.Step >= r.total
+	st.Finished = st.Step >= r.total && !st.EvalDue
 	var err error
 	if st.MetricsBytes, err = r.met.size(); err != nil {
 		return "", err

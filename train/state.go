@@ -61,7 +61,22 @@ type State struct {
 
 	Weights  string `json:"weights"`  // weights file, relative to the output directory
 	Velocity string `json:"velocity"` // velocities file, relative to the output directory
-	Finished bool   `json:"finished"` // the run reached its last step
+	Finished bool   `json:"finished"` // the run reached its last step, and its last evaluation is done
+
+	// The running sums behind the next metrics row (the window since the
+	// last one) and behind the epoch's train loss, so that a resumed run
+	// writes the rows an uninterrupted one would. Absent from the state of
+	// older builds: their resumes average only the steps since the resume.
+	WinLossSum   float64 `json:"window_loss_sum,omitempty"`
+	WinTop1      int64   `json:"window_top1,omitempty"`
+	WinImages    int64   `json:"window_images,omitempty"`
+	WinSteps     int64   `json:"window_steps,omitempty"`
+	WinSeconds   float64 `json:"window_seconds,omitempty"` // time in those steps, evaluation excluded
+	EpochLossSum float64 `json:"epoch_loss_sum,omitempty"`
+	EpochSteps   int64   `json:"epoch_steps,omitempty"`
+	// EvalDue: the evaluation at Step was cut short (the run was
+	// interrupted in it); a resume runs it first.
+	EvalDue bool `json:"eval_due,omitempty"`
 }
 
 // ReadState reads dir/state.json.

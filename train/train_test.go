@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"image/png"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,7 +179,25 @@ func TestResumeBitExact(t *testing.T) {
 	net.Close()
 	d.Close()
 
-	// 3. Resume to the end.
+	// 3. Resume, and interrupt again in the last step's evaluation (the
+	// cancel lands before Evaluate reads a batch): the state says the
+	// evaluation is due and the run is not finished.
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	defer cancel3()
+	_, err = Run(ctx3, a, RunOptions{Resume: true, Device: cpu.New(), Log: io.Discard,
+		OnStep: func(step int64) {
+			if step == 45 {
+				cancel3()
+			}
+		}})
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("run cancelled at its last step returned %v, want ErrInterrupted", err)
+	}
+	if st, err := ReadState(a.Out); err != nil || st.Step != 45 || !st.EvalDue || st.Finished {
+		t.Errorf("state after an interrupt in the last evaluation: %+v, %v; want step 45, evaluation due, not finished", st, err)
+	}
+
+	// 4. Resume to the end: the evaluation runs.
 	res, log, err := run(a, RunOptions{Resume: true})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log)
@@ -212,6 +232,9 @@ func TestResumeBitExact(t *testing.T) {
 			t.Errorf("metrics.csv row %d (step %d) after step %d", i+1, rows[i].Step, rows[i-1].Step)
 		}
 	}
+	// And they are the uninterrupted run's rows, but for the times: the
+	// window and epoch losses summed across the interruptions.
+	sameRows(t, filepath.Join(ref.Out, MetricsFile), rows)
 	// Old checkpoint files are removed: the default keeps the newest 3
 	// (steps 44, 45 and 40), weights and velocity each.
 	ents, _ := os.ReadDir(filepath.Join(a.Out, CkptDir))
@@ -231,6 +254,64 @@ func TestResumeBitExact(t *testing.T) {
 	if _, _, err := run(a, RunOptions{}); err == nil || !strings.Contains(err.Error(), "--resume") {
 		t.Errorf("fresh run into a run directory: %v, want an error pointing at --resume", err)
 	}
+	// A run whose max_steps ends inside an epoch, interrupted in its last
+	// evaluation: the resume runs that evaluation alone.
+	c := base
+	c.MaxSteps = 20
+	c.Out = filepath.Join(t.TempDir(), "c-ref")
+	if _, log, err := run(c, RunOptions{}); err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	refRows := filepath.Join(c.Out, MetricsFile)
+	c.Out = filepath.Join(t.TempDir(), "c")
+	ctx4, cancel4 := context.WithCancel(context.Background())
+	defer cancel4()
+	if _, err := Run(ctx4, c, RunOptions{Device: cpu.New(), Log: io.Discard,
+		OnStep: func(step int64) {
+			if step == 20 {
+				cancel4()
+			}
+		}}); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("run cancelled at its last step returned %v, want ErrInterrupted", err)
+	}
+	if res, log, err := run(c, RunOptions{Resume: true}); err != nil || !res.Finished || strings.Contains(log, "nothing to do") {
+		t.Errorf("resume for the due evaluation: %v, finished %v\n%s", err, res.Finished, log)
+	}
+	if f, err := os.Open(filepath.Join(c.Out, MetricsFile)); err != nil {
+		t.Error(err)
+	} else {
+		rows, err := readMetrics(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRows(t, refRows, rows)
+	}
+
+	// Resuming a run that max_steps ended, with more epochs only: the
+	// message names the max_steps that still ends it.
+	if _, log, err := run(c, RunOptions{Resume: true}); err != nil || !strings.Contains(log, "its max_steps = 20 ends it: pass --max-steps 0") {
+		t.Errorf("resume of a run max_steps ended: %v\n%s", err, log)
+	}
+	// A fresh run into a directory with a run's files but no state (a run
+	// killed before its first checkpoint, or a user's own config.toml)
+	// refuses, and leaves them.
+	own := filepath.Join(t.TempDir(), "own")
+	if err := os.MkdirAll(own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(own, ConfigFile), []byte("mine = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := base
+	o.Out = own
+	if _, _, err := run(o, RunOptions{}); err == nil || !strings.Contains(err.Error(), "already holds "+ConfigFile) {
+		t.Errorf("fresh run into a directory with a config.toml: %v, want a refusal naming it", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(own, ConfigFile)); string(b) != "mine = 1\n" {
+		t.Errorf("the directory's config.toml became %q", b)
+	}
+
 	// Resuming with another batch size would not be exact: refused.
 	b := a
 	b.Batch = 16
@@ -373,5 +454,31 @@ func TestBatchLargerThanDataset(t *testing.T) {
 	_, err := Run(context.Background(), cfg, RunOptions{Device: cpu.New(), Log: &bytes.Buffer{}})
 	if err == nil || !strings.Contains(err.Error(), "--batch 40 or less") {
 		t.Errorf("batch 64 on 40 samples: %v", err)
+	}
+}
+
+// sameRows checks rows against the metrics.csv at path, all but the
+// time-dependent columns (images per second, wall time).
+func sameRows(t *testing.T, path string, rows []Metric) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := readMetrics(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(want) {
+		t.Errorf("%d metrics rows, want %d as in %s", len(rows), len(want), path)
+	}
+	same := func(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
+	for i := range min(len(rows), len(want)) {
+		g, w := rows[i], want[i]
+		if g.Step != w.Step || !same(g.Epoch, w.Epoch) || !same(g.TrainLoss, w.TrainLoss) || !same(g.TrainTop1, w.TrainTop1) ||
+			!same(g.TestLoss, w.TestLoss) || !same(g.TestTop1, w.TestTop1) || !same(g.TestTop5, w.TestTop5) || !same(g.LR, w.LR) {
+			t.Errorf("metrics row %d: %+v, want %+v (times aside)", i+1, g, w)
+		}
 	}
 }
