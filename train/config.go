@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -90,14 +91,28 @@ func DefaultConfig() Config {
 	}
 }
 
+// Beside returns c read from the file at path: its relative model_config
+// taken from path's directory, where the file's author put it.
+func (c Config) Beside(path string) Config {
+	if c.ModelConfig != "" && !filepath.IsAbs(c.ModelConfig) {
+		c.ModelConfig = filepath.Join(filepath.Dir(path), c.ModelConfig)
+	}
+	return c
+}
+
 // LoadConfig reads a training config from a TOML file. Keys it leaves out
-// keep their DefaultConfig values; unknown keys are errors.
+// keep their DefaultConfig values; unknown keys are errors. A relative
+// model_config is taken from the config file's directory.
 func LoadConfig(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("training config: %w", err)
 	}
-	return ParseConfig(b, path)
+	c, err := ParseConfig(b, path)
+	if err != nil {
+		return c, err
+	}
+	return c.Beside(path), nil
 }
 
 // ParseConfig decodes a training config in TOML over DefaultConfig; source

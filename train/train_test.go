@@ -482,3 +482,34 @@ func sameRows(t *testing.T, path string, rows []Metric) {
 		}
 	}
 }
+
+// TestModelConfigBesideConfig: a relative model_config is read from the
+// training config's directory, not the working directory.
+func TestModelConfigBesideConfig(t *testing.T) {
+	dir := t.TempDir()
+	mc, err := model.Preset("mini")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := mc.TOML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "net.toml"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "train.toml")
+	if err := os.WriteFile(cfgPath, []byte("model_config = \"net.toml\"\nepochs = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(cfgPath) // the working directory is the package's
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ModelConfig != filepath.Join(dir, "net.toml") {
+		t.Errorf("model_config resolved to %q, want it beside %s", c.ModelConfig, cfgPath)
+	}
+	if got, err := c.Network(); err != nil || got.Name != mc.Name {
+		t.Errorf("network %q, %v; want %q", got.Name, err, mc.Name)
+	}
+}

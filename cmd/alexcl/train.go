@@ -65,8 +65,8 @@ func trainConfig(ctx *cli.Context) (train.Config, error) {
 	cfg.Out = ""
 	switch {
 	case ctx.Bool("resume"):
-		if ctx.IsSet("config") {
-			return cfg, errors.New("--resume reads the run's own config.toml from --out; drop --config (flags such as --epochs still override it)")
+		if ctx.IsSet("config") || ctx.IsSet("preset") {
+			return cfg, errors.New("--resume reads the run's own config.toml (its network included) from --out; drop --config and --preset (flags such as --epochs still override it)")
 		}
 		out := ctx.String("out")
 		if out == "" {
@@ -87,6 +87,7 @@ func trainConfig(ctx *cli.Context) (train.Config, error) {
 			if cfg, err = train.ParseConfig(b, file); err != nil {
 				return cfg, err
 			}
+			cfg = cfg.Beside(file)
 		} else {
 			cfg.Preset, cfg.ModelConfig = "", file
 		}

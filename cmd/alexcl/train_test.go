@@ -193,6 +193,17 @@ func TestTrainEvalPredict(t *testing.T) {
 // TestCommandErrors checks that bad input gets a message saying what to do.
 func TestCommandErrors(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.safetensors")
+	// A training config whose model_config (beside it) is malformed: the
+	// error names the file beside the config, not one in the working
+	// directory.
+	cfgDir := t.TempDir()
+	cfgFile := filepath.Join(cfgDir, "train.toml")
+	if err := os.WriteFile(cfgFile, []byte("model_config = \"net.toml\"\nepochs = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "net.toml"), []byte("layers = [\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		want string
@@ -203,6 +214,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"train", "--epochs", "0", "--max-steps", "0", "--device", "cpu", "--out", t.TempDir()}, "at least one epoch"},
 		{[]string{"train", "--resume", "--out", filepath.Join(t.TempDir(), "none")}, "earlier alexcl train"},
 		{[]string{"train", "--preset", "tiny"}, "unknown preset"},
+		{[]string{"train", "--resume", "--preset", "paper", "--out", t.TempDir()}, "drop --config and --preset"},
+		{[]string{"train", "--config", cfgFile, "--device", "cpu", "--out", filepath.Join(t.TempDir(), "m")}, filepath.Join(cfgDir, "net.toml")},
 		{[]string{"train", "--data", "imagenet", "--device", "cpu", "--out", t.TempDir()}, "folder:DIR"},
 		{[]string{"train", "--device", "gpu7", "--max-steps", "1", "--out", filepath.Join(t.TempDir(), "d")}, "cpu"},
 	}
