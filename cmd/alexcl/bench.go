@@ -46,7 +46,7 @@ func init() {
 			&cli.BoolFlag{Name: "sync-upload", Usage: "upload each batch inside its step even where the device could copy it during the previous one (to measure what the overlap gains)"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object on one line instead of tables"},
 		}, configOverrideFlags...),
-		Action: benchAction,
+		Action: noArgs(benchAction),
 	})
 }
 

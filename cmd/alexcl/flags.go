@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/alexcl/alexcl/data"
@@ -184,4 +185,30 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// noArgs wraps the action of a command that takes only flags: an argument
+// is an error (a preset's name gets a hint), not silently ignored, as
+// `alexcl summary mini` once printed paper.
+func noArgs(action cli.ActionFunc) cli.ActionFunc {
+	return func(ctx *cli.Context) error {
+		if ctx.NArg() == 0 {
+			return action(ctx)
+		}
+		name := ctx.Command.Name
+		if a := ctx.Args().First(); slices.Contains(model.PresetNames(), a) && hasFlag(ctx, "preset") {
+			return fmt.Errorf("%s takes no arguments, got %q: for the %s network, --preset %s", name, ctx.Args().Slice(), a, a)
+		}
+		return fmt.Errorf("%s takes no arguments, got %q: options are flags (alexcl %s --help)", name, ctx.Args().Slice(), name)
+	}
+}
+
+// hasFlag reports whether ctx's command has a flag of that name.
+func hasFlag(ctx *cli.Context, name string) bool {
+	for _, f := range ctx.Command.Flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
 }

@@ -21,7 +21,7 @@ func init() {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
-		Action: listDevices,
+		Action: noArgs(listDevices),
 	})
 }
 

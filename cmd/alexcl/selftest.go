@@ -26,7 +26,7 @@ func init() {
 			&cli.StringFlag{Name: "run", Usage: "only run cases whose op/shape matches `REGEXP`"},
 			&cli.BoolFlag{Name: "no-torch", Usage: "skip the PyTorch fixtures"},
 		},
-		Action: selftest,
+		Action: noArgs(selftest),
 	})
 }
 

@@ -20,7 +20,7 @@ func init() {
 			&cli.IntFlag{Name: "batch", Usage: "also print the device memory a training net needs at this batch size"},
 			&cli.BoolFlag{Name: "toml", Usage: "print the network description as TOML instead"},
 		}, configOverrideFlags...),
-		Action: func(ctx *cli.Context) error {
+		Action: noArgs(func(ctx *cli.Context) error {
 			c, err := configFromFlags(ctx)
 			if err != nil {
 				return err
@@ -44,7 +44,7 @@ func init() {
 				fmt.Fprintf(ctx.App.Writer, "training at batch %d needs about %.2f GiB of device memory\n", b, float64(need)/(1<<30))
 			}
 			return nil
-		},
+		}),
 	})
 }
 
