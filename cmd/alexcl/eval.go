@@ -24,7 +24,7 @@ func init() {
 			&cli.StringFlag{Name: "data", Usage: "dataset `SPEC` (default: the one the weights were trained on)"},
 			&cli.BoolFlag{Name: "ten-crop", Usage: "average the 4 corner + centre crops and their mirrors (folder datasets)"},
 			&cli.IntFlag{Name: "batch", Value: 128, Usage: "images per forward pass"},
-			&cli.IntFlag{Name: "limit", Usage: "evaluate only the first `N` samples"},
+			&cli.IntFlag{Name: "limit", Usage: "evaluate only the first `N` samples (0: all)"},
 		},
 		Action: evalAction,
 	})
@@ -35,6 +35,13 @@ func evalAction(ctx *cli.Context) error {
 	if ctx.NArg() > 0 {
 		return fmt.Errorf("eval takes no arguments, got %q: pass the weights with --weights", ctx.Args().Slice())
 	}
+	batch := ctx.Int("batch")
+	if batch < 1 {
+		return fmt.Errorf("--batch %d: must be at least 1", batch)
+	}
+	if l := ctx.Int("limit"); l < 0 {
+		return fmt.Errorf("--limit %d: must be at least 1 (or 0, the default: every sample)", l)
+	}
 	tn, err := networkForWeights(ctx)
 	if err != nil {
 		return err
@@ -42,10 +49,6 @@ func evalAction(ctx *cli.Context) error {
 	spec, err := tn.dataSpec(ctx)
 	if err != nil {
 		return err
-	}
-	batch := ctx.Int("batch")
-	if batch < 1 {
-		return fmt.Errorf("--batch %d: must be at least 1", batch)
 	}
 	opts := tn.inputOptions()
 	opts.TenCrop = ctx.Bool("ten-crop")

@@ -21,6 +21,9 @@ func init() {
 			&cli.BoolFlag{Name: "toml", Usage: "print the network description as TOML instead"},
 		}, configOverrideFlags...),
 		Action: noArgs(func(ctx *cli.Context) error {
+			if b := ctx.Int("batch"); b < 0 {
+				return fmt.Errorf("--batch %d: must be at least 1 (or left out)", b)
+			}
 			c, err := configFromFlags(ctx)
 			if err != nil {
 				return err

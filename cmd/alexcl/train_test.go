@@ -215,6 +215,8 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"train", "--resume", "--out", filepath.Join(t.TempDir(), "none")}, "earlier alexcl train"},
 		{[]string{"train", "--preset", "tiny"}, "unknown preset"},
 		{[]string{"summary", "mini"}, "--preset mini"},
+		{[]string{"summary", "--batch", "-1"}, "--batch -1"},
+		{[]string{"eval", "--weights", missing, "--limit", "-5"}, "--limit -5"},
 		{[]string{"bench", "--device", "cpu", "paper"}, "--preset paper"},
 		{[]string{"selftest", "--device", "cpu", "extra"}, "selftest takes no arguments"},
 		{[]string{"list-devices", "gpu0"}, "list-devices takes no arguments"},

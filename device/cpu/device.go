@@ -86,9 +86,39 @@ func New() *Device {
 	return newDevice(runtime.GOMAXPROCS(0), path, kern, lib)
 }
 
+// switchNames are the variables that turn a fast path off (envOff).
+var switchNames = []string{"ALEXCL_AVX512", "ALEXCL_WINOGRAD"}
+
+// envOff reports whether variable name turns its path off: off, 0, false
+// or no (any case); anything else leaves it on, and Open reports a value
+// that is neither on nor off (parseSwitch).
+func envOff(name string) bool {
+	off, _ := parseSwitch(name)
+	return off
+}
+
+// parseSwitch reads variable name as a switch: off, 0, false, no; or
+// unset, on, 1, true, yes, auto; else an error naming it.
+func parseSwitch(name string) (off bool, err error) {
+	switch v := strings.ToLower(strings.TrimSpace(os.Getenv(name))); v {
+	case "off", "0", "false", "no":
+		return true, nil
+	case "", "on", "1", "true", "yes", "auto":
+		return false, nil
+	default:
+		return false, fmt.Errorf("cpu: %s=%q: want off or on", name, os.Getenv(name))
+	}
+}
+
 // Open is New, with an error when ALEXCL_GEMM has a value this machine
-// cannot honour (unknown, a kernel the CPU lacks, no BLAS library).
+// cannot honour (unknown, a kernel the CPU lacks, no BLAS library), or
+// ALEXCL_AVX512 or ALEXCL_WINOGRAD is neither on nor off.
 func Open() (*Device, error) {
+	for _, name := range switchNames {
+		if _, err := parseSwitch(name); err != nil {
+			return nil, err
+		}
+	}
 	path, kern, lib, err := gemmFromEnv()
 	if err != nil {
 		return nil, err

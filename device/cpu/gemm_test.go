@@ -232,3 +232,26 @@ func TestGemmEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestSwitchEnv: ALEXCL_AVX512 and ALEXCL_WINOGRAD read off, 0, false and
+// no as off (any case) and on, 1, true, yes, auto or unset as on; Open
+// refuses anything else by name.
+func TestSwitchEnv(t *testing.T) {
+	for _, name := range switchNames {
+		for v, off := range map[string]bool{"off": true, "OFF": true, "0": true, "false": true, "no": true,
+			"": false, "on": false, "1": false, "true": false, "yes": false, "auto": false} {
+			t.Setenv(name, v)
+			if got, err := parseSwitch(name); err != nil || got != off {
+				t.Errorf("%s=%q: off %v, %v; want %v", name, v, got, err, off)
+			}
+		}
+		t.Setenv(name, "bogus")
+		if d, err := Open(); err == nil || !strings.Contains(err.Error(), name+`="bogus"`) {
+			t.Errorf("Open with %s=bogus: %v, want an error naming it", name, err)
+			if err == nil {
+				d.Close()
+			}
+		}
+		t.Setenv(name, "")
+	}
+}

@@ -3,8 +3,6 @@
 package cpu
 
 import (
-	"os"
-
 	"golang.org/x/sys/cpu"
 )
 
@@ -14,7 +12,7 @@ import (
 // col2imAcc, winoIn, winoDyT, winoOut) run: the CPU and
 // OS support AVX-512F, and ALEXCL_AVX512 is not off (which makes the device
 // behave as on a CPU without it: Go loops here, the AVX2 GEMM kernel).
-var useAVX512 = cpu.X86.HasAVX512F && os.Getenv("ALEXCL_AVX512") != "off"
+var useAVX512 = cpu.X86.HasAVX512F && !envOff("ALEXCL_AVX512")
 
 // useAVX2 is whether the AVX2 routines (lrnFwd5AVX2, lrnBwd5AVX2,
 // winoInAVX2, winoOutAVX2) can run.

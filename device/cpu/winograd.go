@@ -1,8 +1,6 @@
 package cpu
 
 import (
-	"os"
-
 	"github.com/alexcl/alexcl/device"
 )
 
@@ -34,7 +32,7 @@ import (
 // only, not on the workers or scheduling.
 
 // winogradOff is read once: ALEXCL_WINOGRAD=off disables the fast path.
-var winogradOff = os.Getenv("ALEXCL_WINOGRAD") == "off"
+var winogradOff = envOff("ALEXCL_WINOGRAD")
 
 // useWinograd reports whether s takes the Winograd path.
 func (d *Device) useWinograd(s device.ConvShape) bool {

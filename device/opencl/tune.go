@@ -89,7 +89,7 @@ func tuneModeOf(o *Options) tuneMode {
 		return tuneForce
 	case "":
 	default:
-		o.logf("ALEXCL_TUNE=%q ignored: use off, on or force", v)
+		o.logf("warning: ALEXCL_TUNE=%q ignored: use off, on or force", v)
 	}
 	if o.Tune {
 		return tuneOn
