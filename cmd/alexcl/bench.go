@@ -36,7 +36,7 @@ func init() {
 			"during the step before, as in `alexcl train`; --sync-upload measures without.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: "paper", Usage: "built-in network: mini or paper"},
-			&cli.StringFlag{Name: "config", Usage: "TOML network description `FILE` (overrides --preset)"},
+			&cli.StringFlag{Name: "config", Usage: "network TOML `FILE`, or a training config (a run's config.toml) to take its network (overrides --preset)"},
 			&cli.StringFlag{Name: "device", Value: "auto", Usage: "device `ID`: auto (the first GPU, else cpu), cpu, cl0, gpu0, ... (see list-devices)"},
 			&cli.IntFlag{Name: "batch", Value: 32, Usage: "images per step"},
 			&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed steps (the median is reported)"},

@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/alexcl/alexcl/model"
+	"github.com/alexcl/alexcl/train"
 	"github.com/urfave/cli/v2"
 )
 
@@ -16,7 +18,7 @@ func init() {
 			"FLOPs are forward, per image, counting a multiply-add as 2.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "preset", Value: "paper", Usage: "built-in network: mini or paper"},
-			&cli.StringFlag{Name: "config", Usage: "TOML network description `FILE` (overrides --preset)"},
+			&cli.StringFlag{Name: "config", Usage: "network TOML `FILE`, or a training config (a run's config.toml) to take its network (overrides --preset)"},
 			&cli.IntFlag{Name: "batch", Usage: "also print the device memory a training net needs at this batch size"},
 			&cli.BoolFlag{Name: "toml", Usage: "print the network description as TOML instead"},
 		}, configOverrideFlags...),
@@ -64,7 +66,7 @@ func configFromFlags(ctx *cli.Context) (model.Config, error) {
 	var c model.Config
 	var err error
 	if path := ctx.String("config"); path != "" {
-		c, err = model.LoadConfig(path)
+		c, err = networkOfFile(path)
 	} else {
 		c, err = model.Preset(ctx.String("preset"))
 	}
@@ -91,4 +93,21 @@ func configFromFlags(ctx *cli.Context) (model.Config, error) {
 		return c, fmt.Errorf("network %s: %w", c.Name, err)
 	}
 	return c, nil
+}
+
+// networkOfFile reads the network of a TOML file: a network description,
+// or a training config (a run's config.toml) whose network it takes.
+func networkOfFile(path string) (model.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return model.Config{}, fmt.Errorf("network config: %w", err)
+	}
+	if !train.IsTrainingConfig(b) {
+		return model.LoadConfig(path)
+	}
+	cfg, err := train.ParseConfig(b, path)
+	if err != nil {
+		return model.Config{}, err
+	}
+	return cfg.Beside(path).Network()
 }

@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/alexcl/alexcl/data"
@@ -59,5 +60,31 @@ func TestImageOptions(t *testing.T) {
 		} else if len(x) != tc.channels*28*28 {
 			t.Errorf("%s, %d channels: %d values, want %d", tc.spec, tc.channels, len(x), tc.channels*28*28)
 		}
+	}
+}
+
+// TestSummaryOfTrainingConfig: summary --config takes the network of a
+// training config (a run's config.toml), and reads a network TOML as
+// before.
+func TestSummaryOfTrainingConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte("preset = \"mini\"\nepochs = 3\nout = \"runs/x\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, "summary", "--config", cfg)
+	if err != nil || !strings.HasPrefix(out, "mini: input 28x28x1") {
+		t.Errorf("summary --config of a training config: %v\n%s", err, out)
+	}
+	net := filepath.Join(dir, "net.toml")
+	toml, err := runCLI(t, "summary", "--preset", "mini", "--toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(net, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := runCLI(t, "summary", "--config", net); err != nil || again != out {
+		t.Errorf("summary --config of a network TOML: %v\n%s\nwant\n%s", err, again, out)
 	}
 }
