@@ -107,7 +107,8 @@ type shapePaths struct {
 
 	mu      sync.Mutex
 	chosen  map[pathKey]convPath
-	entries []pathEntry // the choices timed or read, for the record and ConvPaths
+	entries []pathEntry          // the choices timed or read, for the record and ConvPaths
+	used    map[pathKey]struct{} // the keys this process's ops met (ConvPaths lists their entries only)
 
 	// choosing is held while a shape's paths are timed, so that each is
 	// timed once; timed are the entries this process timed (save).
@@ -148,6 +149,11 @@ func (d *Device) convPath(s device.ConvShape, op string, a, b, c device.Buffer) 
 	key := pathKey{op, s}
 	sp.mu.Lock()
 	p, ok := sp.chosen[key]
+	if ok {
+		if _, met := sp.used[key]; !met {
+			sp.used[key] = struct{}{}
+		}
+	}
 	sp.mu.Unlock()
 	if ok {
 		return p
@@ -199,13 +205,14 @@ func (d *Device) choosePath(key pathKey, a, b, c device.Buffer) convPath {
 	sp.mu.Lock()
 	p, ok := sp.chosen[key]
 	sp.mu.Unlock()
-	if ok { // chosen by another goroutine meanwhile
+	if ok { // chosen by another goroutine meanwhile (and marked used)
 		return p
 	}
 	keep := func(p convPath, entry *pathEntry) convPath {
 		sp.mu.Lock()
 		defer sp.mu.Unlock()
 		sp.chosen[key] = p
+		sp.used[key] = struct{}{}
 		if entry != nil {
 			sp.entries = append(sp.entries, *entry)
 		}
@@ -542,8 +549,9 @@ func describeTimes(e *pathEntry) string {
 	return strings.Join(parts, ", ")
 }
 
-// ConvPaths lists the paths chosen per convolution shape so far (timed
-// this run or read from the record), sorted: "forward 384 3x3/1 p1 g2 on
+// ConvPaths lists the paths of the convolution shapes this device's ops
+// have met (timed this run or read from the record; the record's other
+// shapes are left out), sorted: "forward 384 3x3/1 p1 g2 on
 // 128x256x13x13: winograd4x4"; nil when the choice per shape is off.
 func (d *Device) ConvPaths() []string {
 	sp := &d.shapes
@@ -551,7 +559,9 @@ func (d *Device) ConvPaths() []string {
 	defer sp.mu.Unlock()
 	var out []string
 	for _, e := range sp.entries {
-		out = append(out, fmt.Sprintf("%s %s: %s", e.Op, shapeName(e.Shape), e.Path))
+		if _, met := sp.used[pathKey{e.Op, e.Shape}]; met {
+			out = append(out, fmt.Sprintf("%s %s: %s", e.Op, shapeName(e.Shape), e.Path))
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -570,7 +580,7 @@ func (d *Device) setupShapePaths(mode tuneMode, key string) {
 			return
 		}
 	}
-	sp.on, sp.key, sp.context, sp.chosen = true, key, d.pathContext(), map[pathKey]convPath{}
+	sp.on, sp.key, sp.context, sp.chosen, sp.used = true, key, d.pathContext(), map[pathKey]convPath{}, map[pathKey]struct{}{}
 	dir := cacheDir(d.opts)
 	if dir == "" {
 		return

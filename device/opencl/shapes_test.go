@@ -155,6 +155,17 @@ func TestShapePaths(t *testing.T) {
 			if !slices.Equal(d2.ConvPaths(), d.ConvPaths()) {
 				t.Errorf("second Open takes %q, the first %q", d2.ConvPaths(), d.ConvPaths())
 			}
+			// ConvPaths lists the shapes this device met, not the whole
+			// record: a run of one network does not list another's.
+			var log3 logLines
+			d3 := openShapes(t, dir, defs, &log3)
+			if got := d3.ConvPaths(); len(got) != 0 {
+				t.Errorf("ConvPaths() before any op = %q, want none", got)
+			}
+			shapeOps(t, d3, s3, 9)
+			if got := d3.ConvPaths(); len(got) != 3 || !strings.Contains(strings.Join(got, "\n"), "forward 32 3x3/1 p1 g1 on 2x16x7x6: ") {
+				t.Errorf("ConvPaths() after one shape's ops = %q, want its 3", got)
+			}
 		})
 	}
 }
