@@ -97,6 +97,21 @@ func (p *progress) step(step int64, epoch int, n int, loss float64, lr float64) 
 	p.print(b.String(), p.tty)
 }
 
+// eval shows, on a terminal, how far an evaluation has come (done of
+// total test samples), redrawn at most every interval; elsewhere the
+// result line that follows is enough.
+func (p *progress) eval(step int64, done, total int) {
+	if !p.tty {
+		return
+	}
+	now := p.now()
+	if now.Sub(p.lastDraw) < p.interval && done != total {
+		return
+	}
+	p.lastDraw = now
+	p.print(fmt.Sprintf("step %d: evaluating, %d/%d test samples", step, done, total), true)
+}
+
 // meanLoss is the running mean of the training loss since the last reset.
 func (p *progress) meanLoss() float64 {
 	if p.lossN == 0 {

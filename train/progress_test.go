@@ -29,3 +29,29 @@ func TestProgressETA(t *testing.T) {
 		t.Errorf("after the third step: %q", out.String())
 	}
 }
+
+// TestProgressEval: on a terminal an evaluation redraws its own line, at
+// most every interval and always at its end, and the next line clears it;
+// elsewhere it prints nothing.
+func TestProgressEval(t *testing.T) {
+	var out bytes.Buffer
+	p := newProgress(&out, time.Second, 10, 0, 0)
+	p.tty = true
+	clock := p.runStart
+	p.now = func() time.Time { return clock }
+	clock = clock.Add(2 * time.Second)
+	p.eval(10, 128, 1000)
+	p.eval(10, 256, 1000) // within the interval: not drawn
+	p.eval(10, 1000, 1000)
+	p.line("epoch 1: ...")
+	want := "step 10: evaluating, 128/1000 test samples\r\033[Kstep 10: evaluating, 1000/1000 test samples\r\033[Kepoch 1: ...\n"
+	if out.String() != want {
+		t.Errorf("terminal output %q, want %q", out.String(), want)
+	}
+	out.Reset()
+	p.tty = false
+	p.eval(10, 1000, 1000)
+	if out.Len() != 0 {
+		t.Errorf("not a terminal: %q, want nothing", out.String())
+	}
+}

@@ -501,7 +501,8 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 // writes a checkpoint, best.safetensors and the curves.
 func (r *run) evaluate(ctx context.Context, full bool, trainLoss float64, last *EvalResult) error {
 	t0 := time.Now()
-	ev, err := Evaluate(ctx, r.net, r.test, EvalOptions{Limit: r.opts.EvalLimit})
+	ev, err := Evaluate(ctx, r.net, r.test, EvalOptions{Limit: r.opts.EvalLimit,
+		Progress: func(done, total int) { r.prog.eval(r.st.Step, done, total) }})
 	if err != nil {
 		if ctx.Err() != nil {
 			r.st.EvalDue = true // the resume runs it
