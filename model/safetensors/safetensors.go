@@ -423,6 +423,18 @@ func checkLayout(entries map[string]headerEntry, order []string, size uint64) er
 		name       string
 		begin, end uint64
 	}
+	// Tensors that end past the data: the file was cut short (a copy or
+	// write that did not finish), said as such rather than per tensor.
+	var end uint64
+	for _, name := range order {
+		if o := entries[name].DataOffsets; len(o) == 2 && o[0] <= o[1] {
+			end = max(end, o[1])
+		}
+	}
+	if end > size {
+		return fmt.Errorf("safetensors: the header places tensors up to byte %d of the data, out of range of the %d bytes the file holds: "+
+			"it is truncated (a copy or write that did not finish?) or its header is corrupt", end, size)
+	}
 	spans := make([]span, 0, len(order))
 	for _, name := range order {
 		e := entries[name]
