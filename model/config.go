@@ -107,7 +107,7 @@ func PresetNames() []string {
 
 // Preset returns a built-in network: "paper" (AlexNet 2012, 227×227×3,
 // 1000 classes) or "mini" (the same structure on 28×28×1, 10 classes).
-// Both match shared/reference/alexnet_torch.py layer for layer.
+// Both match ci/torch/alexnet_torch.py layer for layer.
 func Preset(name string) (Config, error) {
 	data, err := presetFS.ReadFile("presets/" + name + ".toml")
 	if err != nil {

@@ -4,7 +4,7 @@
 // A Config (TOML; presets "paper" and "mini" in model/presets) lists the
 // layers of PyTorch's two nn.Sequentials, features and classifier, so that
 // parameter names, shapes and layouts are PyTorch's: a checkpoint written by
-// Net.Save loads into shared/reference/alexnet_torch.py with
+// Net.Save loads into ci/torch/alexnet_torch.py with
 // load_state_dict, and a PyTorch state_dict saved as safetensors loads with
 // Net.Load. Config.Layers and Config.Summary give per-layer output shapes,
 // parameter counts and forward FLOPs (a multiply-add counts as 2 FLOPs;

@@ -461,7 +461,7 @@ func TestCheckpointLoadsInTorch(t *testing.T) {
 }
 
 // TestPresetsMatchTorchReference builds model/presets/*.toml in PyTorch and
-// compares parameter names and shapes with shared/reference/alexnet_torch.py.
+// compares parameter names and shapes with ci/torch/alexnet_torch.py.
 func TestPresetsMatchTorchReference(t *testing.T) {
 	py := torchPython(t)
 	t.Parallel()

@@ -15,7 +15,7 @@ Modes
                          SGD: lr 0.01, momentum 0.9, weight decay 5e-4, mean cross-entropy,
                          the same batch every step, dropout 0. Deterministic (manual_seed).
   gen-full [--out DIR]   For the full-size reference presets paper() and mini() of
-                         shared/reference/alexnet_torch.py (eval mode: dropout off), fill
+                         ci/torch/alexnet_torch.py (eval mode: dropout off), fill
                          every parameter and a batch-2 input with the deterministic
                          "full-weights formula" (see formula_tensor; package model's
                          full_test.go computes the same float32 values bit for bit), run
@@ -28,7 +28,7 @@ Modes
                          in the formula shows as such and not as a logit difference.
   check-load PATH (--preset mini|paper | --config TOML)
                          load_state_dict(strict=True) of the safetensors file PATH into the
-                         reference module (shared/reference/alexnet_torch.py) or the module
+                         reference module (ci/torch/alexnet_torch.py) or the module
                          built from TOML, then run one forward pass. Exit 1 on failure.
   check-presets          build model/presets/*.toml and compare parameter names and shapes
                          with the reference modules. Exit 1 on a difference.
@@ -58,9 +58,12 @@ LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
 
 
 def reference():
-    """Imports shared/reference/alexnet_torch.py (ALEXCL_SHARED or ../shared)."""
-    shared = pathlib.Path(os.environ.get('ALEXCL_SHARED', ROOT.parent / 'shared'))
-    sys.path.insert(0, str(shared / 'reference'))
+    """Imports the PyTorch reference, alexnet_torch.py: the project's copy
+    beside this script, or $ALEXCL_SHARED/reference's when that is set."""
+    where = HERE
+    if os.environ.get('ALEXCL_SHARED'):
+        where = pathlib.Path(os.environ['ALEXCL_SHARED']) / 'reference'
+    sys.path.insert(0, str(where))
     import alexnet_torch
     return alexnet_torch
 

@@ -23,7 +23,7 @@ func init() {
 			"momentum 0.9, weight decay 5e-4; lr ÷10 after epoch 1), and writes runs/mini/:\n" +
 			"last.safetensors, best.safetensors (best test top-1), metrics.csv, curves.png,\n" +
 			"config.toml (the resolved settings) and the resume state (state.json, ckpt/).\n" +
-			"Checkpoints load in PyTorch (shared/reference/alexnet_torch.py).\n\n" +
+			"Checkpoints load in PyTorch (ci/torch/alexnet_torch.py defines the modules).\n\n" +
 			"--config reads a training config TOML (as the config.toml a run writes) or a\n" +
 			"network TOML; flags override it. Ctrl-C (or SIGTERM) finishes the current step,\n" +
 			"saves a checkpoint and prints the command that resumes it (`--resume --out DIR`);\n" +
