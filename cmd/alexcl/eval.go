@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/alexcl/alexcl/data"
@@ -62,6 +63,19 @@ func evalAction(ctx *cli.Context) error {
 	if ds.Classes() > tn.cfg.Classes {
 		return fmt.Errorf("%s has %d classes but the network only %d: evaluate on the dataset it was trained on", spec, ds.Classes(), tn.cfg.Classes)
 	}
+	// Labels are class indices: the test data's classes must be the
+	// weights' (or their first ones), by name where the weights know them.
+	if names := ds.ClassNames(); len(tn.classes) >= len(names) {
+		for i, n := range names {
+			if tn.classes[i] != n {
+				return fmt.Errorf("%s's class %d is %q, the weights' is %q: evaluate on the dataset they were trained on (its classes: %s)",
+					spec, i, n, tn.classes[i], abbrev(tn.classes, 10))
+			}
+		}
+	} else if ds.Classes() < tn.cfg.Classes {
+		fmt.Fprintf(os.Stderr, "note: %s has %d classes and the network %d: its labels are taken as the network's first %d classes\n",
+			spec, ds.Classes(), tn.cfg.Classes, ds.Classes())
+	}
 	if batch > ds.Len()*ds.Views() {
 		batch = ds.Len() * ds.Views()
 	}
@@ -93,4 +107,12 @@ func evalAction(ctx *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "note: %d unreadable image(s) were replaced by blank ones\n", ds.Skipped())
 	}
 	return nil
+}
+
+// abbrev joins the first n of names, and says how many more there are.
+func abbrev(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, … (%d in all)", strings.Join(names[:n], ", "), len(names))
 }

@@ -137,6 +137,28 @@ func TestTrainEvalPredict(t *testing.T) {
 	}
 
 	images, labels := writeDigits(t, 20)
+	// Test data of other classes (folders cat and dog) than the weights'
+	// digits: refused by name, not scored against the wrong labels.
+	pets := t.TempDir()
+	for i, class := range []string{"cat", "dog"} {
+		for _, split := range []string{"train", "val"} {
+			dir := filepath.Join(pets, split, class)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(images[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "a.png"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := runCLI(t, "eval", "--weights", best, "--device", "cpu", "--data", "folder:"+pets); err == nil ||
+		!strings.Contains(err.Error(), `class 0 is "cat", the weights' is "0"`) {
+		t.Errorf("eval on other classes: %v, want a refusal naming them", err)
+	}
 	text, err := runCLI(t, append([]string{"predict", "--weights", best, "--device", "cpu", "--top", "3"}, images[:2]...)...)
 	if err != nil {
 		t.Fatal(err)
