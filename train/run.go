@@ -209,6 +209,19 @@ func (r *run) run(ctx context.Context) (Result, error) {
 			cfg.Batch, spec, trainDS.Len(), trainDS.Len())
 	}
 	r.train, r.mc = trainDS, mc
+	if native := data.DefaultOptions(spec); spec.Kind != data.Folder &&
+		(native.Channels != mc.Input.Channels || native.Height != mc.Input.Height || native.Width != mc.Input.Width) {
+		how := "scaled"
+		switch {
+		case native.Channels == 3 && mc.Input.Channels == 1:
+			how = "scaled and taken to grey"
+		case native.Channels == 1 && mc.Input.Channels == 3:
+			how = "scaled, grey in every channel"
+		}
+		fmt.Fprintf(r.opts.Log, "note: %s is fed to %s at its input, %dx%dx%d: the %dx%dx%d images are %s (a network TOML whose input is %dx%dx%d takes them as they are)\n",
+			spec, mc.Name, mc.Input.Height, mc.Input.Width, mc.Input.Channels, native.Height, native.Width, native.Channels, how,
+			native.Height, native.Width, native.Channels)
+	}
 	r.noteSkipped("training", trainDS)
 	r.noteSkipped("test", r.test)
 
@@ -629,7 +642,9 @@ func (r *run) interrupt() error {
 	r.prog.line("interrupted at step %d (epoch %d, batch %d/%d); checkpoint saved: %s and %s (weights %s)", r.st.Step, r.st.Epoch+1, r.st.Batch, r.perEpoch,
 		filepath.Join(r.cfg.Out, LastFile), filepath.Join(r.cfg.Out, StateFile), w)
 	r.prog.line("resume with: %s", r.opts.ResumeCommand)
-	return fmt.Errorf("%w at step %d: resume with `%s`", ErrInterrupted, r.st.Step, r.opts.ResumeCommand)
+	// The resume command was the line above: the error (which the CLI
+	// prints next) does not repeat it.
+	return fmt.Errorf("%w at step %d; checkpoint saved", ErrInterrupted, r.st.Step)
 }
 
 // diverged reports a NaN or infinite loss or weight (what); nothing is

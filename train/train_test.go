@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"math"
@@ -511,5 +512,36 @@ func TestModelConfigBesideConfig(t *testing.T) {
 	}
 	if got, err := c.Network(); err != nil || got.Name != mc.Name {
 		t.Errorf("network %q, %v; want %q", got.Name, err, mc.Name)
+	}
+}
+
+// TestDataReshapedNote: a 28x28x1 network trained on CIFAR-10 says that
+// the 32x32x3 images are scaled and taken to grey.
+func TestDataReshapedNote(t *testing.T) {
+	dir := t.TempDir()
+	records := func(first, n int) []byte { // label, then 3072 bytes of pixels
+		var b []byte
+		for i := first; i < first+n; i++ {
+			b = append(b, byte(i%10))
+			b = append(b, bytes.Repeat([]byte{byte(7 * i)}, 3072)...)
+		}
+		return b
+	}
+	for k := 1; k <= 5; k++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("data_batch_%d.bin", k)), records(3*k, 3), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "test_batch.bin"), records(0, 4), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, "cifar10:"+dir, 0)
+	cfg.Batch, cfg.MaxSteps = 4, 1
+	var log bytes.Buffer
+	if _, err := Run(context.Background(), cfg, RunOptions{Device: cpu.New(), Log: &log}); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "at its input, 28x28x1: the 32x32x3 images are scaled and taken to grey") {
+		t.Errorf("log lacks the note on the images' shape:\n%s", log.String())
 	}
 }
