@@ -526,7 +526,9 @@ func (n *Net) ReadLoss(nSamples int) (lossSum float64, top1, top5 int, err error
 		if n.hostRank[i] < 1 {
 			top1++
 		}
-		if n.hostRank[i] < 5 {
+		// A rank of classes is no hit at any k (a NaN logit, a label out
+		// of range), even where there are fewer than 5 classes.
+		if n.hostRank[i] < min(5, int32(n.Classes())) {
 			top5++
 		}
 	}

@@ -591,3 +591,41 @@ func TestNewChecksMemoryAndUse(t *testing.T) {
 		t.Errorf("read loss before loss: no error")
 	}
 }
+
+// TestReadLossNaN: weights gone to NaN score no hit, at top-1 or top-5,
+// even with fewer than 5 classes (where every finite rank is a top-5 hit).
+func TestReadLossNaN(t *testing.T) {
+	c := testConfig(t, "mini_narrow").WithClasses(3)
+	d, net := newCPUNet(t, c, 4)
+	if err := net.Init(1); err != nil {
+		t.Fatal(err)
+	}
+	ps := net.Params()
+	last := ps[len(ps)-1] // classifier.6.bias
+	if err := d.Fill(last.W, float32(math.NaN())); err != nil {
+		t.Fatal(err)
+	}
+	x, err := device.Upload(d, make([]float32, 4*net.InputLen()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free(x)
+	labels, err := device.UploadInt32(d, []int32{0, 1, 2, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Free(labels)
+	if _, err := net.Forward(x, 4, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := net.Loss(labels, 4); err != nil {
+		t.Fatal(err)
+	}
+	sum, top1, top5, err := net.ReadLoss(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsNaN(sum) || top1 != 0 || top5 != 0 {
+		t.Errorf("NaN logits: loss sum %v, top-1 %d, top-5 %d; want NaN, 0, 0", sum, top1, top5)
+	}
+}

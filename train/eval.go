@@ -134,7 +134,7 @@ func Evaluate(ctx context.Context, net *model.Net, ds data.Dataset, opts EvalOpt
 				if r < 1 {
 					top1++
 				}
-				if r < 5 {
+				if r < min(5, classes) { // rank = classes: no hit (a NaN, a bad label)
 					top5++
 				}
 			}
@@ -194,9 +194,11 @@ func lossAndRank(p []float64, label int) (float64, int) {
 	}
 	rank := 0
 	for c, q := range p {
-		if q > p[label] || (q == p[label] && c < label) {
+		// As device.SoftmaxCrossEntropy ranks (ref.rankedAbove): a NaN
+		// ranks above the label, and a NaN label every class.
+		if !(q < p[label]) && !(q == p[label] && c >= label) {
 			rank++
 		}
 	}
-	return -math.Log(math.Max(p[label], 1e-45)), rank
+	return -math.Log(math.Max(p[label], 1e-45)), rank // NaN for a NaN p[label]
 }

@@ -68,6 +68,14 @@ func TestLossAndRank(t *testing.T) {
 	if _, r := lossAndRank(p, 1); r != 0 {
 		t.Errorf("label 1: rank %d, want 0", r)
 	}
+	// NaN (ten-crop of weights gone to NaN): never a hit.
+	nan := []float64{0.5, math.NaN(), 0.5}
+	if _, r := lossAndRank(nan, 0); r != 1 {
+		t.Errorf("a NaN beside the label: rank %d, want 1", r)
+	}
+	if l, r := lossAndRank(nan, 1); r != 3 || !math.IsNaN(l) {
+		t.Errorf("a NaN label probability: loss %v rank %d, want NaN and 3 (every class)", l, r)
+	}
 	avg := AverageSoftmax([]float32{0, 0, 10, -10}, 2, 2)
 	if math.Abs(avg[0]+avg[1]-1) > 1e-12 || math.Abs(avg[0]-0.75) > 1e-8 {
 		t.Errorf("average of softmax(0,0) and softmax(10,-10) = %v", avg)
