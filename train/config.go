@@ -91,6 +91,9 @@ func DefaultConfig() Config {
 	}
 }
 
+// configHead is the first line of the config.toml a run writes.
+const configHead = "# Resolved by alexcl train; `alexcl train --config` and `alexcl eval --config` read it.\n"
+
 // Beside returns c read from the file at path: its relative model_config
 // taken from path's directory, where the file's author put it.
 func (c Config) Beside(path string) Config {
@@ -184,8 +187,9 @@ func configKeys() []string {
 
 // TOML encodes c in the format LoadConfig reads.
 func (c Config) TOML() (string, error) {
+	// configHead also marks a directory as alexcl's (Run).
 	var b bytes.Buffer
-	b.WriteString("# Resolved by alexcl train; `alexcl train --config` and `alexcl eval --config` read it.\n")
+	b.WriteString(configHead)
 	if err := toml.NewEncoder(&b).Encode(c); err != nil {
 		return "", fmt.Errorf("encode training config: %w", err)
 	}

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -165,14 +166,19 @@ func (r *run) run(ctx context.Context) (Result, error) {
 			return Result{}, fmt.Errorf("%s already holds a training run (%s): continue it with --resume --out %s, pick another --out, or delete the directory",
 				cfg.Out, StateFile, cfg.Out)
 		}
-		// Files a run writes, without a state: a run killed before its
-		// first checkpoint, or someone else's files (a config.toml beside
-		// the data): never overwritten unasked.
+		// Files a run writes, without a state: someone else's (a
+		// config.toml beside the data) are never overwritten unasked; an
+		// attempt that stopped before its first checkpoint (it diverged,
+		// ran out of memory, was killed) wrote the config.toml TOML()
+		// heads, and a new run may replace what it left.
 		var there []string
 		for _, name := range []string{ConfigFile, MetricsFile, LastFile, BestFile, CurvesFile, CkptDir} {
 			if _, err := os.Lstat(filepath.Join(cfg.Out, name)); err == nil {
 				there = append(there, name)
 			}
+		}
+		if b, err := os.ReadFile(filepath.Join(cfg.Out, ConfigFile)); err == nil && bytes.HasPrefix(b, []byte(configHead)) {
+			there = nil
 		}
 		if len(there) > 0 {
 			return Result{}, fmt.Errorf("%s already holds %s, which a run would overwrite: pick another --out, or move or delete them",
@@ -302,9 +308,9 @@ func (r *run) run(ctx context.Context) (Result, error) {
 
 	r.prog = newProgress(r.opts.Log, r.opts.ProgressEvery, r.total, r.perEpoch, r.st.Step)
 	r.printHeader(mc, trainDS, spec)
-	if r.st.Step >= r.total && !r.st.EvalDue {
+	if r.st.Step >= r.total && !r.evalDue() {
 		how := "raise --epochs or --max-steps to train on"
-		if cfg.MaxSteps > 0 && r.total == cfg.MaxSteps {
+		if cfg.MaxSteps > 0 && cfg.MaxSteps < int64(cfg.Epochs)*int64(r.perEpoch) {
 			how = fmt.Sprintf("its max_steps = %d ends it: pass --max-steps 0 to train to the end of --epochs (now %d), or a larger --max-steps", cfg.MaxSteps, cfg.Epochs)
 		}
 		r.prog.line("nothing to do: the run in %s is at step %d of %d; %s", cfg.Out, r.st.Step, r.total, how)
@@ -397,10 +403,11 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		return nil
 	}
 
-	// A resume of a run interrupted in its last evaluation, inside an
-	// epoch (max_steps): that evaluation first. (One at an epoch's end is
-	// the loop's first iteration.)
-	if r.st.EvalDue && r.st.Step >= r.total && r.st.Batch != r.perEpoch {
+	// A resume of a run interrupted in an evaluation inside an epoch (its
+	// last, at max_steps): that evaluation first, even if a larger
+	// --max-steps now trains on. (One at an epoch's end is the loop's
+	// first iteration.)
+	if r.st.EvalDue && r.st.Batch != r.perEpoch {
 		if err := epochEnd(false); err != nil {
 			return r.result(last, lastEpochLoss), err
 		}
@@ -580,6 +587,11 @@ func (r *run) row() Metric {
 // wallS is the training time across resumes.
 func (r *run) wallS() float64 { return r.st.WallS + time.Since(r.start).Seconds() }
 
+// evalDue reports whether an evaluation at the current step was cut
+// short: EvalDue, or (states of older builds, which lack it) an epoch
+// whose last batch is done but whose end was not recorded.
+func (r *run) evalDue() bool { return r.st.EvalDue || r.st.Batch == r.perEpoch }
+
 // checkpoint saves the current state; it returns the weights path.
 func (r *run) checkpoint() (string, error) {
 	// A checkpoint must never hold a diverged model: the loss of the last
@@ -589,7 +601,7 @@ func (r *run) checkpoint() (string, error) {
 	}
 	st := r.st
 	st.WallS = r.wallS()
-	st.Finished = st.Step >= r.total && !st.EvalDue
+	st.Finished = st.Step >= r.total && !r.evalDue()
 	var err error
 	if st.MetricsBytes, err = r.met.size(); err != nil {
 		return "", err

@@ -197,6 +197,21 @@ func TestResumeBitExact(t *testing.T) {
 	if st, err := ReadState(a.Out); err != nil || st.Step != 45 || !st.EvalDue || st.Finished {
 		t.Errorf("state after an interrupt in the last evaluation: %+v, %v; want step 45, evaluation due, not finished", st, err)
 	}
+	// As an older build wrote it, without eval_due and finished: the end
+	// of an epoch whose evaluation is not recorded is due all the same.
+	sp := filepath.Join(a.Out, StateFile)
+	old, err := os.ReadFile(sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(old, []byte(`"eval_due": true`), []byte(`"eval_due": false`), 1)
+	edited = bytes.Replace(edited, []byte(`"finished": false`), []byte(`"finished": true`), 1)
+	if bytes.Equal(edited, old) {
+		t.Fatalf("state.json has no eval_due and finished to edit:\n%s", old)
+	}
+	if err := os.WriteFile(sp, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// 4. Resume to the end: the evaluation runs.
 	res, log, err := run(a, RunOptions{Resume: true})
@@ -354,6 +369,22 @@ func TestDivergenceStops(t *testing.T) {
 		t.Errorf("state after divergence: step %d, %v; want the good checkpoint's step %d", st.Step, err, good.Step)
 	}
 	t.Log(msg)
+
+	// A fresh run that diverges before its first checkpoint leaves its
+	// config.toml, metrics.csv and curves.png but no state: the same
+	// command with a sane rate may start again in that directory.
+	fresh := cfg
+	fresh.Out = filepath.Join(t.TempDir(), "fresh")
+	if _, err := Run(context.Background(), fresh, RunOptions{Device: cpu.New(), Log: io.Discard}); !errors.Is(err, ErrDiverged) {
+		t.Fatalf("fresh run at lr 1e6: %v, want ErrDiverged", err)
+	}
+	if _, err := os.Stat(filepath.Join(fresh.Out, StateFile)); err == nil {
+		t.Fatal("a run that diverged before its first checkpoint wrote a state")
+	}
+	fresh.LR, fresh.MaxSteps = 0.01, 2
+	if _, err := Run(context.Background(), fresh, RunOptions{Device: cpu.New(), Log: io.Discard}); err != nil {
+		t.Errorf("a new run where the diverged one left its files: %v", err)
+	}
 }
 
 // TestConfigTOML checks the config file format: defaults, overrides,

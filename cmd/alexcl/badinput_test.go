@@ -247,7 +247,7 @@ func TestBadInput(t *testing.T) {
 		{"checkpoint of another network", train("mnist:"+mnist, "--init", other), []string{"--init: network narrow: load " + other,
 			"does not match the network (17 problems)", "features.0.weight has shape [3 3], want [8 1 5 5]", "missing features.0.bias [8]",
 			"unexpected extra.weight [2]", "Pass the --config or --preset it was trained with"}},
-		{"truncated checkpoint", train("mnist:"+mnist, "--init", cut), []string{"load " + cut + ": not a readable safetensors file", "out of range of the 41976 bytes the file holds: it is truncated"}},
+		{"truncated checkpoint", train("mnist:"+mnist, "--init", cut), []string{"load " + cut + ": not a readable safetensors file", "out of range of the 41976 data bytes after it: the file is truncated"}},
 		{"not a checkpoint", train("mnist:"+mnist, "--init", notST), []string{"load " + notST + ": not a readable safetensors file", "safetensors.torch.save_file"}},
 		{"eval of not a checkpoint", []string{"eval", "--weights", notST, "--device", "cpu"}, []string{notST + " is not a safetensors file"}},
 		// Devices.

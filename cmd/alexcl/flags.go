@@ -127,7 +127,7 @@ func networkForWeights(ctx *cli.Context) (trainedNet, error) {
 			if err != nil {
 				return tn, err
 			}
-			if tn.cfg, err = tc.Network(); err != nil {
+			if tn.cfg, err = tc.Beside(file).Network(); err != nil {
 				return tn, err
 			}
 			if tn.data == "" {

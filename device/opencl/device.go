@@ -376,6 +376,18 @@ func Open(index int, opts Options) (*Device, error) {
 	if env := strings.Fields(os.Getenv("ALEXCL_CL_OPTIONS")); len(env) > 0 {
 		d.opts.BuildOptions = append(slices.Clip(d.opts.BuildOptions), env...)
 	}
+	for _, o := range d.opts.BuildOptions {
+		switch o {
+		case "-cl-fast-relaxed-math", "-cl-finite-math-only", "-cl-unsafe-math-optimizations":
+			d.opts.logf("warning: %s lets the compiler assume no NaN or Inf (or reorder sums): a diverged run may go unseen, "+
+				"NaN logits may score, and results may differ from the reference's", o)
+		}
+	}
+	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("ALEXCL_KERNEL_CACHE"))); v {
+	case "", "on", "1", "true", "yes", "off", "0", "false", "no":
+	default:
+		d.opts.logf("warning: ALEXCL_KERNEL_CACHE=%q taken as on: use off or on", v)
+	}
 	if err := checkHostDefines(d.opts.Defines); err != nil {
 		return fail(err)
 	}

@@ -601,12 +601,9 @@ func (d *Device) convChunks(op string, s device.ConvShape, part func(nc int) int
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
-	for n0 := 0; n0 < s.N; n0 += nc {
-		if err := f(n0, min(nc, s.N-n0), col, pbuf); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-	}
-	return nil
+	return evenChunks(s.N, nc, func(n0, c int) error {
+		return wrapOp(op, f(n0, c, col, pbuf))
+	})
 }
 
 // gpuGather reports whether im2col and col2im take the GPU kernels, a

@@ -1041,7 +1041,7 @@ func TestFilterRuns(t *testing.T) {
 	}
 	// A workspace that holds 3 of shapes[1]'s 7 images (col 4200 floats
 	// each) and 2 runs' partial gradients (300 floats each): chunks of 3,
-	// 3 and 1 images, cut into runs of 2 and 1.
+	// 2 and 2 images (evenChunks), cut into runs.
 	t.Run("chunks", func(t *testing.T) {
 		oldCap := workspaceCap
 		t.Cleanup(func() { workspaceCap = oldCap })
@@ -1438,5 +1438,35 @@ func TestWsCap(t *testing.T) {
 		if got := d.wsCap(); got != tc.want {
 			t.Errorf("%s with %s: cap %s, want %s", tc.typ, device.HumanBytes(tc.mem), device.HumanBytes(got), device.HumanBytes(tc.want))
 		}
+	}
+}
+
+// TestEvenChunks: evenChunks covers the images in order, in the fewest
+// chunks of at most nc, whose sizes differ by one at most.
+func TestEvenChunks(t *testing.T) {
+	for n := 1; n <= 300; n++ {
+		for nc := 1; nc <= n+1; nc++ {
+			var sizes []int
+			next := 0
+			err := evenChunks(n, nc, func(n0, c int) error {
+				if n0 != next || c < 1 || c > nc {
+					return fmt.Errorf("chunk at %d of %d images (want at %d, 1..%d)", n0, c, next, nc)
+				}
+				next += c
+				sizes = append(sizes, c)
+				return nil
+			})
+			if err == nil && (next != n || len(sizes) != (n+nc-1)/nc || slices.Max(sizes)-slices.Min(sizes) > 1) {
+				err = fmt.Errorf("chunks %v", sizes)
+			}
+			if err != nil {
+				t.Fatalf("n %d, nc %d: %v", n, nc, err)
+			}
+		}
+	}
+	var got []int
+	evenChunks(128, 9, func(_, c int) error { got = append(got, c); return nil })
+	if want := []int{9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8, 8, 8, 8}; !slices.Equal(got, want) {
+		t.Errorf("128 images, at most 9 a chunk: %v, want %v", got, want)
 	}
 }

@@ -82,11 +82,8 @@ func isIdent(s string) bool {
 // cacheDir returns the kernel cache directory, or "" when caching is off.
 func cacheDir(o Options) string {
 	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("ALEXCL_KERNEL_CACHE"))); v {
-	case "off", "0", "false", "no":
+	case "off", "0", "false", "no": // other values: on (Open warns once)
 		return ""
-	case "", "on", "1", "true", "yes":
-	default:
-		o.logf("warning: ALEXCL_KERNEL_CACHE=%q ignored: use off or on", v)
 	}
 	if o.NoCache {
 		return ""

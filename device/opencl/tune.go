@@ -55,7 +55,7 @@ import (
 
 // tuneFormat names the tuning record's format; it is also part of the
 // record's key. A record of another format is ignored and re-tuned.
-const tuneFormat = "alexcl-tune-v5" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND; v4: CONV_WINO, CONV_WINO5, CONV_BWDATA; v5: CONV_WINO43, CONV_WINO35
+const tuneFormat = "alexcl-tune-v6" // v2: the blocked GEMM family; v3: K-step runs, CONV_KIND; v4: CONV_WINO, CONV_WINO5, CONV_BWDATA; v5: CONV_WINO43, CONV_WINO35; v6: GPU conv shapes at batch 128
 
 // tunedNames are the -D tunables the tuner chooses. When Options.Defines
 // sets any of them the user has chosen, and Open does not tune, except

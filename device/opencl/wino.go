@@ -208,12 +208,7 @@ func (p winoPlan) chunks(d *Device, n, vc, mc int, f func(n0, nc int, v, m *buff
 	if err != nil {
 		return err
 	}
-	for n0 := 0; n0 < n; n0 += nc {
-		if err := f(n0, min(nc, n-n0), v, m); err != nil {
-			return err
-		}
-	}
-	return nil
+	return evenChunks(n, nc, func(n0, c int) error { return f(n0, c, v, m) })
 }
 
 // filters returns workspace slot 3 with room for K*Cg transformed filters

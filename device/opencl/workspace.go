@@ -144,6 +144,26 @@ func (d *Device) chunkImages(n int, elems func(nc int) (col, part int)) int {
 	return max((n+chunks-1)/chunks, 1)
 }
 
+// evenChunks calls f on the n images in chunks of at most nc (what
+// chunkImages gave), as few as that allows and as even as can be: their
+// sizes differ by one at most (128 images in chunks of at most 9: not
+// 14 of 9 and a last of 2, but 8 of 9 and 7 of 8).
+func evenChunks(n, nc int, f func(n0, c int) error) error {
+	chunks := (n + nc - 1) / max(nc, 1)
+	n0 := 0
+	for i := range chunks {
+		c := n / chunks
+		if i < n%chunks {
+			c++
+		}
+		if err := f(n0, c); err != nil {
+			return err
+		}
+		n0 += c
+	}
+	return nil
+}
+
 // WorkspaceBytes is the device memory the convolutions' workspace holds
 // now, on top of MemStats.InUse.
 func (d *Device) WorkspaceBytes() int64 { return d.ws.bytes.Load() }

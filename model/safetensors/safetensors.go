@@ -432,8 +432,8 @@ func checkLayout(entries map[string]headerEntry, order []string, size uint64) er
 		}
 	}
 	if end > size {
-		return fmt.Errorf("safetensors: the header places tensors up to byte %d of the data, out of range of the %d bytes the file holds: "+
-			"it is truncated (a copy or write that did not finish?) or its header is corrupt", end, size)
+		return fmt.Errorf("safetensors: the header places tensors up to byte %d of the data, out of range of the %d data bytes after it: "+
+			"the file is truncated (a copy or write that did not finish?) or its header is corrupt", end, size)
 	}
 	spans := make([]span, 0, len(order))
 	for _, name := range order {

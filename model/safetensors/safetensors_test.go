@@ -198,7 +198,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"empty name", rawFile(`{"":`+ent("F32", "[1]", "[0,4]")+`}`, four), "empty tensor name"},
 		{"metadata not strings", rawFile(`{"__metadata__":{"a":1}}`, nil), "__metadata__"},
 		{"unknown dtype", rawFile(`{"a":`+ent("BF16", "[2]", "[0,4]")+`}`, four), "unsupported dtype"},
-		{"offsets out of range", rawFile(`{"a":`+ent("F32", "[2]", "[0,8]")+`}`, four), "out of range of the 4 bytes the file holds: it is truncated"},
+		{"offsets out of range", rawFile(`{"a":`+ent("F32", "[2]", "[0,8]")+`}`, four), "out of range of the 4 data bytes after it: the file is truncated"},
 		{"offsets reversed", rawFile(`{"a":`+ent("F32", "[0]", "[4,0]")+`}`, four), "out of range"},
 		{"offsets huge", rawFile(`{"a":`+ent("F32", "[1]", "[18446744073709551612,18446744073709551615]")+`}`, four), "out of range"},
 		{"three offsets", rawFile(`{"a":`+ent("F32", "[1]", "[0,4,8]")+`}`, four), "want 2"},
