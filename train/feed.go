@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/alexcl/alexcl/data"
 	"github.com/alexcl/alexcl/device"
@@ -21,6 +22,8 @@ type feeder struct {
 	slot  int     // buffers of the batch handed out last
 	cur   *staged // that batch, kept until its copies have finished
 	ahead *staged // what the next call of next returns, when prefetched
+
+	wait time.Duration // time blocked in Loader.Next: the images were not ready
 }
 
 // staged is a batch copied (or being copied) into the buffers of slot, or
@@ -97,7 +100,9 @@ func (f *feeder) prefetch() {
 // fetch takes the loader's next batch and copies it into the buffers of
 // slot (slot 0 when there is only one pair).
 func (f *feeder) fetch(slot int) *staged {
+	t0 := time.Now()
 	b, err := f.loader.Next()
+	f.wait += time.Since(t0)
 	if err != nil {
 		return &staged{err: err}
 	}

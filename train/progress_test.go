@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alexcl/alexcl/device/cpu"
 )
 
 // TestProgressETA: the ETA counts from the end of the first step, whose
@@ -53,5 +55,23 @@ func TestProgressEval(t *testing.T) {
 	p.eval(10, 1000, 1000)
 	if out.Len() != 0 {
 		t.Errorf("not a terminal: %q, want nothing", out.String())
+	}
+}
+
+// TestNoteDataWait: an epoch whose steps waited more than dataWaitShare
+// of their time for the loader says so, with the share and the workers;
+// one that waited less says nothing.
+func TestNoteDataWait(t *testing.T) {
+	var out bytes.Buffer
+	d := cpu.New()
+	defer d.Close()
+	r := &run{cfg: Config{Workers: 3}, d: d, prog: newProgress(&out, time.Second, 10, 0, 0)}
+	r.noteDataWait(2*time.Second, 10*time.Second)
+	if out.Len() != 0 {
+		t.Errorf("20%% waiting: %q, want nothing", out.String())
+	}
+	r.noteDataWait(4*time.Second, 10*time.Second)
+	if s := out.String(); !strings.Contains(s, "waited 4.0s of 10.0s (40%) for the data loader") || !strings.Contains(s, "on 3 workers") {
+		t.Errorf("40%% waiting: %q", s)
 	}
 }
