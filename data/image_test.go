@@ -1,6 +1,8 @@
 package data
 
 import (
+	"image"
+	"image/color"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -124,6 +126,19 @@ func TestTenCrop(t *testing.T) {
 	o.TenCrop = false
 	if err := photoSample(p, o, 0, x[:36]); err != nil || !equalF(x[:36], scaled(crop(p, 2, 3, 6, 6, false))) {
 		t.Fatalf("centre crop %v, %v", x[:36], err)
+	}
+	// With a resize, the one centre view (which resizes only its window)
+	// is the ten views' centre (which resize the whole image).
+	big := greyPlanes(37, 50)
+	o = Options{Channels: 1, Height: 16, Width: 16, Mean: unit[:1], Std: one[:1], Resize: 20, TenCrop: true}
+	ten := make([]float32, 10*256)
+	if err := photoSample(big, o, 0, ten); err != nil {
+		t.Fatal(err)
+	}
+	o.TenCrop = false
+	single := make([]float32, 256)
+	if err := photoSample(big, o, 0, single); err != nil || !equalF(single, ten[4*256:5*256]) {
+		t.Fatalf("resized centre crop %v, %v; the ten views' centre is %v", single, err, ten[4*256:5*256])
 	}
 }
 
@@ -265,5 +280,73 @@ func TestOptions(t *testing.T) {
 	o := DefaultOptions(Spec{Kind: Folder})
 	if o.Resize != 256 || o.Height != 227 || o.Channels != 3 {
 		t.Errorf("folder defaults %+v", o)
+	}
+}
+
+// TestResizeWindow: every window resizeWindow computes is, bit for bit,
+// that window of the whole resize, down- and upscaling.
+func TestResizeWindow(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, sz := range [][4]int{{375, 500, 256, 341}, {31, 17, 12, 9}, {12, 9, 31, 17}, {8, 8, 8, 5}, {1, 3, 4, 6}} {
+		h, w, oh, ow := sz[0], sz[1], sz[2], sz[3]
+		p := planes{C: 3, H: h, W: w, Pix: make([]float32, 3*h*w)}
+		for i := range p.Pix {
+			p.Pix[i] = float32(r.IntN(256))
+		}
+		whole := resizeWindow(p, oh, ow, 0, 0, oh, ow)
+		for range 20 {
+			wh, ww := 1+r.IntN(oh), 1+r.IntN(ow)
+			y0, x0 := r.IntN(oh-wh+1), r.IntN(ow-ww+1)
+			win := resizeWindow(p, oh, ow, y0, x0, wh, ww)
+			for c := 0; c < 3; c++ {
+				for y := 0; y < wh; y++ {
+					for x := 0; x < ww; x++ {
+						got, want := win.Pix[(c*wh+y)*ww+x], whole.Pix[(c*oh+y0+y)*ow+x0+x]
+						if math.Float32bits(got) != math.Float32bits(want) {
+							t.Fatalf("%v, window %dx%d at (%d, %d): [%d][%d][%d] = %v, the whole resize has %v", sz, wh, ww, y0, x0, c, y, x, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestToPlanesYCbCr: the row-wise YCbCr conversion equals the per-pixel
+// one (YOffset, COffset, YCbCrToRGB) for every subsampling, for a
+// sub-image whose bounds do not start at 0, in 3 channels and in grey.
+func TestToPlanesYCbCr(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, ratio := range []image.YCbCrSubsampleRatio{image.YCbCrSubsampleRatio444, image.YCbCrSubsampleRatio422,
+		image.YCbCrSubsampleRatio420, image.YCbCrSubsampleRatio440, image.YCbCrSubsampleRatio411, image.YCbCrSubsampleRatio410} {
+		m := image.NewYCbCr(image.Rect(1, 3, 24, 18), ratio)
+		for _, b := range [][]uint8{m.Y, m.Cb, m.Cr} {
+			for i := range b {
+				b[i] = uint8(r.IntN(256))
+			}
+		}
+		sub := m.SubImage(image.Rect(4, 6, 21, 17)).(*image.YCbCr)
+		for _, img := range []*image.YCbCr{m, sub} {
+			b := img.Bounds()
+			w, h := b.Dx(), b.Dy()
+			for _, c := range []int{3, 1} {
+				p := toPlanes(img, c)
+				for y := 0; y < h; y++ {
+					for x := 0; x < w; x++ {
+						yi, ci := img.YOffset(b.Min.X+x, b.Min.Y+y), img.COffset(b.Min.X+x, b.Min.Y+y)
+						R, G, B := color.YCbCrToRGB(img.Y[yi], img.Cb[ci], img.Cr[ci])
+						want := []float32{float32(R), float32(G), float32(B)}
+						if c == 1 {
+							want = []float32{0.299*float32(R) + 0.587*float32(G) + 0.114*float32(B)}
+						}
+						for k, v := range want {
+							if got := p.Pix[(k*h+y)*w+x]; got != v {
+								t.Fatalf("%v, bounds %v, %d channels: (%d, %d) channel %d = %v, want %v", ratio, b, c, x, y, k, got, v)
+							}
+						}
+					}
+				}
+			}
+		}
 	}
 }
