@@ -598,7 +598,7 @@ const dataWaitShare = 0.3
 // noteDataWait says, at an epoch's end, when the steps spent more than
 // dataWaitShare of their time (steps) waiting for images (wait): the
 // device then idles for the loader, whose JPEG decoding (about 4 ms a
-// 500x375 photo on one core, with its resize about 7) bounds the rate.
+// 500x375 photo on one core, 6 with its resize) bounds the rate.
 func (r *run) noteDataWait(wait, steps time.Duration) {
 	if steps <= 0 || float64(wait) <= dataWaitShare*float64(steps) {
 		return
