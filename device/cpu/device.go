@@ -100,14 +100,11 @@ func envOff(name string) bool {
 // parseSwitch reads variable name as a switch: off, 0, false, no; or
 // unset, on, 1, true, yes, auto; else an error naming it.
 func parseSwitch(name string) (off bool, err error) {
-	switch v := strings.ToLower(strings.TrimSpace(os.Getenv(name))); v {
-	case "off", "0", "false", "no":
-		return true, nil
-	case "", "on", "1", "true", "yes", "auto":
-		return false, nil
-	default:
+	off, ok := device.Switch(os.Getenv(name))
+	if !ok {
 		return false, fmt.Errorf("cpu: %s=%q: want off or on", name, os.Getenv(name))
 	}
+	return off, nil
 }
 
 // Open is New, with an error when ALEXCL_GEMM has a value this machine

@@ -383,9 +383,7 @@ func Open(index int, opts Options) (*Device, error) {
 				"NaN logits may score, and results may differ from the reference's", o)
 		}
 	}
-	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("ALEXCL_KERNEL_CACHE"))); v {
-	case "", "on", "1", "true", "yes", "off", "0", "false", "no":
-	default:
+	if v := os.Getenv("ALEXCL_KERNEL_CACHE"); !isSwitch(v) {
 		d.opts.logf("warning: ALEXCL_KERNEL_CACHE=%q taken as on: use off or on", v)
 	}
 	if err := checkHostDefines(d.opts.Defines); err != nil {
@@ -690,4 +688,10 @@ func (d *Device) kernelNames() string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, ", ")
+}
+
+// isSwitch reports whether v is a value device.Switch reads.
+func isSwitch(v string) bool {
+	_, ok := device.Switch(v)
+	return ok
 }

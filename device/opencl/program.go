@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/alexcl/alexcl/clkernels"
+	"github.com/alexcl/alexcl/device"
 	"github.com/alexcl/alexcl/device/opencl/cl"
 )
 
@@ -81,8 +82,7 @@ func isIdent(s string) bool {
 
 // cacheDir returns the kernel cache directory, or "" when caching is off.
 func cacheDir(o Options) string {
-	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("ALEXCL_KERNEL_CACHE"))); v {
-	case "off", "0", "false", "no": // other values: on (Open warns once)
+	if off, _ := device.Switch(os.Getenv("ALEXCL_KERNEL_CACHE")); off { // other values: on (Open warns once)
 		return ""
 	}
 	if o.NoCache {

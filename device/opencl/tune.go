@@ -80,14 +80,15 @@ const (
 // tuneModeOf returns the mode of o: ALEXCL_TUNE (off, on or force) when
 // set, else on when o.Tune and off otherwise.
 func tuneModeOf(o *Options) tuneMode {
-	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("ALEXCL_TUNE"))); v {
-	case "off", "0", "false", "no":
-		return tuneOff
-	case "on", "1", "true", "yes":
-		return tuneOn
-	case "force":
+	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("ALEXCL_TUNE"))); {
+	case v == "force":
 		return tuneForce
-	case "":
+	case v == "":
+	case isSwitch(v):
+		if off, _ := device.Switch(v); off {
+			return tuneOff
+		}
+		return tuneOn
 	default:
 		o.logf("warning: ALEXCL_TUNE=%q ignored: use off, on or force", v)
 	}
