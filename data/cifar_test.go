@@ -155,7 +155,7 @@ func TestCIFARErrors(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	if _, err := Open(Spec{Kind: CIFAR10, Dir: t.TempDir()}, "train", Options{TenCrop: true}); err == nil || !strings.Contains(err.Error(), "TenCrop applies to folder datasets only") {
+	if _, err := Open(Spec{Kind: CIFAR10, Dir: t.TempDir()}, "train", Options{TenCrop: true}); err == nil || !strings.Contains(err.Error(), "is for folder datasets only") {
 		t.Errorf("TenCrop: %v", err)
 	}
 }

@@ -42,12 +42,12 @@ func Open(spec Spec, split string, opts Options) (Dataset, error) {
 	switch spec.Kind {
 	case MNIST:
 		if o.TenCrop {
-			return nil, fmt.Errorf("%s: TenCrop applies to folder datasets only", what)
+			return nil, fmt.Errorf("%s: ten-crop evaluation (TenCrop, eval --ten-crop) is for folder datasets only", what)
 		}
 		return openMNIST(spec, train, o)
 	case CIFAR10:
 		if o.TenCrop {
-			return nil, fmt.Errorf("%s: TenCrop applies to folder datasets only", what)
+			return nil, fmt.Errorf("%s: ten-crop evaluation (TenCrop, eval --ten-crop) is for folder datasets only", what)
 		}
 		return openCIFAR10(spec.Dir, train, o)
 	case Folder:

@@ -240,8 +240,10 @@ func (c Config) Validate() error {
 		return err
 	}
 	switch {
-	case c.Epochs < 0 || c.MaxSteps < 0:
-		return fmt.Errorf("epochs = %d, max_steps = %d: must not be negative", c.Epochs, c.MaxSteps)
+	case c.Epochs < 0:
+		return fmt.Errorf("epochs = %d: must not be negative", c.Epochs)
+	case c.MaxSteps < 0:
+		return fmt.Errorf("max_steps = %d: must not be negative (0: no limit)", c.MaxSteps)
 	case c.Epochs < 1 && c.MaxSteps < 1:
 		return fmt.Errorf("epochs = %d and max_steps = %d: give at least one epoch or step", c.Epochs, c.MaxSteps)
 	case c.Epochs > maxEpochs:

@@ -55,7 +55,7 @@ func TestConfigErrors(t *testing.T) {
 	for _, tc := range []struct{ text, want string }{
 		{"batch = 0", "batch = 0: must be at least 1"},
 		{"batch = -8", "batch = -8: must be at least 1"},
-		{"epochs = -1", "epochs = -1, max_steps = 0: must not be negative"},
+		{"epochs = -1", "epochs = -1: must not be negative"},
 		{"epochs = 0\nmax_steps = 0", "give at least one epoch or step"},
 		{"epochs = 9000000000", "epochs = 9000000000: must be at most"},
 		{"lr = 0", "lr = 0: must be a finite number > 0"},

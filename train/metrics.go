@@ -11,8 +11,10 @@ import (
 )
 
 // metricsHeader is the first line of metrics.csv. Rows written during an
-// epoch carry the training columns; the row written after each evaluation
-// also carries the test columns. Empty cells are values not measured.
+// epoch carry the training columns, the means since the row before; the
+// row written after each evaluation carries the test columns and, as
+// train_loss, the mean over the whole epoch (or the part of it trained).
+// Empty cells are values not measured.
 var metricsHeader = []string{"step", "epoch", "train_loss", "train_top1", "test_loss", "test_top1", "test_top5", "lr", "images_per_s", "wall_s"}
 
 // Metric is one row of metrics.csv. Accuracies are fractions in [0, 1];

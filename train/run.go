@@ -164,6 +164,15 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		r.updateSchedule()
 	} else {
 		if _, err := os.Stat(statePath); err == nil {
+			if st, err := ReadState(cfg.Out); err == nil && st.Finished {
+				further := fmt.Sprintf("--epochs %d", st.Epoch+1) // it ended at an epoch's end
+				if st.Batch != 0 {                                // max_steps ended it inside an epoch
+					further = fmt.Sprintf("--max-steps %d (or 0: to the end of its epochs)", 2*st.Step)
+				}
+				return Result{}, fmt.Errorf("%s already holds a training run, finished at step %d: train it further with "+
+					"`--resume --out %s %s`, pick another --out, or delete the directory",
+					cfg.Out, st.Step, cfg.Out, further)
+			}
 			return Result{}, fmt.Errorf("%s already holds a training run (%s): continue it with --resume --out %s, pick another --out, or delete the directory",
 				cfg.Out, StateFile, cfg.Out)
 		}
@@ -182,8 +191,8 @@ func (r *run) run(ctx context.Context) (Result, error) {
 			there = nil
 		}
 		if len(there) > 0 {
-			return Result{}, fmt.Errorf("%s already holds %s, which a run would overwrite: pick another --out, or move or delete them",
-				cfg.Out, strings.Join(there, ", "))
+			return Result{}, fmt.Errorf("%s already holds %s, which a run would overwrite: pick another --out, or move or delete %s",
+				cfg.Out, strings.Join(there, ", "), map[bool]string{true: "it", false: "them"}[len(there) == 1])
 		}
 		r.st = State{Version: stateVersion, Seed: cfg.Seed, Data: cfg.Data, BatchLen: cfg.Batch,
 			Shuffle: cfg.Shuffle, Augment: cfg.Augment, BestTop1: -1}
@@ -231,6 +240,35 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	}
 	r.noteSkipped("training", trainDS)
 	r.noteSkipped("test", r.test)
+
+	// The run's length, and a resumed run with nothing left to do, before
+	// anything is opened or written: it leaves the directory as it was.
+	loader, err := data.NewLoader(trainDS, cfg.Batch, cfg.Shuffle, true, cfg.Seed, r.st.Epoch, r.st.Batch)
+	if err != nil {
+		return Result{}, fmt.Errorf("training data: %w", err)
+	}
+	defer loader.Close()
+	r.perEpoch = loader.BatchesPerEpoch()
+	r.total = int64(cfg.Epochs) * int64(r.perEpoch)
+	if cfg.MaxSteps > 0 && (r.total == 0 || cfg.MaxSteps < r.total) {
+		r.total = cfg.MaxSteps
+	}
+	r.prog = newProgress(r.opts.Log, r.opts.ProgressEvery, r.total, r.perEpoch, r.st.Step)
+	if r.st.Step >= r.total && !r.evalDue() {
+		how := "raise --epochs or --max-steps to train on"
+		if cfg.MaxSteps > 0 && cfg.MaxSteps < int64(cfg.Epochs)*int64(r.perEpoch) {
+			how = fmt.Sprintf("its max_steps = %d ends it: pass --max-steps 0 to train to the end of --epochs (now %d), or a larger --max-steps", cfg.MaxSteps, cfg.Epochs)
+		}
+		where := fmt.Sprintf("at step %d of %d", r.st.Step, r.total)
+		if r.st.Step > r.total {
+			where = fmt.Sprintf("at step %d, past the %d steps of epochs = %d", r.st.Step, r.total, cfg.Epochs)
+			if cfg.MaxSteps > 0 && cfg.MaxSteps == r.total {
+				where = fmt.Sprintf("at step %d, past max_steps = %d", r.st.Step, r.total)
+			}
+		}
+		r.prog.line("nothing to do: the run in %s is %s; %s (nothing was changed)", cfg.Out, where, how)
+		return r.result(EvalResult{}, math.NaN()), nil
+	}
 
 	// Device and network, before anything is written: a run that cannot
 	// start leaves the output directory as it was.
@@ -296,27 +334,7 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 
-	loader, err := data.NewLoader(trainDS, cfg.Batch, cfg.Shuffle, true, cfg.Seed, r.st.Epoch, r.st.Batch)
-	if err != nil {
-		return Result{}, fmt.Errorf("training data: %w", err)
-	}
-	defer loader.Close()
-	r.perEpoch = loader.BatchesPerEpoch()
-	r.total = int64(cfg.Epochs) * int64(r.perEpoch)
-	if cfg.MaxSteps > 0 && (r.total == 0 || cfg.MaxSteps < r.total) {
-		r.total = cfg.MaxSteps
-	}
-
-	r.prog = newProgress(r.opts.Log, r.opts.ProgressEvery, r.total, r.perEpoch, r.st.Step)
 	r.printHeader(mc, trainDS, spec)
-	if r.st.Step >= r.total && !r.evalDue() {
-		how := "raise --epochs or --max-steps to train on"
-		if cfg.MaxSteps > 0 && cfg.MaxSteps < int64(cfg.Epochs)*int64(r.perEpoch) {
-			how = fmt.Sprintf("its max_steps = %d ends it: pass --max-steps 0 to train to the end of --epochs (now %d), or a larger --max-steps", cfg.MaxSteps, cfg.Epochs)
-		}
-		r.prog.line("nothing to do: the run in %s is at step %d of %d; %s", cfg.Out, r.st.Step, r.total, how)
-		return r.result(EvalResult{}, math.NaN()), nil
-	}
 	return r.loop(ctx, loader)
 }
 
@@ -514,8 +532,12 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		}
 	}
 	res := r.result(last, lastEpochLoss)
-	fmt.Fprintf(r.opts.Log, "done: %d steps, test top-1 %.2f%% (best %.2f%% at step %d), %.1f img/s; weights in %s and %s\n",
-		r.st.Step, 100*last.Top1, 100*r.st.BestTop1, r.st.BestStep, res.ImagesPS,
+	rate := fmt.Sprintf(", %.1f img/s", res.ImagesPS)
+	if r.trainImg == 0 { // a resume that only ran a due evaluation
+		rate = ""
+	}
+	fmt.Fprintf(r.opts.Log, "done: %d step%s, test top-1 %.2f%% (best %.2f%% at step %d)%s; weights in %s and %s\n",
+		r.st.Step, plural(int(r.st.Step)), 100*last.Top1, 100*r.st.BestTop1, r.st.BestStep, rate,
 		filepath.Join(r.cfg.Out, LastFile), filepath.Join(r.cfg.Out, BestFile))
 	return res, nil
 }

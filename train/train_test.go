@@ -262,9 +262,20 @@ func TestResumeBitExact(t *testing.T) {
 		t.Errorf("%s holds %v, want the newest 3 checkpoints (40, 44, 45)", CkptDir, names)
 	}
 
-	// Resuming a finished run does nothing and says so.
-	if _, log, err := run(a, RunOptions{Resume: true}); err != nil || !strings.Contains(log, "nothing to do") {
+	// Resuming a finished run does nothing and says so; with other flags
+	// too, and then it writes nothing either (config.toml keeps the
+	// settings the run trained with).
+	cfgBefore, _ := os.ReadFile(filepath.Join(a.Out, ConfigFile))
+	metBefore, _ := os.ReadFile(filepath.Join(a.Out, MetricsFile))
+	other := a
+	other.LR = 0.5
+	if _, log, err := run(other, RunOptions{Resume: true}); err != nil || !strings.Contains(log, "nothing to do") || !strings.Contains(log, "nothing was changed") {
 		t.Errorf("resume of a finished run: %v\n%s", err, log)
+	}
+	cfgAfter, _ := os.ReadFile(filepath.Join(a.Out, ConfigFile))
+	metAfter, _ := os.ReadFile(filepath.Join(a.Out, MetricsFile))
+	if !bytes.Equal(cfgBefore, cfgAfter) || !bytes.Equal(metBefore, metAfter) {
+		t.Errorf("a resume with nothing to do rewrote config.toml or metrics.csv")
 	}
 	// A fresh run refuses to overwrite it.
 	if _, _, err := run(a, RunOptions{}); err == nil || !strings.Contains(err.Error(), "--resume") {

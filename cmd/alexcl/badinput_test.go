@@ -239,7 +239,7 @@ func TestBadInput(t *testing.T) {
 			[]string{"neg.toml: features.0 conv: out = -8, kernel = 5: both must be positive"}},
 		{"zero batch", train("mnist:"+mnist, "--batch", "0"), []string{"batch = 0: must be at least 1"}},
 		{"negative batch", train("mnist:"+mnist, "--batch", "-3"), []string{"batch = -3: must be at least 1"}},
-		{"negative epochs", train("mnist:"+mnist, "--epochs", "-1"), []string{"epochs = -1, max_steps = 2: must not be negative"}},
+		{"negative epochs", train("mnist:"+mnist, "--epochs", "-1"), []string{"epochs = -1: must not be negative"}},
 		{"negative keep", train("mnist:"+mnist, "--keep", "-1"), []string{"keep = -1"}},
 		{"batch larger than the dataset", train("mnist:"+mnist, "--batch", "100"),
 			[]string{"batch 100 is larger than the training split of mnist:" + mnist + " (64 samples): use --batch 64 or less"}},

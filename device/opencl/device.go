@@ -383,8 +383,13 @@ func Open(index int, opts Options) (*Device, error) {
 				"NaN logits may score, and results may differ from the reference's", o)
 		}
 	}
+	// Switches with a value alexcl does not read are errors, as the CPU
+	// device's are, rather than a guess.
 	if v := os.Getenv("ALEXCL_KERNEL_CACHE"); !isSwitch(v) {
-		d.opts.logf("warning: ALEXCL_KERNEL_CACHE=%q taken as on: use off or on", v)
+		return fail(fmt.Errorf("ALEXCL_KERNEL_CACHE=%q: want off or on", v))
+	}
+	if v := os.Getenv("ALEXCL_TUNE"); !isSwitch(v) && !strings.EqualFold(strings.TrimSpace(v), "force") {
+		return fail(fmt.Errorf("ALEXCL_TUNE=%q: want off, on or force", v))
 	}
 	if err := checkHostDefines(d.opts.Defines); err != nil {
 		return fail(err)

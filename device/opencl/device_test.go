@@ -669,3 +669,20 @@ func TestBuildOptionsEnvRejected(t *testing.T) {
 		t.Errorf("error %q: want it to name ALEXCL_CL_OPTIONS", err)
 	}
 }
+
+// TestSwitchEnvRefused: ALEXCL_TUNE and ALEXCL_KERNEL_CACHE values that
+// are neither on nor off (nor force) fail Open, naming the variable.
+func TestSwitchEnvRefused(t *testing.T) {
+	requireOpenCL(t)
+	for _, name := range []string{"ALEXCL_TUNE", "ALEXCL_KERNEL_CACHE"} {
+		t.Setenv(name, "sometimes")
+		d, err := Open(0, testOptions(sharedCache, nil))
+		if err == nil || !strings.Contains(err.Error(), name+`="sometimes"`) {
+			t.Errorf("%s=sometimes: %v, want an error naming it", name, err)
+		}
+		if err == nil {
+			d.Close()
+		}
+		t.Setenv(name, "")
+	}
+}
