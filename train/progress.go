@@ -33,6 +33,10 @@ type progress struct {
 	// its first use of a layer shape, shapes.go).
 	firstEnd time.Time
 	now      func() time.Time // time.Now; tests step a clock of their own
+	// evalDur is how long the last evaluation took; the ETA counts one per
+	// epoch end (and one at a last step inside an epoch) still to come.
+	// The steps' own time leaves evaluations out (evalDone).
+	evalDur time.Duration
 }
 
 // isTerminal reports whether w is a character device such as a terminal.
@@ -92,7 +96,8 @@ func (p *progress) step(step int64, epoch int, n int, loss float64, lr float64) 
 		if done > 1 {
 			perStep = now.Sub(p.firstEnd) / time.Duration(done-1)
 		}
-		fmt.Fprintf(&b, "  ETA %s", fmtDuration(perStep*time.Duration(p.total-step)))
+		eta := perStep*time.Duration(p.total-step) + p.evalDur*time.Duration(p.evalsLeft(step))
+		fmt.Fprintf(&b, "  ETA %s", fmtDuration(eta))
 	}
 	p.print(b.String(), p.tty)
 }
@@ -110,6 +115,32 @@ func (p *progress) eval(step int64, done, total int) {
 	}
 	p.lastDraw = now
 	p.print(fmt.Sprintf("step %d: evaluating, %d/%d test samples", step, done, total), true)
+}
+
+// evalsLeft is how many evaluations the run still does after step: one
+// at each epoch end from step on (step's own, if it ends an epoch, runs
+// next) and one at the last step if it ends inside an epoch.
+func (p *progress) evalsLeft(step int64) int64 {
+	if p.perEpoch <= 0 || p.total <= 0 || step > p.total {
+		return 0
+	}
+	pe := int64(p.perEpoch)
+	n := p.total/pe - (step-1)/pe
+	if p.total%pe != 0 {
+		n++
+	}
+	return max(n, 0)
+}
+
+// evalDone records that an evaluation took d, which the ETA counts for
+// each one still to come, and moves the steps' clock past it, so that
+// the time per step leaves it out.
+func (p *progress) evalDone(d time.Duration) {
+	p.evalDur = d
+	if !p.firstEnd.IsZero() {
+		p.firstEnd = p.firstEnd.Add(d)
+	}
+	p.runStart = p.runStart.Add(d)
 }
 
 // meanLoss is the running mean of the training loss since the last reset.

@@ -75,3 +75,30 @@ func TestNoteDataWait(t *testing.T) {
 		t.Errorf("40%% waiting: %q", s)
 	}
 }
+
+// TestProgressETAEval: once an evaluation has run, the ETA counts one
+// like it per epoch end still to come (and one at a last step inside an
+// epoch), and the time per step leaves the evaluation out.
+func TestProgressETAEval(t *testing.T) {
+	var out bytes.Buffer
+	p := newProgress(&out, time.Nanosecond, 25, 10, 0) // epochs of 10 steps; evaluations at 10, 20 and 25
+	clock := p.runStart
+	p.now = func() time.Time { return clock }
+	for step := int64(1); step <= 3; step++ {
+		clock = clock.Add(time.Second)
+		p.step(step, 0, 8, 1, 0.1)
+	}
+	clock = clock.Add(5 * time.Second) // an evaluation of 5 s
+	p.evalDone(5 * time.Second)
+	out.Reset()
+	clock = clock.Add(time.Second)
+	p.step(4, 0, 8, 1, 0.1)
+	if !strings.Contains(out.String(), "ETA 36.0s") { // 21 steps of 1 s, 3 evaluations of 5 s
+		t.Errorf("after an evaluation: %q, want ETA 36.0s", out.String())
+	}
+	for step, want := range map[int64]int64{1: 3, 10: 3, 11: 2, 20: 2, 21: 1, 25: 1} {
+		if got := p.evalsLeft(step); got != want {
+			t.Errorf("evaluations left after step %d: %d, want %d", step, got, want)
+		}
+	}
+}

@@ -560,6 +560,7 @@ func (r *run) evaluate(ctx context.Context, full bool, trainLoss float64, last *
 	r.st.EpochLossSum, r.st.EpochSteps = 0, 0
 	*last = ev
 	evalDur := time.Since(t0)
+	r.prog.evalDone(evalDur)
 	lr := r.st.Schedule.LR
 	row := r.row()
 	row.TrainLoss, row.TestLoss, row.TestTop1, row.TestTop5 = trainLoss, ev.Loss, ev.Top1, ev.Top5
