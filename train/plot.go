@@ -141,11 +141,14 @@ func drawPanel(img *image.RGBA, r image.Rectangle, title string, ss []series, ac
 				line(img, qx, qy, px, py, s.col)
 				line(img, qx, qy+1, px, py+1, s.col)
 			}
-			if s.marks {
+			if s.marks || len(s.x) == 1 { // a lone point of a line is a mark
 				fillRect(img, image.Rect(px-2, py-2, px+3, py+3), s.col)
 			}
 		}
 		ly := plot.Min.Y + 8 + 16*k
+		if accuracy { // accuracies climb to the top: the legend goes below them
+			ly = plot.Max.Y - 8 - 16*(len(ss)-k)
+		}
 		fillRect(img, image.Rect(lx, ly, lx+14, ly+10), s.col)
 		drawText(img, lx+20, ly, s.name, colAxis)
 	}
