@@ -23,8 +23,8 @@ import (
 
 // Flags of the commands that run a trained network (eval, predict).
 var (
-	weightsFlag = &cli.StringFlag{Name: "weights", Aliases: []string{"w"}, Required: true,
-		Usage: "trained weights `FILE` (.safetensors written by alexcl train, or a PyTorch state_dict)"}
+	weightsFlag = &cli.StringFlag{Name: "weights", Aliases: []string{"w"}, Value: "runs/mini/best.safetensors",
+		Usage: "trained weights `FILE` (.safetensors written by alexcl train, or a PyTorch state_dict); the default is what `alexcl train` writes"}
 	netPresetFlag = &cli.StringFlag{Name: "preset",
 		Usage: "built-in network `NAME` (mini or paper); default: the network stored in the weights file"}
 	netConfigFlag = &cli.StringFlag{Name: "config",

@@ -231,6 +231,7 @@ func TestCommandErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"eval", "--weights", missing}, "alexcl train"},
+		{[]string{"eval"}, "weights file runs/mini/best.safetensors does not exist: train one with `alexcl train`"},
 		{[]string{"predict", "--weights", missing, "x.png"}, "does not exist"},
 		{[]string{"predict", "--weights", missing}, "no images"},
 		{[]string{"train", "--epochs", "0", "--max-steps", "0", "--device", "cpu", "--out", t.TempDir()}, "at least one epoch"},
