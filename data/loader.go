@@ -77,10 +77,7 @@ func NewLoader(ds Dataset, batch int, shuffle, dropLast bool, seed uint64, start
 	if batch > n {
 		return nil, fmt.Errorf("data: batch size %d is larger than the dataset (%d samples): lower the batch size", batch, n)
 	}
-	nb := n / batch
-	if !dropLast && n%batch != 0 {
-		nb++
-	}
+	nb := BatchesPerEpoch(n, batch, dropLast)
 	if startEpoch < 0 || startBatch < 0 || startBatch > nb {
 		return nil, fmt.Errorf("data: cannot start at epoch %d batch %d: an epoch has batches 0..%d", startEpoch, startBatch, nb-1)
 	}
@@ -107,6 +104,16 @@ func NewLoader(ds Dataset, batch int, shuffle, dropLast bool, seed uint64, start
 
 // BatchesPerEpoch is the number of batches Next returns in each epoch.
 func (l *Loader) BatchesPerEpoch() int { return l.nb }
+
+// BatchesPerEpoch is the number of batches a Loader of n samples gives an
+// epoch: n/batch, and one more for the rest unless dropLast.
+func BatchesPerEpoch(n, batch int, dropLast bool) int {
+	nb := n / max(batch, 1)
+	if !dropLast && n%max(batch, 1) != 0 {
+		nb++
+	}
+	return nb
+}
 
 // Next returns the next batch, or io.EOF at the end of an epoch (the call after that starts
 // the next epoch). A sample error (a corrupt image with Strict) stops the loader: Next

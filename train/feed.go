@@ -23,7 +23,11 @@ type feeder struct {
 	cur   *staged // that batch, kept until its copies have finished
 	ahead *staged // what the next call of next returns, when prefetched
 
-	wait time.Duration // time blocked in Loader.Next: the images were not ready
+	// wait is the time next blocked in Loader.Next: a step that could not
+	// start for want of images (the device idle). lastPrefetch is how
+	// long the last prefetch blocked there, beside the device's work on
+	// the step before: idle only for what outlasted that work.
+	wait, lastPrefetch time.Duration
 }
 
 // staged is a batch copied (or being copied) into the buffers of slot, or
@@ -72,7 +76,9 @@ func (f *feeder) next() (*data.Batch, device.Buffer, device.Buffer, error) {
 	st := f.ahead
 	f.ahead = nil
 	if st == nil {
+		t0 := time.Now()
 		st = f.fetch(f.slot ^ 1)
+		f.wait += time.Since(t0)
 	}
 	if err := f.retire(); err != nil {
 		st.release(f.loader)
@@ -94,15 +100,15 @@ func (f *feeder) prefetch() {
 	if f.aw == nil || f.ahead != nil {
 		return
 	}
+	t0 := time.Now()
 	f.ahead = f.fetch(f.slot ^ 1)
+	f.lastPrefetch = time.Since(t0)
 }
 
 // fetch takes the loader's next batch and copies it into the buffers of
 // slot (slot 0 when there is only one pair).
 func (f *feeder) fetch(slot int) *staged {
-	t0 := time.Now()
 	b, err := f.loader.Next()
-	f.wait += time.Since(t0)
 	if err != nil {
 		return &staged{err: err}
 	}

@@ -133,6 +133,15 @@ func drawPanel(img *image.RGBA, r image.Rectangle, title string, ss []series, ac
 		return px, clampInt(py, plot.Min.Y, plot.Max.Y)
 	}
 	lx := plot.Max.X - 130
+	// The legend sits in the right-hand corner the curves' last points
+	// keep clear of: at the bottom when they end in the upper half (a loss
+	// falling to the bottom keeps it at the top).
+	legendLow := false
+	for _, s := range ss {
+		if n := len(s.y); n > 0 && s.y[n-1] > (y0+y1)/2 {
+			legendLow = true
+		}
+	}
 	for k, s := range ss {
 		for i := range s.x {
 			px, py := toPx(s.x[i], s.y[i])
@@ -146,7 +155,7 @@ func drawPanel(img *image.RGBA, r image.Rectangle, title string, ss []series, ac
 			}
 		}
 		ly := plot.Min.Y + 8 + 16*k
-		if accuracy { // accuracies climb to the top: the legend goes below them
+		if legendLow {
 			ly = plot.Max.Y - 8 - 16*(len(ss)-k)
 		}
 		fillRect(img, image.Rect(lx, ly, lx+14, ly+10), s.col)

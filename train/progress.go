@@ -102,6 +102,13 @@ func (p *progress) step(step int64, epoch int, n int, loss float64, lr float64) 
 	p.print(b.String(), p.tty)
 }
 
+// begin starts the clocks of the rate and the ETA: the run's setup (an
+// OpenCL device compiles and tunes its kernels) is not a step's time.
+func (p *progress) begin() {
+	now := p.now()
+	p.runStart, p.rateStart, p.lastDraw = now, now, now
+}
+
 // eval shows, on a terminal, how far an evaluation has come (done of
 // total test samples), redrawn at most every interval; elsewhere the
 // result line that follows is enough.

@@ -66,13 +66,18 @@ func TestNoteDataWait(t *testing.T) {
 	d := cpu.New()
 	defer d.Close()
 	r := &run{cfg: Config{Workers: 3}, d: d, prog: newProgress(&out, time.Second, 10, 0, 0)}
-	r.noteDataWait(2*time.Second, 10*time.Second)
+	r.noteDataWait(2*time.Second, 10*time.Second, 2, 10)
 	if out.Len() != 0 {
-		t.Errorf("20%% waiting: %q, want nothing", out.String())
+		t.Errorf("20%% waiting, 2 of 10 steps held up: %q, want nothing", out.String())
 	}
-	r.noteDataWait(4*time.Second, 10*time.Second)
+	r.noteDataWait(4*time.Second, 10*time.Second, 0, 0)
 	if s := out.String(); !strings.Contains(s, "waited 4.0s of 10.0s (40%) for the data loader") || !strings.Contains(s, "on 3 workers") {
 		t.Errorf("40%% waiting: %q", s)
+	}
+	out.Reset()
+	r.noteDataWait(0, 10*time.Second, 4, 10) // a device that takes the next batch during a step
+	if s := out.String(); !strings.Contains(s, "in 4 of 10 steps (40%) cpu was done before the data loader had the next batch") {
+		t.Errorf("4 of 10 steps held up: %q", s)
 	}
 }
 
@@ -100,5 +105,21 @@ func TestProgressETAEval(t *testing.T) {
 		if got := p.evalsLeft(step); got != want {
 			t.Errorf("evaluations left after step %d: %d, want %d", step, got, want)
 		}
+	}
+}
+
+// TestProgressBegin: time before begin (the device's setup) counts in
+// neither the rate nor the ETA.
+func TestProgressBegin(t *testing.T) {
+	var out bytes.Buffer
+	p := newProgress(&out, time.Nanosecond, 11, 0, 0)
+	clock := p.runStart
+	p.now = func() time.Time { return clock }
+	clock = clock.Add(time.Minute) // compiling and tuning
+	p.begin()
+	clock = clock.Add(2 * time.Second)
+	p.step(1, 0, 8, 1, 0.1)
+	if s := out.String(); !strings.Contains(s, "4.0 img/s") || !strings.Contains(s, "ETA 20.0s") {
+		t.Errorf("first step after a minute of setup: %q, want 4.0 img/s and ETA 20.0s", s)
 	}
 }

@@ -165,9 +165,13 @@ func (r *run) run(ctx context.Context) (Result, error) {
 	} else {
 		if _, err := os.Stat(statePath); err == nil {
 			if st, err := ReadState(cfg.Out); err == nil && st.Finished {
-				further := fmt.Sprintf("--epochs %d", st.Epoch+1) // it ended at an epoch's end
-				if st.Batch != 0 {                                // max_steps ended it inside an epoch
-					further = fmt.Sprintf("--max-steps %d (or 0: to the end of its epochs)", 2*st.Step)
+				// What ended it: its max_steps (kept at resume) or its epochs.
+				further := fmt.Sprintf("--epochs %d", st.Epoch+1)
+				if old, err := LoadConfig(filepath.Join(cfg.Out, ConfigFile)); err == nil {
+					further = fmt.Sprintf("--epochs %d", old.Epochs+1)
+					if old.MaxSteps > 0 && old.MaxSteps <= st.Step {
+						further = fmt.Sprintf("--max-steps %d (or 0: to the end of its %d epochs)", 2*st.Step, old.Epochs)
+					}
 				}
 				return Result{}, fmt.Errorf("%s already holds a training run, finished at step %d: train it further with "+
 					"`--resume --out %s %s`, pick another --out, or delete the directory",
@@ -243,12 +247,7 @@ func (r *run) run(ctx context.Context) (Result, error) {
 
 	// The run's length, and a resumed run with nothing left to do, before
 	// anything is opened or written: it leaves the directory as it was.
-	loader, err := data.NewLoader(trainDS, cfg.Batch, cfg.Shuffle, true, cfg.Seed, r.st.Epoch, r.st.Batch)
-	if err != nil {
-		return Result{}, fmt.Errorf("training data: %w", err)
-	}
-	defer loader.Close()
-	r.perEpoch = loader.BatchesPerEpoch()
+	r.perEpoch = data.BatchesPerEpoch(trainDS.Len(), cfg.Batch, true) // the loader's, below
 	r.total = int64(cfg.Epochs) * int64(r.perEpoch)
 	if cfg.MaxSteps > 0 && (r.total == 0 || cfg.MaxSteps < r.total) {
 		r.total = cfg.MaxSteps
@@ -334,7 +333,16 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 
+	loader, err := data.NewLoader(trainDS, cfg.Batch, cfg.Shuffle, true, cfg.Seed, r.st.Epoch, r.st.Batch)
+	if err != nil {
+		return Result{}, fmt.Errorf("training data: %w", err)
+	}
+	defer loader.Close()
+	if loader.BatchesPerEpoch() != r.perEpoch {
+		return Result{}, fmt.Errorf("training data: %d batches an epoch, where %d were counted", loader.BatchesPerEpoch(), r.perEpoch)
+	}
 	r.printHeader(mc, trainDS, spec)
+	r.prog.begin() // the clocks of img/s and the ETA start here, after the device's setup
 	return r.loop(ctx, loader)
 }
 
@@ -411,13 +419,16 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		last          EvalResult
 		lastEpochLoss = math.NaN()
 	)
-	var epochStart time.Duration // r.trainDur at the epoch's first step
+	var (
+		epochStart              time.Duration // r.trainDur at the epoch's first step
+		loaderBound, asyncSteps int           // steps with a prefetch, and those the loader held up
+	)
 	epochEnd := func(full bool) error {
 		if r.st.EpochSteps > 0 {
 			lastEpochLoss = r.st.EpochLossSum / float64(r.st.EpochSteps)
 		}
-		r.noteDataWait(feed.wait, r.trainDur-epochStart)
-		feed.wait, epochStart = 0, r.trainDur
+		r.noteDataWait(feed.wait, r.trainDur-epochStart, loaderBound, asyncSteps)
+		feed.wait, epochStart, loaderBound, asyncSteps = 0, r.trainDur, 0, 0
 		if err := r.evaluate(ctx, full, lastEpochLoss, &last); err != nil {
 			return err
 		}
@@ -472,7 +483,17 @@ func (r *run) loop(ctx context.Context, loader *data.Loader) (Result, error) {
 		if r.st.Step+1 < r.total {
 			feed.prefetch() // the next batch's copy runs beside this step
 		}
+		readStart := time.Now()
 		lossSum, top1, _, err := net.ReadLoss(n)
+		if prefetched := feed.ahead != nil; prefetched {
+			// The device's work outlasted the prefetch unless reading the
+			// loss, which waits for it, came back sooner than the
+			// prefetch took: then the loader held the device up.
+			asyncSteps++
+			if time.Since(readStart) < feed.lastPrefetch {
+				loaderBound++
+			}
+		}
 		if err != nil {
 			return Result{}, fmt.Errorf("step %d: %w", r.st.Step+1, err)
 		}
@@ -618,17 +639,26 @@ func (r *run) wallS() float64 { return r.st.WallS + time.Since(r.start).Seconds(
 // for the data loader above which an epoch's end says so.
 const dataWaitShare = 0.3
 
-// noteDataWait says, at an epoch's end, when the steps spent more than
-// dataWaitShare of their time (steps) waiting for images (wait): the
-// device then idles for the loader, whose JPEG decoding (about 4 ms a
-// 500x375 photo on one core, 6 with its resize) bounds the rate.
-func (r *run) noteDataWait(wait, steps time.Duration) {
-	if steps <= 0 || float64(wait) <= dataWaitShare*float64(steps) {
+// noteDataWait says, at an epoch's end, when the data loader held the
+// device up, whose JPEG decoding (about 4 ms a 500x375 photo on one core,
+// 6 with its resize) bounds the rate: when the steps spent more than
+// dataWaitShare of their time (steps) waiting for images to start (wait),
+// or, on a device that takes the next batch during a step (asyncSteps of
+// them), when more than dataWaitShare of those steps had their device done
+// before the loader had the next batch (bound).
+func (r *run) noteDataWait(wait, steps time.Duration, bound, asyncSteps int) {
+	var what string
+	switch {
+	case steps > 0 && float64(wait) > dataWaitShare*float64(steps):
+		what = fmt.Sprintf("the steps waited %s of %s (%.0f%%) for the data loader", fmtDuration(wait), fmtDuration(steps), 100*float64(wait)/float64(steps))
+	case asyncSteps > 0 && float64(bound) > dataWaitShare*float64(asyncSteps):
+		what = fmt.Sprintf("in %d of %d steps (%.0f%%) %s was done before the data loader had the next batch", bound, asyncSteps, 100*float64(bound)/float64(asyncSteps), r.d.Info().ID)
+	default:
 		return
 	}
-	r.prog.line("note: the steps waited %s of %s (%.0f%%) for the data loader; it decodes on %d workers (workers in the config, 0: a core each): "+
+	r.prog.line("note: %s; it decodes on %d workers (workers in the config, 0: a core each): "+
 		"more cores, or images resized once to about 256 pixels on the shorter side, would keep %s busy",
-		fmtDuration(wait), fmtDuration(steps), 100*float64(wait)/float64(steps), r.workers(), r.d.Info().ID)
+		what, r.workers(), r.d.Info().ID)
 }
 
 // workers is the loader's number of decoding goroutines.

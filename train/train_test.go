@@ -277,9 +277,10 @@ func TestResumeBitExact(t *testing.T) {
 	if !bytes.Equal(cfgBefore, cfgAfter) || !bytes.Equal(metBefore, metAfter) {
 		t.Errorf("a resume with nothing to do rewrote config.toml or metrics.csv")
 	}
-	// A fresh run refuses to overwrite it.
-	if _, _, err := run(a, RunOptions{}); err == nil || !strings.Contains(err.Error(), "--resume") {
-		t.Errorf("fresh run into a run directory: %v, want an error pointing at --resume", err)
+	// A fresh run refuses to overwrite it, and says how to train it on:
+	// with more epochs than its 3.
+	if _, _, err := run(a, RunOptions{}); err == nil || !strings.Contains(err.Error(), "--resume --out "+a.Out+" --epochs 4`") {
+		t.Errorf("fresh run into a finished run's directory: %v, want an error pointing at --resume --epochs 4", err)
 	}
 	// A run whose max_steps ends inside an epoch, interrupted in its last
 	// evaluation: the resume runs that evaluation alone.
@@ -315,6 +316,10 @@ func TestResumeBitExact(t *testing.T) {
 		sameRows(t, refRows, rows)
 	}
 
+	// A fresh run into it: its max_steps ended it, so a larger one trains on.
+	if _, _, err := run(c, RunOptions{}); err == nil || !strings.Contains(err.Error(), "--max-steps 40 (or 0: to the end of its 3 epochs)") {
+		t.Errorf("fresh run into a directory max_steps finished: %v, want the --max-steps advice", err)
+	}
 	// Resuming a run that max_steps ended, with more epochs only: the
 	// message names the max_steps that still ends it.
 	if _, log, err := run(c, RunOptions{Resume: true}); err != nil || !strings.Contains(log, "its max_steps = 20 ends it: pass --max-steps 0") {

@@ -82,7 +82,7 @@ func isIdent(s string) bool {
 
 // cacheDir returns the kernel cache directory, or "" when caching is off.
 func cacheDir(o Options) string {
-	if off, _ := device.Switch(os.Getenv("ALEXCL_KERNEL_CACHE")); off { // other values: on (Open warns once)
+	if off, _ := device.Switch(os.Getenv("ALEXCL_KERNEL_CACHE")); off { // Open refuses values that are neither
 		return ""
 	}
 	if o.NoCache {

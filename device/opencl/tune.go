@@ -83,13 +83,13 @@ func tuneModeOf(o *Options) tuneMode {
 	switch v := strings.ToLower(strings.TrimSpace(os.Getenv("ALEXCL_TUNE"))); {
 	case v == "force":
 		return tuneForce
-	case v == "":
+	case v == "", v == "auto": // the caller's choice
 	case isSwitch(v):
 		if off, _ := device.Switch(v); off {
 			return tuneOff
 		}
 		return tuneOn
-	default:
+	default: // Open refuses it before this; a direct caller is told
 		o.logf("warning: ALEXCL_TUNE=%q ignored: use off, on or force", v)
 	}
 	if o.Tune {
