@@ -1,6 +1,6 @@
 #!/bin/bash
 # The CPU ratio rounds of BENCHMARKS.md: three rounds, each PyTorch on the
-# CPU (../shared/anchors/torch_train_bench.py), then `alexcl bench` for
+# CPU (ci/torch/torch_train_bench.py, the copy of shared/anchors'), then `alexcl bench` for
 # paper (batch 32) and mini (batch 128) on the cpu device as it is, as on
 # a CPU without AVX-512 (ALEXCL_AVX512=off: the AVX2 kernel, Go loops for
 # the AVX-512 helpers), with OpenBLAS's GEMM (ALEXCL_GEMM=blas), and on
@@ -9,7 +9,7 @@
 #   go build -o alexcl ./cmd/alexcl && ci/bench-cpu.sh ./alexcl
 set -euo pipefail
 B=${1:-./alexcl}
-TORCH=${TORCH_BENCH:-../shared/anchors/torch_train_bench.py}
+TORCH=${TORCH_BENCH:-$(dirname "$0")/torch/torch_train_bench.py}
 rate() { python3 -c "import json,sys; d=json.load(sys.stdin); print('%.1f %.1f' % (d['train_images_per_second'], d['infer_images_per_second']))"; }
 for round in 1 2 3; do
 	echo "== round $round $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)"

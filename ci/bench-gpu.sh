@@ -16,14 +16,14 @@
 # by what runs before the script in the same call), and are skipped once
 # under 20 s is left, so one call always brings results back.
 #
-# TORCH_BENCH names PyTorch's script (default ../shared/anchors/
-# torch_train_bench.py), PYTHON the interpreter with CUDA PyTorch
+# TORCH_BENCH names PyTorch's script (default ci/torch/
+# torch_train_bench.py, the copy of shared/anchors'), PYTHON the interpreter with CUDA PyTorch
 # (default python3). NVIDIA's OpenCL library is registered with the ICD
 # loader through OCL_ICD_VENDORS when the machine has no .icd file for it.
 set -uo pipefail
 B=$(realpath "${1:-./alexcl}")
 OUT=$(mkdir -p "${2:-gpu-out}" && realpath "${2:-gpu-out}")
-TORCH=$(realpath "${TORCH_BENCH:-../shared/anchors/torch_train_bench.py}")
+TORCH=$(realpath "${TORCH_BENCH:-$(dirname "$0")/torch/torch_train_bench.py}")
 
 if ! grep -qs nvidia /etc/OpenCL/vendors/*.icd; then
 	v=$(mktemp -d)

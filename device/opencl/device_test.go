@@ -591,7 +591,7 @@ func TestOpenDefinesEnv(t *testing.T) {
 	}
 	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "GEMM_TSM=6 4",
 		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED", "CONV_BWDATA=yes",
-		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO=on+data", "CONV_WINO5=sideways", "CONV_WINO43=yes", "CONV_WINO35=forward+", "CONV_BWDATA=gemm",
+		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO", "CONV_WINO35=", "CONV_WINO=on+data", "CONV_WINO5=sideways", "CONV_WINO43=yes", "CONV_WINO35=forward+", "CONV_BWDATA=gemm",
 		"GEMMV_LM=4 8", "CONV_WINO_MINCH=0", "CONV_WINO_MINCH=x"} {
 		t.Setenv("ALEXCL_CL_DEFINES", bad)
 		if d, err := Open(0, testOptions(sharedCache, nil)); err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_DEFINES") {

@@ -95,7 +95,11 @@ func winoOps(name, v string) ([]string, error) {
 // checkWinoDefines checks the Winograd defines of defs.
 func checkWinoDefines(defs map[string]string) error {
 	for _, name := range winoAllDefines {
-		if _, err := winoOps(name, defs[name]); err != nil {
+		v, set := defs[name]
+		if set && v == "" { // a bare NAME in ALEXCL_CL_DEFINES: say which value
+			return fmt.Errorf("%s has no value: want off, on, or ops joined by + (forward+data+filter)", name)
+		}
+		if _, err := winoOps(name, v); err != nil {
 			return err
 		}
 	}
