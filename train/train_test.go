@@ -59,15 +59,7 @@ func TestTrainReachesAccuracy(t *testing.T) {
 	if img, err := png.Decode(bytes.NewReader(b)); err != nil || img.Bounds().Dx() < 100 {
 		t.Errorf("curves.png does not decode as a PNG: %v", err)
 	}
-	f, err := os.Open(filepath.Join(cfg.Out, MetricsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := readMetrics(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := metricsOf(t, cfg.Out)
 	if len(rows) != 13 { // 12 windows of 50 steps and the final evaluation
 		t.Errorf("metrics.csv has %d rows, want 13", len(rows))
 	}
@@ -234,15 +226,7 @@ func TestResumeBitExact(t *testing.T) {
 
 	// metrics.csv of the resumed run has no row twice: the rows after the
 	// checkpoint it resumed from were cut.
-	f, err := os.Open(filepath.Join(a.Out, MetricsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := readMetrics(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := metricsOf(t, a.Out)
 	for i := 1; i < len(rows); i++ {
 		if rows[i].Step < rows[i-1].Step {
 			t.Errorf("metrics.csv row %d (step %d) after step %d", i+1, rows[i].Step, rows[i-1].Step)
@@ -250,7 +234,7 @@ func TestResumeBitExact(t *testing.T) {
 	}
 	// And they are the uninterrupted run's rows, but for the times: the
 	// window and epoch losses summed across the interruptions.
-	sameRows(t, filepath.Join(ref.Out, MetricsFile), rows)
+	sameRows(t, ref.Out, rows)
 	// Old checkpoint files are removed: the default keeps the newest 3
 	// (steps 44, 45 and 40), weights and velocity each.
 	ents, _ := os.ReadDir(filepath.Join(a.Out, CkptDir))
@@ -290,7 +274,7 @@ func TestResumeBitExact(t *testing.T) {
 	if _, log, err := run(c, RunOptions{}); err != nil {
 		t.Fatalf("%v\n%s", err, log)
 	}
-	refRows := filepath.Join(c.Out, MetricsFile)
+	refRows := c.Out
 	c.Out = filepath.Join(t.TempDir(), "c")
 	ctx4, cancel4 := context.WithCancel(context.Background())
 	defer cancel4()
@@ -305,16 +289,7 @@ func TestResumeBitExact(t *testing.T) {
 	if res, log, err := run(c, RunOptions{Resume: true}); err != nil || !res.Finished || strings.Contains(log, "nothing to do") {
 		t.Errorf("resume for the due evaluation: %v, finished %v\n%s", err, res.Finished, log)
 	}
-	if f, err := os.Open(filepath.Join(c.Out, MetricsFile)); err != nil {
-		t.Error(err)
-	} else {
-		rows, err := readMetrics(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		sameRows(t, refRows, rows)
-	}
+	sameRows(t, refRows, metricsOf(t, c.Out))
 
 	// A fresh run into it: its max_steps ended it, so a larger one trains on.
 	if _, _, err := run(c, RunOptions{}); err == nil || !strings.Contains(err.Error(), "--max-steps 40 (or 0: to the end of its 3 epochs)") {
@@ -505,21 +480,28 @@ func TestBatchLargerThanDataset(t *testing.T) {
 	}
 }
 
-// sameRows checks rows against the metrics.csv at path, all but the
-// time-dependent columns (images per second, wall time).
-func sameRows(t *testing.T, path string, rows []Metric) {
+// metricsOf reads the metrics.csv of the run directory dir.
+func metricsOf(t *testing.T, dir string) []Metric {
 	t.Helper()
-	f, err := os.Open(path)
+	f, err := os.Open(filepath.Join(dir, MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := readMetrics(f)
-	f.Close()
+	defer f.Close()
+	rows, err := readMetrics(f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return rows
+}
+
+// sameRows checks rows against the metrics.csv of run directory dir, all
+// but the time-dependent columns (images per second, wall time).
+func sameRows(t *testing.T, dir string, rows []Metric) {
+	t.Helper()
+	want := metricsOf(t, dir)
 	if len(rows) != len(want) {
-		t.Errorf("%d metrics rows, want %d as in %s", len(rows), len(want), path)
+		t.Errorf("%d metrics rows, want %d as in %s", len(rows), len(want), dir)
 	}
 	same := func(a, b float64) bool { return a == b || math.IsNaN(a) && math.IsNaN(b) }
 	for i := range min(len(rows), len(want)) {
