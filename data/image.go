@@ -243,12 +243,6 @@ func shorterSize(h, w, s int) (int, int) {
 	return max(1, int(math.Round(float64(h)*float64(s)/float64(w)))), s
 }
 
-// resizeShorter resizes p so that its shorter side is s, keeping the aspect ratio.
-func resizeShorter(p planes, s int) planes {
-	h, w := shorterSize(p.H, p.W, s)
-	return resize(p, h, w)
-}
-
 // view describes one output image cut from source planes.
 type view struct {
 	Y0, X0 int        // top-left corner of the crop in the source; may lie outside (zero padding)

@@ -350,3 +350,10 @@ func TestToPlanesYCbCr(t *testing.T) {
 		}
 	}
 }
+
+// resizeShorter resizes p so that its shorter side is s, keeping the
+// aspect ratio: the whole image photoSample resizes only a window of.
+func resizeShorter(p planes, s int) planes {
+	h, w := shorterSize(p.H, p.W, s)
+	return resize(p, h, w)
+}
