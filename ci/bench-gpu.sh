@@ -10,6 +10,7 @@
 #
 #   go build -o alexcl ./cmd/alexcl   # CGO_ENABLED=0 builds run anywhere
 #   ci/bench-gpu.sh ./alexcl OUTDIR
+#   tar czf results.tgz -C OUTDIR .   # about 30 files: one archive to bring back
 #
 # The runs go most wanted first, each capped to the time left of
 # BENCH_LIMIT seconds (default 540: a device call may take 600; lower it
@@ -72,11 +73,21 @@ cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/tune-*.json "$OUT/" 2>/dev/n
 grep -h 'ptxas\|spill\|Used [0-9]* registers' "$OUT/buildlog.txt" 2>/dev/null | sort | uniq -c | sort -rn | head -20
 step paper128.txt 90 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3
 cp "${XDG_CACHE_HOME:-$HOME/.cache}"/alexcl/kernels/paths-*.json "$OUT/" 2>/dev/null
-# The paths per layer shape (paper128.txt: its warm-up timed them, its
-# path: lines say which won) against the tuner's choice per filter size.
-step paper128-legacy-shapes.txt 60 env ALEXCL_CL_LEGACY=shapes "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
-step torch.txt 180 "${PYTHON:-python3}" "$TORCH" cuda 128 256
+step torch.txt 150 "${PYTHON:-python3}" "$TORCH" cuda 128 256
 cat "$OUT/torch.txt"
+step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
+step mini512.txt 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3
+# The small GEMM tile set (device/opencl/gemmset.go) against one set for
+# every product, paper and mini, twice each, alternating.
+for i in 1 2; do
+	step "paper128-small-$i.txt" 40 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0
+	step "paper128-legacy-small-$i.txt" 40 env ALEXCL_CL_LEGACY=small "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0
+	step "mini512-small-$i.txt" 40 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 --profile-steps 0
+	step "mini512-legacy-small-$i.txt" 40 env ALEXCL_CL_LEGACY=small "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3 --profile-steps 0
+done
+train_dir=$(mktemp -d)
+step train.txt 120 "$B" train --device gpu0 --epochs 1 --out "$train_dir/run"
+tail -3 "$OUT/train.txt"
 # The convolutions' paths on the tuned tiles (a path set in
 # ALEXCL_CL_DEFINES overrides the tuner's choice of that path only; its
 # own op-by-op timings are in selftest.txt): all usual paths; Winograd
@@ -87,7 +98,6 @@ usual=CONV_WINO=off,CONV_WINO43=off,CONV_WINO5=off,CONV_WINO35=off,CONV_BWDATA=c
 step paper128-paths-usual.txt 60 env ALEXCL_CL_DEFINES=$usual "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 step paper128-paths-wino.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=on,CONV_WINO43=off,CONV_WINO5=on,CONV_WINO35=off "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 step paper128-paths-wino-large.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO43=on,CONV_WINO35=on "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
-step paper256.txt 90 "$B" bench --device gpu0 --preset paper --batch 256 --steps 10 --warmup 3
 step paper128-paths-implicit.txt 60 env ALEXCL_CL_DEFINES=CONV_WINO=off,CONV_WINO43=off,CONV_WINO5=off,CONV_WINO35=off,CONV_BWDATA=implicit "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 # The kernel families on the same step, whatever the tuner chose: the
 # vendor defaults (tiled 64x64x16/4x4, usual paths), and the blocked
@@ -98,17 +108,22 @@ step paper128-tiled-default.txt 60 env ALEXCL_TUNE=off "$B" bench --device gpu0 
 for defs in GEMM_KIND=blocked GEMM_KIND=blocked,GEMM_KU=16,CONV_KU=16; do
 	step "paper128-${defs//[=,]/-}.txt" 60 env "ALEXCL_CL_DEFINES=$defs" "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done
+# The paths per layer shape (paper128.txt: its warm-up timed them, its
+# path: lines say which won) against the tuner's choice per filter size.
+step paper128-legacy-shapes.txt 60 env ALEXCL_CL_LEGACY=shapes "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 # What each change since the last GPU run gains: the same step with each
 # batch uploaded inside it, then with each GPU-path change turned back off
 # (ALEXCL_CL_LEGACY: one filter-gradient product per image, no flush every
 # 16 kernels, a work item per row in im2col/col2im, no split K (linear
-# layers, Winograd's filter gradient); all five, with the paths per filter
-# size; shapes alone runs after paper128 above).
+# layers, Winograd's filter gradient); all six, with the paths per filter
+# size and one GEMM tile set; shapes and small alone run above). Then the
+# work-groups per compute unit that split K and the filter gradient's runs
+# of images aim at (host-only defines; 4 by default): none of 8 and 12
+# moved the step on an H200.
 step paper128-sync.txt 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload
 for l in filter flush im2col splitk all; do
 	step "paper128-legacy-$l.txt" 60 env ALEXCL_CL_LEGACY=$l "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2
 done
-step mini512.txt 60 "$B" bench --device gpu0 --preset mini --batch 512 --steps 10 --warmup 3
-train_dir=$(mktemp -d)
-step train.txt 120 "$B" train --device gpu0 --epochs 1 --out "$train_dir/run"
-tail -3 "$OUT/train.txt"
+for v in CONV_FILTER_GROUPS=12 GEMM_SPLIT_GROUPS=12; do
+	step "paper128-${v//[=,]/-}.txt" 40 env ALEXCL_CL_DEFINES=$v "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0
+done

@@ -70,14 +70,19 @@ func (o *Options) logf(format string, args ...any) {
 // Device is one OpenCL device opened for alexcl. Its methods may be called
 // from several goroutines; work is queued in call order.
 type Device struct {
-	info     device.Info
-	opts     Options
-	dev      *cl.Device
-	ctx      *cl.Context
-	queue    *cl.CommandQueue
-	prog     *cl.Program
-	kernels  map[string]*cl.Kernel // every kernel of prog; read-only after Open
-	maxAlloc int64
+	info    device.Info
+	opts    Options
+	dev     *cl.Device
+	ctx     *cl.Context
+	queue   *cl.CommandQueue
+	prog    *cl.Program
+	kernels map[string]*cl.Kernel // every kernel of prog, and the small set's; read-only after Open
+
+	// small is the small GEMM tile set, built from smallProg, or nil
+	// (gemmset.go).
+	small     *gemmSet
+	smallProg *cl.Program
+	maxAlloc  int64
 
 	// userDefines are the defines of Options and ALEXCL_CL_DEFINES, before
 	// tuning adds its own. noWino, when set, says why wino.cl is not in
@@ -129,9 +134,11 @@ type Device struct {
 // and col2im (conv_im2col, conv_col2im) on GPUs, "splitk" stops cutting K
 // into runs (Device.Gemm, Winograd's filter gradient; gemm.go), "shapes"
 // takes the convolutions' paths per filter size (the tuner's choice, the
-// defines) instead of timing them per layer shape (shapes.go).
+// defines) instead of timing them per layer shape (shapes.go), "small"
+// builds no small GEMM tile set, so that every product takes the main
+// tiles (gemmset.go).
 type legacy struct {
-	filterPerImage, noFlush, rowIm2col, noSplitK, perSize bool
+	filterPerImage, noFlush, rowIm2col, noSplitK, perSize, oneGemmSet bool
 }
 
 // parseLegacy reads ALEXCL_CL_LEGACY's value.
@@ -150,10 +157,12 @@ func parseLegacy(v string) (legacy, error) {
 			l.noSplitK = true
 		case "shapes":
 			l.perSize = true
+		case "small":
+			l.oneGemmSet = true
 		case "all":
-			l = legacy{true, true, true, true, true}
+			l = legacy{true, true, true, true, true, true}
 		default:
-			return l, fmt.Errorf("ALEXCL_CL_LEGACY=%q: %q is not one of filter, flush, im2col, splitk, shapes, all", v, item)
+			return l, fmt.Errorf("ALEXCL_CL_LEGACY=%q: %q is not one of filter, flush, im2col, splitk, shapes, small, all", v, item)
 		}
 	}
 	return l, nil
@@ -215,12 +224,15 @@ func checkHostDefines(defs map[string]string) error {
 	if v, ok := defs["CONV_BWDATA"]; ok && v != "col" && v != "implicit" {
 		return fmt.Errorf("CONV_BWDATA=%q: want col or implicit", v)
 	}
-	for _, n := range []string{"GEMMV_LM", "CONV_WINO_MINCH"} {
+	for _, n := range []string{"GEMMV_LM", "CONV_WINO_MINCH", "GEMM_SPLIT_GROUPS", "CONV_FILTER_GROUPS"} {
 		if v, ok := defs[n]; ok {
 			if i, err := strconv.Atoi(v); err != nil || i < 1 {
 				return fmt.Errorf("%s=%q: want a positive integer", n, v)
 			}
 		}
+	}
+	if _, err := smallDefines(defs); err != nil {
+		return err
 	}
 	return checkWinoDefines(defs)
 }
@@ -228,11 +240,12 @@ func checkHostDefines(defs map[string]string) error {
 // hostOnlyDefines are the tunables only the Go side reads (kernel family,
 // convolution paths, launch sizes); buildOptions leaves them out of the
 // compiler's options, so that they change no program binary.
-var hostOnlyDefines = []string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35", "CONV_WINO_MINCH", "GEMMV_LM"}
+var hostOnlyDefines = []string{"GEMM_KIND", "GEMMS_KIND", "GEMMS_TSM", "GEMMS_TSN", "GEMMS_TSK", "GEMMS_WPTM", "GEMMS_WPTN", "GEMMS_KU", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35", "CONV_WINO_MINCH", "GEMMV_LM", "GEMM_SPLIT_GROUPS", "CONV_FILTER_GROUPS"}
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,
-// CONV_BWDATA, the Winograd defines, CONV_WINO_MINCH, GEMMV_LM), less
+// CONV_BWDATA, the Winograd defines, CONV_WINO_MINCH, GEMMV_LM,
+// GEMM_SPLIT_GROUPS, CONV_FILTER_GROUPS, the small GEMM set's GEMMS_*), less
 // GEMM_BLOCKED and CONV_BLOCKED, which the host derives from the kinds
 // (buildOptions).
 func knownDefines() []string {
@@ -402,6 +415,7 @@ func Open(index int, opts Options) (*Device, error) {
 	if err := d.buildProgram(cd.platform); err != nil {
 		return fail(err)
 	}
+	d.buildSmall() // gemmset.go; logs, never fails
 	if mode != tuneOff {
 		d.setupShapePaths(mode, d.tuneKey(cd.platform)) // shapes.go
 	}
@@ -430,6 +444,8 @@ func (d *Device) release() {
 	}
 	d.kernels = nil
 	d.prog.Release()
+	d.smallProg.Release()
+	d.small, d.smallProg = nil, nil
 	d.releaseUploads()
 	d.queue.Release()
 	d.ctx.Release()

@@ -523,8 +523,9 @@ func TestOpenEnv(t *testing.T) {
 		{"im2col, filter", legacy{filterPerImage: true, rowIm2col: true}, 16, ""},
 		{"splitk", legacy{noSplitK: true}, 16, ""},
 		{"shapes", legacy{perSize: true}, 16, ""},
-		{"all", legacy{true, true, true, true, true}, 0, ""},
-		{"filter,tiles", legacy{}, 0, "is not one of filter, flush, im2col, splitk, shapes, all"},
+		{"small", legacy{oneGemmSet: true}, 16, ""},
+		{"all", legacy{true, true, true, true, true, true}, 0, ""},
+		{"filter,tiles", legacy{}, 0, "is not one of filter, flush, im2col, splitk, shapes, small, all"},
 	} {
 		t.Setenv("ALEXCL_CL_LEGACY", tc.val)
 		d, err := Open(0, testOptions(sharedCache, nil))
@@ -592,7 +593,8 @@ func TestOpenDefinesEnv(t *testing.T) {
 	for _, bad := range []string{"GEMM_KIND=tiled,GEMM_KIND=blocked", "GEMM TSM=64", "GEMM_TSM=6 4",
 		"=3", "GEMM_KU2=2", "GEMM_KIND=blocke", "TEST_SCALE=3.0f", "CONV_KIND=vector", "CONV_KIND", "CONV_BLOCKED", "CONV_BWDATA=yes",
 		"CONV_WINO=yes", "CONV_WINO=forward+forward", "CONV_WINO", "CONV_WINO35=", "CONV_WINO=on+data", "CONV_WINO5=sideways", "CONV_WINO43=yes", "CONV_WINO35=forward+", "CONV_BWDATA=gemm",
-		"GEMMV_LM=4 8", "CONV_WINO_MINCH=0", "CONV_WINO_MINCH=x"} {
+		"GEMMV_LM=4 8", "CONV_WINO_MINCH=0", "CONV_WINO_MINCH=x", "GEMM_SPLIT_GROUPS=0", "CONV_FILTER_GROUPS=many",
+		"GEMMS_KIND=vector", "GEMMS_KIND=tiled,GEMMS_TSM=128"} {
 		t.Setenv("ALEXCL_CL_DEFINES", bad)
 		if d, err := Open(0, testOptions(sharedCache, nil)); err == nil || !strings.Contains(err.Error(), "ALEXCL_CL_DEFINES") {
 			t.Errorf("ALEXCL_CL_DEFINES=%q: %v, want an error naming the variable", bad, err)

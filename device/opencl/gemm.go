@@ -100,12 +100,9 @@ func (d *Device) gemm(g gemmCall) error {
 			return d.launch("gemm_dot", []int{ceilMul(g.N, 4) / 4, rows, nb}, []int{1, lm, 1}, args...)
 		}
 	}
-	global, local := d.tilingOf("GEMM").ndrange(g.M, g.N)
-	kernel := "gemm"
-	if d.gemmKind() == gemmBlocked && d.kernels["gemm_blk"] != nil { // built where WPTM, WPTN are multiples of 4
-		kernel = "gemm_blk"
-	}
-	return d.launch(kernel, append(global, nb), append(local, 1), args...)
+	set := d.gemmFor(g.M, g.N, g.K*nt) // gemmset.go
+	global, local := set.t.ndrange(g.M, g.N)
+	return d.launch(set.kernel, append(global, nb), append(local, 1), args...)
 }
 
 // Split K. A product whose C has too few tiles to fill a GPU runs on a
@@ -121,7 +118,7 @@ func (d *Device) gemm(g gemmCall) error {
 // time. ALEXCL_CL_LEGACY=splitk turns it off (both uses), to measure what
 // it gains.
 var (
-	splitGroupsPerCU = 4   // the work-groups per compute unit a split aims at
+	splitGroupsPerCU = 4   // the work-groups per compute unit a split aims at (host-only define GEMM_SPLIT_GROUPS)
 	splitMinK        = 256 // the shortest run of K worth a split
 	splitMax         = 16  // the most runs
 )
@@ -136,9 +133,9 @@ func (d *Device) gemmSplits(M, N, K, nb int) int {
 	if d.vector() || d.legacy.noSplitK {
 		return 1
 	}
-	t := d.tilingOf("GEMM")
+	t := d.gemmFor(M, N, K).t
 	tiles := ceilMul(M, t.TSM) / t.TSM * (ceilMul(N, t.TSN) / t.TSN) * max(nb, 1)
-	want := splitGroupsPerCU * max(d.info.ComputeUnits, 1)
+	want := d.tunable("GEMM_SPLIT_GROUPS", splitGroupsPerCU) * max(d.info.ComputeUnits, 1)
 	if tiles >= want {
 		return 1
 	}
@@ -157,7 +154,7 @@ func (d *Device) gemmSplit(g gemmCall, splits int) error {
 	if g.bias != nil || g.coff != 0 || g.ldc != g.N || nb2 > 1 && g.cs2 != mn || nb1 > 1 && g.cs1 != nb2*mn {
 		return fmt.Errorf("gemmSplit: C is not a run of whole products from its start, or has a bias")
 	}
-	tsk := d.tunable("GEMM_TSK", 16)
+	tsk := d.gemmFor(g.M, g.N, g.K*max(g.nt, 1)).tsk
 	kc := ceilMul((g.K+splits-1)/splits, tsk)
 	ks := (g.K + kc - 1) / kc
 	part, err := d.slot(4, ks*nb1*nb2*mn) // (ks, nb1*nb2, M, N)

@@ -462,7 +462,7 @@ func (d *Device) conv2DBackwardFilter(path convPath, x, dy, dw, db device.Buffer
 	G, Kg, Q, OHW := s.Groups, s.K/s.Groups, s.C/s.Groups*s.R*s.S, s.OH()*s.OW()
 	// GPUs: the partial gradients of a chunk's runs of images (filterRuns).
 	var partElems func(nc int) int
-	tiling := d.tilingOf("GEMM")
+	tiling := d.gemmFor(Kg, Q, OHW).t
 	tiles := ceilMul(Kg, tiling.TSM) / tiling.TSM * (ceilMul(Q, tiling.TSN) / tiling.TSN) * G
 	if !d.vector() {
 		partElems = func(nc int) int {
@@ -562,11 +562,12 @@ func (d *Device) filterRuns(nc, tiles int) int {
 	if d.legacy.filterPerImage {
 		return nc
 	}
-	want := filterGroupsPerCU * max(d.info.ComputeUnits, 1)
+	want := d.tunable("CONV_FILTER_GROUPS", filterGroupsPerCU) * max(d.info.ComputeUnits, 1)
 	return max(1, min(nc, ceilMul(want, tiles)/max(tiles, 1)))
 }
 
-// filterGroupsPerCU is the work-groups per compute unit filterRuns aims at.
+// filterGroupsPerCU is the work-groups per compute unit filterRuns aims at
+// (host-only define CONV_FILTER_GROUPS).
 var filterGroupsPerCU = 4
 
 // convChunks runs f over the batch of s in chunks of nc images, holding

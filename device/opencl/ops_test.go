@@ -180,6 +180,9 @@ func TestGemmSplitK(t *testing.T) {
 		{tiled128, 128, 48, 10368, 98, 6},  // F(3x3, 5x5)'s filter gradient of conv2 at batch 128
 		{tiled64, 384, 256, 2048, 36, 1},   // F(4x4, 3x3)'s of conv3: 864 tiles
 		{map[string]string{"GEMM_KIND": gemmVector}, 128, 4096, 9216, 1, 1},
+		// GEMM_SPLIT_GROUPS (host only) for 4 per compute unit: 8 of 132
+		// wants 1056 work-groups, 9 runs of fc6's 128 tiles.
+		{map[string]string{"GEMM_KIND": gemmTiled, "GEMM_SPLIT_GROUPS": "8"}, 128, 4096, 9216, 1, 9},
 	} {
 		if got := h100(c.defs).gemmSplits(c.M, c.N, c.K, c.nb); got != c.want {
 			t.Errorf("%v: gemmSplits(%d, %d, %d, %d) = %d, want %d", c.defs, c.M, c.N, c.K, c.nb, got, c.want)
@@ -1020,6 +1023,13 @@ func TestFilterRuns(t *testing.T) {
 			t.Errorf("filterRuns(%d, %d) on 132 compute units = %d, want %d", c.nc, c.tiles, got, c.want)
 		}
 	}
+	// CONV_FILTER_GROUPS (host only) for filterGroupsPerCU: 1 of 132
+	// wants 132 work-groups, 11 runs of conv1's 12 tiles.
+	h200.opts.Defines = map[string]string{"CONV_FILTER_GROUPS": "1"}
+	if got := h200.filterRuns(128, 12); got != 11 {
+		t.Errorf("CONV_FILTER_GROUPS=1: filterRuns(128, 12) = %d, want 11", got)
+	}
+	h200.opts.Defines = nil
 	h200.legacy.filterPerImage = true
 	if got := h200.filterRuns(128, 10000); got != 128 {
 		t.Errorf("filterRuns per image = %d, want 128", got)

@@ -53,6 +53,7 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 	}
 	// Without wino.cl (optionalSources) when it does not build: Winograd
 	// stays off, and the data gradient is still timed.
+	began := time.Now()
 	prog, kernels, err := build("conv.cl", "gemm.cl", "wino.cl")
 	var noWino error
 	if errors.Is(err, cl.BuildProgramFailure) {
@@ -76,7 +77,8 @@ func (t *tuner) pickPaths(defs map[string]string, gpu bool) (map[string]string, 
 	// The step may run to the end of the budget, and for pathsMin after
 	// its build at least, so that a slow build of the program (the
 	// unrolled Winograd kernels) cannot leave every path untried.
-	end := t.start.Add(t.spec.budget)
+	t.building(began)
+	end := t.by(1)
 	if e := time.Now().Add(pathsMin); e.After(end) {
 		end = e
 	}

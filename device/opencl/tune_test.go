@@ -193,10 +193,28 @@ func TestTuneRecordValidate(t *testing.T) {
 			t.Errorf("CONV_WINO=%s: %v", v, err)
 		}
 	}
+	// A record with a small GEMM set beside larger tiles (gemmset.go).
+	withSmall := func() *tuneRecord {
+		r := good()
+		maps.Copy(r.Defines, tiled(128, 64, 16, 8, 4).defines("GEMM"))
+		maps.Copy(r.Defines, tiled(64, 64, 32, 4, 4).defines("GEMMS"))
+		return r
+	}
+	if err := withSmall().validate("k", lim); err != nil {
+		t.Errorf("a small GEMM set: %v", err)
+	}
 	for name, tc := range map[string]struct {
 		edit func(r *tuneRecord)
 		want string
 	}{
+		"small too big": {func(r *tuneRecord) {
+			*r = *withSmall()
+			maps.Copy(r.Defines, tiled(128, 64, 16, 8, 4).defines("GEMMS"))
+		}, "at most 64x64"},
+		"small no fit": {func(r *tuneRecord) {
+			*r = *withSmall()
+			maps.Copy(r.Defines, tiled(64, 64, 16, 2, 2).defines("GEMMS"))
+		}, "small gemm tiled 64x64x16/2x2"},
 		"format":       {func(r *tuneRecord) { r.Format = "alexcl-tune-v0" }, "format"},
 		"key":          {func(r *tuneRecord) { r.Key = "other" }, "key"},
 		"foreign name": {func(r *tuneRecord) { r.Defines["LOSS_WG"] = "64" }, "LOSS_WG"},
@@ -885,5 +903,27 @@ func TestWinoBuildFallback(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CONV_WINO5=forward is set, but wino.cl") ||
 		!strings.Contains(err.Error(), "wino.cl broken on purpose") {
 		t.Errorf("Open with CONV_WINO5=forward and wino.cl broken: %v", err)
+	}
+}
+
+// TestTuneBudgetLeavesBuildsOut: the time spent building candidates does
+// not count against the budget, nor against the deadline of the family
+// being picked.
+func TestTuneBudgetLeavesBuildsOut(t *testing.T) {
+	start := time.Now().Add(-3 * time.Second)
+	tu := &tuner{spec: tuneSpec{budget: time.Second}, start: start}
+	tu.deadline = tu.by(0.5)
+	if !tu.spent() || !tu.deadline.Equal(start.Add(500*time.Millisecond)) {
+		t.Fatalf("3 s after the start of a 1 s budget: spent %v, deadline %v after the start", tu.spent(), tu.deadline.Sub(start))
+	}
+	tu.building(time.Now().Add(-2500 * time.Millisecond)) // 2.5 s of builds
+	if tu.spent() {
+		t.Errorf("after 2.5 s of builds in 3 s: spent, want 0.5 s of the budget used")
+	}
+	if d := tu.deadline.Sub(start); d < 3*time.Second || d > 3100*time.Millisecond {
+		t.Errorf("deadline %v after the start, want about 3 s (0.5 s of budget + 2.5 s of builds)", d)
+	}
+	if d := tu.by(1).Sub(start); d < 3500*time.Millisecond || d > 3600*time.Millisecond {
+		t.Errorf("budget's end %v after the start, want about 3.5 s", d)
 	}
 }

@@ -1,0 +1,191 @@
+package opencl
+
+import (
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alexcl/alexcl/device/opencl/cl"
+)
+
+// Two tile sets for the matrix products. The tuner picks the GEMM tiles
+// that run its three AlexNet shapes fastest, and on an H200 that was
+// gemm_blk's 128×128 tiles of 8×8 blocks. But a training step's products
+// are of many shapes, and large tiles lose on some of them: with 128×128
+// tiles, the backward products of paper's conv2 in Winograd F(3×3, 5×5)
+// (an M or N of 48) and of conv4 (192) took 20–30% longer than on 64×64
+// tiles (H200, per-layer kernel times), though the step as a whole ran
+// 8% faster. So where the tuner's choice has tiles larger than 64×64, it
+// also records the fastest candidate of at most 64×64 (GEMMS_KIND,
+// GEMMS_TSM, ... in the record: host-only defines, the small set), Open
+// builds gemm.cl a second time with those tiles, and each product takes
+// the small set when the large tiles would pad its M×N×K by more than 15%
+// over the small ones (K padded to whole K steps). On the H200 that made
+// paper's step 6% faster and mini's 14%. The rule is by shape alone, so a
+// product runs on the same kernel, and gives the same bits, every time.
+// ALEXCL_CL_LEGACY=small builds no small set (one tile set for every
+// product), to measure what it gains.
+
+// gemmSet is one build of the tiled or blocked GEMM: its tiles and the
+// kernel (a name in d.kernels) that runs them.
+type gemmSet struct {
+	t      tiling
+	tsk    int
+	kernel string
+}
+
+// smallSuffix ends the names under which the small set's kernels are in
+// d.kernels (and in the profiler's tables).
+const smallSuffix = ":small"
+
+// smallArea is the largest TSM·TSN of the small set.
+const smallArea = 64 * 64
+
+// gemmMain returns the tile set of the device's program.
+func (d *Device) gemmMain() gemmSet {
+	kernel := "gemm"
+	if d.gemmKind() == gemmBlocked && d.kernels["gemm_blk"] != nil { // built where WPTM, WPTN are multiples of 4
+		kernel = "gemm_blk"
+	}
+	return gemmSet{t: d.tilingOf("GEMM"), tsk: d.tunable("GEMM_TSK", 16), kernel: kernel}
+}
+
+// gemmFor returns the tile set that runs M×N products of depth K (the
+// whole sum: K times the images summed inside one product): the small set
+// where it is built and the rule above picks it, else the main one.
+func (d *Device) gemmFor(M, N, K int) gemmSet {
+	g := d.gemmMain()
+	if d.small == nil {
+		return g
+	}
+	pad := func(s gemmSet) int64 {
+		return int64(ceilMul(M, s.t.TSM)) * int64(ceilMul(N, s.t.TSN)) * int64(ceilMul(max(K, 1), s.tsk))
+	}
+	if pad(g)*100 > pad(*d.small)*115 {
+		return *d.small
+	}
+	return g
+}
+
+// smallDefines returns the small set's GEMM defines (GEMM_KIND, GEMM_TSM,
+// ...) from the GEMMS_ ones in defs, or nil when defs names none or
+// GEMMS_KIND is off. The set must be tiled or blocked and at most 64×64.
+func smallDefines(defs map[string]string) (map[string]string, error) {
+	kind, ok := defs["GEMMS_KIND"]
+	if !ok || kind == "off" {
+		return nil, nil
+	}
+	if kind != gemmTiled && kind != gemmBlocked {
+		return nil, fmt.Errorf("GEMMS_KIND=%q: want %s, %s or off", kind, gemmTiled, gemmBlocked)
+	}
+	c, err := parseCandidate(defs, "GEMMS")
+	if err != nil {
+		return nil, err
+	}
+	if c.TSM*c.TSN > smallArea {
+		return nil, fmt.Errorf("GEMMS_TSM=%d, GEMMS_TSN=%d: the small set's tiles must be at most 64x64", c.TSM, c.TSN)
+	}
+	return c.defines("GEMM"), nil
+}
+
+// buildSmall builds the small set (gemm.cl with its tiles) when the
+// defines name one, the main set is tiled or blocked, and
+// ALEXCL_CL_LEGACY=small is off; its kernels join d.kernels under
+// smallSuffix. It never fails Open: a set that does not build is logged,
+// and every product keeps the main set.
+func (d *Device) buildSmall() {
+	defs, err := smallDefines(d.opts.Defines)
+	if err != nil || defs == nil || d.vector() || d.legacy.oneGemmSet {
+		return // a bad set was refused by Open (checkHostDefines) or the record's validate
+	}
+	start := time.Now()
+	o := Options{Defines: defs, BuildOptions: d.opts.BuildOptions, editSource: d.opts.editSource}
+	prog, kernels, err := buildCandidate(d.ctx, d.dev, o.sources([]string{"gemm.cl"}, nil), o)
+	if err != nil {
+		d.opts.logf("warning: the small GEMM tiles (%s) did not build on %s; every product takes the main tiles: %v",
+			describeDefines(defs), d.info.Name, err)
+		return
+	}
+	set := gemmSet{t: tilingOfDefines(defs), kernel: "gemm" + smallSuffix}
+	set.tsk = atoiOr(defs["GEMM_TSK"], 16)
+	if defs["GEMM_KIND"] == gemmBlocked && kernels["gemm_blk"] != nil {
+		set.kernel = "gemm_blk" + smallSuffix
+	}
+	if err := fitsCompiled(kernels[strings.TrimSuffix(set.kernel, smallSuffix)], d, set.t); err != nil {
+		d.opts.logf("warning: the small GEMM tiles (%s) cannot run on %s; every product takes the main tiles: %v",
+			describeDefines(defs), d.info.Name, err)
+		prog.Release()
+		for _, k := range kernels {
+			k.Release()
+		}
+		return
+	}
+	d.kernels = maps.Clone(d.kernels)
+	for _, name := range []string{"gemm", "gemm_blk"} {
+		if k := kernels[name]; k != nil {
+			d.kernels[name+smallSuffix] = k
+			delete(kernels, name)
+		}
+	}
+	for _, k := range kernels {
+		k.Release()
+	}
+	d.smallProg, d.small = prog, &set
+	d.opts.logf("small GEMM tiles %s built in %d ms", describeDefines(defs), time.Since(start).Milliseconds())
+}
+
+// tilingOfDefines is tilingOf on a map of GEMM defines.
+func tilingOfDefines(defs map[string]string) tiling {
+	return tiling{
+		TSM:  atoiOr(defs["GEMM_TSM"], 64),
+		TSN:  atoiOr(defs["GEMM_TSN"], 64),
+		WPTM: atoiOr(defs["GEMM_WPTM"], 4),
+		WPTN: atoiOr(defs["GEMM_WPTN"], 4),
+	}
+}
+
+// smallAlternative returns, when the chosen GEMM candidate g has tiles
+// larger than 64×64, the best-scoring tiled or blocked candidate of cands
+// of at most 64×64 that results measured without dropping it.
+func smallAlternative(g candidate, cands []candidate, results []tuneResult) (candidate, bool) {
+	if g.Kind == gemmVector || g.TSM*g.TSN <= smallArea {
+		return candidate{}, false
+	}
+	var best candidate
+	bestScore := 0.0
+	for _, c := range cands {
+		if c.Kind == gemmVector || c.TSM*c.TSN > smallArea {
+			continue
+		}
+		for _, r := range results {
+			if r.Family == "gemm" && r.Candidate == c.String() && r.Dropped == "" && r.Score > bestScore {
+				best, bestScore = c, r.Score
+			}
+		}
+	}
+	return best, bestScore > 0
+}
+
+// fitsCompiled checks that the compiled kernel k allows the work-group
+// size of tiles t (a driver may allow fewer work items than the device's
+// maximum, for a kernel of many registers).
+func fitsCompiled(k *cl.Kernel, d *Device, t tiling) error {
+	if k == nil {
+		return fmt.Errorf("no GEMM kernel in the program")
+	}
+	need := t.TSM / t.WPTM * (t.TSN / t.WPTN)
+	if maxWG, err := k.WorkGroupSize(d.dev); err == nil && maxWG < need {
+		return fmt.Errorf("the compiled kernel allows %d work items per group, it needs %d", maxWG, need)
+	}
+	return nil
+}
+
+// atoiOr returns s as a positive integer, or def.
+func atoiOr(s string, def int) int {
+	if v, err := strconv.Atoi(s); err == nil && v > 0 {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,176 @@
+package opencl
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/alexcl/alexcl/device"
+	"github.com/alexcl/alexcl/device/ref"
+)
+
+// smallSetDefines is a blocked main set of 32x32 tiles (K steps of 8)
+// with a tiled small set of 16x16 (K steps of 4): the two kinds, and K
+// steps that differ, so that split K's runs follow the set that runs them.
+var smallSetDefines = map[string]string{
+	"GEMM_KIND": "blocked", "GEMM_TSM": "32", "GEMM_TSN": "32", "GEMM_TSK": "8", "GEMM_WPTM": "4", "GEMM_WPTN": "4",
+	"GEMMS_KIND": "tiled", "GEMMS_TSM": "16", "GEMMS_TSN": "16", "GEMMS_TSK": "4", "GEMMS_WPTM": "2", "GEMMS_WPTN": "2",
+}
+
+// TestGemmSmallSet checks the rule that sends a product to the small set,
+// and that products on either set, split K included, and the
+// convolutions (the usual paths and Winograd, whose batched products take
+// both sets) match device/ref, with the profiler showing both kernels
+// ran.
+func TestGemmSmallSet(t *testing.T) {
+	var log logLines
+	d := openTestDevice(t, Options{Version: "test", Defines: smallSetDefines, Logf: log.logf})
+	if d.small == nil || d.small.kernel != "gemm"+smallSuffix || d.small.tsk != 4 || d.small.t != (tiling{16, 16, 2, 2}) {
+		t.Fatalf("small set %+v, want tiled 16x16x4/2x2\n%s", d.small, log.String())
+	}
+	if !strings.Contains(log.String(), "small GEMM tiles GEMM_KIND=tiled GEMM_TSK=4 GEMM_TSM=16 GEMM_TSN=16 GEMM_WPTM=2 GEMM_WPTN=2 built in") {
+		t.Errorf("log:\n%s\nwant the small set's build", log.String())
+	}
+	for _, c := range []struct {
+		M, N, K int
+		small   bool
+	}{
+		{32, 32, 64, false}, // no padding either way
+		{64, 96, 36, false}, // K padded to 40 against 36: 11% more
+		{32, 32, 9, true},   // M×N the same, K padded to 16 against 12: 33% more
+		{32, 32, 30, false}, // K padded to 32 either way
+		{16, 32, 64, true},  // 32x32 tiles pad M twice over
+		{33, 32, 64, true},  // 64x32 against 48x32: 33% more
+		{96, 32, 64, false}, // 96x32 either way
+		{32, 32, 1, true},   // K padded to 8 against 4
+	} {
+		got := d.gemmFor(c.M, c.N, c.K)
+		if (got.kernel == d.small.kernel) != c.small {
+			t.Errorf("gemmFor(%d, %d, %d) = %s, want small %v", c.M, c.N, c.K, got.kernel, c.small)
+		}
+	}
+
+	rng := rand.New(rand.NewPCG(7, 1))
+	me := maxErr{}
+	d.StartProfiling()
+	// Shapes on each set; the last ones have few tiles and a long K, so
+	// Gemm splits K (on a device of 2 compute units, 8 work-groups are
+	// wanted).
+	for _, sh := range [][3]int{{32, 32, 64}, {64, 96, 40}, {16, 32, 64}, {33, 70, 9}, {32, 32, 1024}, {16, 16, 2048}} {
+		M, N, K := sh[0], sh[1], sh[2]
+		for tt := 0; tt < 4; tt++ {
+			tA, tB := tt&1 != 0, tt&2 != 0
+			shape := fmt.Sprintf("M=%d N=%d K=%d tA=%v tB=%v set %s splits %d", M, N, K, tA, tB, d.gemmFor(M, N, K).kernel, d.gemmSplits(M, N, K, 1))
+			A, B, C := randF32(rng, M*K, -1, 1), randF32(rng, K*N, -1, 1), randF32(rng, M*N, -1, 1)
+			bA, bB, bC := up(t, d, A), up(t, d, B), up(t, d, C)
+			want := append([]float32(nil), C...)
+			ref.Gemm(tA, tB, M, N, K, 0.5, A, B, -1.5, want)
+			if err := d.Gemm(tA, tB, M, N, K, 0.5, bA, bB, -1.5, bC); err != nil {
+				t.Fatalf("Gemm %s: %v", shape, err)
+			}
+			compare(t, me, "Gemm", shape, down(t, d, bC, M*N), want, 1e-6*float64(K), 1e-4)
+			for _, b := range []device.Buffer{bA, bB, bC} {
+				d.Free(b)
+			}
+		}
+	}
+	testConv(t, d, convShapes[1:9])
+	times, err := d.StopProfiling()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := map[string]int{}
+	for _, kt := range times {
+		ran[kt.Kernel]++
+	}
+	if ran["gemm_blk"] == 0 || ran["gemm"+smallSuffix] == 0 || ran["gemm_sum_splits"] == 0 {
+		t.Errorf("kernels run: %v; want gemm_blk, gemm%s and gemm_sum_splits", ran, smallSuffix)
+	}
+	me.log(t)
+
+	// Winograd's batched products on the two sets.
+	w := openTestDevice(t, Options{Version: "test", Defines: mergeDefines(smallSetDefines,
+		map[string]string{"CONV_WINO": "on", "CONV_WINO5": "on", "CONV_WINO_MINCH": "1"})})
+	w.StartProfiling()
+	testConv(t, w, []device.ConvShape{
+		{N: 2, C: 8, H: 13, W: 13, K: 6, R: 5, S: 5, Stride: 1, Pad: 2, Groups: 2}, // small
+		{N: 4, C: 64, H: 8, W: 8, K: 64, R: 3, S: 3, Stride: 1, Pad: 1, Groups: 1}, // 64x64x64 products: main
+	})
+	if times, err = w.StopProfiling(); err != nil {
+		t.Fatal(err)
+	}
+	ran = map[string]int{}
+	for _, kt := range times {
+		ran[kt.Kernel]++
+	}
+	if ran["gemm_blk"] == 0 || ran["gemm"+smallSuffix] == 0 || ran["wino3_input"] == 0 || ran["wino5_input"] == 0 {
+		t.Errorf("Winograd: kernels run: %v; want gemm_blk, gemm%s and both Winograd sizes", ran, smallSuffix)
+	}
+}
+
+// mergeDefines returns a's defines with b's added.
+func mergeDefines(a, b map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range a {
+		m[k] = v
+	}
+	for k, v := range b {
+		m[k] = v
+	}
+	return m
+}
+
+// TestGemmSmallSetOff: ALEXCL_CL_LEGACY=small and GEMMS_KIND=off build
+// no small set, and products take the main one; bad small sets are
+// refused by Open.
+func TestGemmSmallSetOff(t *testing.T) {
+	t.Setenv("ALEXCL_CL_LEGACY", "small")
+	d := openTestDevice(t, Options{Version: "test", Defines: smallSetDefines})
+	if d.small != nil || d.gemmFor(16, 16, 4).kernel != "gemm_blk" {
+		t.Errorf("ALEXCL_CL_LEGACY=small: small set %+v, gemmFor %s", d.small, d.gemmFor(16, 16, 4).kernel)
+	}
+	t.Setenv("ALEXCL_CL_LEGACY", "")
+	off := mergeDefines(smallSetDefines, map[string]string{"GEMMS_KIND": "off"})
+	if d := openTestDevice(t, Options{Version: "test", Defines: off}); d.small != nil {
+		t.Errorf("GEMMS_KIND=off: small set %+v", d.small)
+	}
+	for _, c := range []struct {
+		defs map[string]string
+		want string
+	}{
+		{map[string]string{"GEMMS_TSM": "128", "GEMMS_TSN": "64", "GEMMS_WPTM": "8"}, "must be at most 64x64"},
+		{map[string]string{"GEMMS_KIND": "vector"}, `GEMMS_KIND="vector"`},
+		{map[string]string{"GEMMS_TSK": "x"}, `GEMMS_TSK="x": not an integer`},
+	} {
+		_, err := Open(0, Options{Version: "test", Defines: mergeDefines(smallSetDefines, c.defs)})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error with %q", c.defs, err, c.want)
+		}
+	}
+}
+
+// TestSmallAlternative: the tuner records the best-scoring measured set
+// of at most 64x64 beside a larger choice, and none beside a small one.
+func TestSmallAlternative(t *testing.T) {
+	big := blocked(128, 128, 16, 8, 8)
+	cands := []candidate{tiled(64, 64, 16, 4, 4), tiled(64, 64, 32, 4, 4), blocked(64, 64, 16, 4, 4), big, tiled(128, 64, 16, 8, 4), vector(8, 4, 8)}
+	res := []tuneResult{
+		{Family: "gemm", Candidate: cands[0].String(), Score: 16800},
+		{Family: "gemm", Candidate: cands[1].String(), Score: 17700},
+		{Family: "gemm", Candidate: cands[2].String(), Score: 18000, Dropped: "wrong result"},
+		{Family: "gemm", Candidate: big.String(), Score: 17800, Chosen: true},
+		{Family: "gemm", Candidate: cands[4].String(), Score: 17750},
+		{Family: "gemm", Candidate: cands[5].String(), Score: 19000},
+		{Family: "conv", Candidate: cands[2].String(), Score: 30000},
+	}
+	if got, ok := smallAlternative(big, cands, res); !ok || got != cands[1] {
+		t.Errorf("smallAlternative = %v, %v; want %v", got, ok, cands[1])
+	}
+	if got, ok := smallAlternative(cands[1], cands, res); ok {
+		t.Errorf("beside a 64x64 choice: %v, want none", got)
+	}
+	if got, ok := smallAlternative(big, cands, nil); ok {
+		t.Errorf("nothing measured: %v, want none", got)
+	}
+}
