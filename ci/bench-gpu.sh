@@ -118,8 +118,8 @@ step paper128-legacy-shapes.txt 60 env ALEXCL_CL_LEGACY=shapes "$B" bench --devi
 # layers, Winograd's filter gradient); all six, with the paths per filter
 # size and one GEMM tile set; shapes and small alone run above). Then the
 # work-groups per compute unit that split K and the filter gradient's runs
-# of images aim at (host-only defines; 4 by default): none of 8 and 12
-# moved the step on an H200.
+# of images aim at (host-only defines; 4 by default), at 12: neither 8 nor
+# 12 moved the step on an H200.
 step paper128-sync.txt 60 "$B" bench --device gpu0 --preset paper --batch 128 --steps 10 --warmup 3 --profile-steps 0 --sync-upload
 for l in filter flush im2col splitk all; do
 	step "paper128-legacy-$l.txt" 60 env ALEXCL_CL_LEGACY=$l "$B" bench --device gpu0 --preset paper --batch 128 --steps 5 --warmup 2

@@ -39,8 +39,9 @@ type Options struct {
 	// appended after the defines.
 	BuildOptions []string
 	// Tune lets Open choose the GEMM and convolution tunables of this
-	// device by timing a few candidates on first use (about 15 s on a GPU,
-	// 20 s under POCL), stored beside the kernel binaries and read on later
+	// device by timing a few candidates on first use (about 15 s on a GPU
+	// plus the candidates' builds, 37 s in all on an H200; 20 s under
+	// POCL), stored beside the kernel binaries and read on later
 	// Opens (tune.go). False keeps the vendor defaults. ALEXCL_TUNE=off,
 	// on or force (re-tune) overrides it; Defines that set a tuned name
 	// (GEMM_KIND, the GEMM_ and CONV_ tiles and K-step runs, GEMMV_VW, _MR,
@@ -49,7 +50,8 @@ type Options struct {
 	// CONV_WINO43, CONV_WINO5, CONV_WINO35, CONV_BWDATA) override the
 	// tuner's choice of that path and leave the rest tuned (one of a
 	// filter size's two Winograd defines turns the other off unless set
-	// too).
+	// too), and so do the small GEMM set's (GEMMS_*, gemmset.go), which
+	// replace the tuned small set as a whole.
 	Tune bool
 
 	// extraSources are appended to clkernels.Sources(); tests use them to
@@ -407,6 +409,9 @@ func Open(index int, opts Options) (*Device, error) {
 	if err := checkHostDefines(d.opts.Defines); err != nil {
 		return fail(err)
 	}
+	if err := checkSmallFits(d.opts.Defines, limitsOf(d.dev)); err != nil {
+		return fail(err)
+	}
 	d.userDefines = maps.Clone(d.opts.Defines)
 	if !d.legacy.noFlush {
 		d.flushEvery = 16
@@ -415,7 +420,7 @@ func Open(index int, opts Options) (*Device, error) {
 	if err := d.buildProgram(cd.platform); err != nil {
 		return fail(err)
 	}
-	d.buildSmall() // gemmset.go; logs, never fails
+	d.buildSmall(cd.platform) // gemmset.go; logs, never fails
 	if mode != tuneOff {
 		d.setupShapePaths(mode, d.tuneKey(cd.platform)) // shapes.go
 	}

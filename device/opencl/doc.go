@@ -29,8 +29,12 @@
 // then F(4×4, 3×3) and F(3×3, 5×5) against the op's winner, wino.go and
 // tune_paths.go, and on GPUs the implicit data gradient) on AlexNet-like
 // shapes with profiling events, checks every candidate's results against
-// device/ref, and keeps the fastest, within about 15 s on a GPU and 20 s
-// under POCL.
+// device/ref, and keeps the fastest, within about 15 s of timing on a GPU
+// (the candidates' builds come on top: 37 s in all on an H200) and 20 s
+// under POCL. Where the chosen GEMM tiles are larger than 64×64 it also
+// keeps the fastest set of at most 64×64, which Open builds beside the
+// program and the products that the large tiles would pad most run on
+// (gemmset.go; ALEXCL_CL_LEGACY=small builds one set only).
 // The choice is saved as tune-<key>.json beside the kernel binaries (same
 // key ingredients) and read by later Opens; a corrupt or stale record is
 // re-tuned. ALEXCL_TUNE=off keeps the vendor defaults (the kernel family

@@ -100,7 +100,7 @@ func (d *Device) gemm(g gemmCall) error {
 			return d.launch("gemm_dot", []int{ceilMul(g.N, 4) / 4, rows, nb}, []int{1, lm, 1}, args...)
 		}
 	}
-	set := d.gemmFor(g.M, g.N, g.K*nt) // gemmset.go
+	set := d.gemmFor(g.M, g.N, g.K) // gemmset.go
 	global, local := set.t.ndrange(g.M, g.N)
 	return d.launch(set.kernel, append(global, nb), append(local, 1), args...)
 }
@@ -125,7 +125,7 @@ var (
 
 // gemmSplits returns into how many runs of K to cut nb M×N×K products: 1
 // (no split) on the vector family, with ALEXCL_CL_LEGACY=splitk, or when
-// C's tiles already give splitGroupsPerCU work-groups per compute unit;
+// C's tiles already give GEMM_SPLIT_GROUPS (splitGroupsPerCU) work-groups per compute unit;
 // else enough runs for that many, each at least splitMinK long, at most
 // splitMax, and their partial products within the workspace cap and within
 // the largest buffer the device allows.
@@ -147,16 +147,14 @@ func (d *Device) gemmSplits(M, N, K, nb int) int {
 // gemmSplit computes g, whose products C[z] follow each other (ldc = N,
 // cs2 = M·N, cs1 = nb2·M·N) and have no bias, as the sum of the partial
 // products of about splits runs of K, each a whole number of K steps
-// (GEMM_TSK). The caller holds d.ws.mu.
+// of the set that runs it (gemmFor). The caller holds d.ws.mu.
 func (d *Device) gemmSplit(g gemmCall, splits int) error {
 	nb1, nb2 := max(g.nb1, 1), max(g.nb2, 1)
 	mn := g.M * g.N
 	if g.bias != nil || g.coff != 0 || g.ldc != g.N || nb2 > 1 && g.cs2 != mn || nb1 > 1 && g.cs1 != nb2*mn {
 		return fmt.Errorf("gemmSplit: C is not a run of whole products from its start, or has a bias")
 	}
-	tsk := d.gemmFor(g.M, g.N, g.K*max(g.nt, 1)).tsk
-	kc := ceilMul((g.K+splits-1)/splits, tsk)
-	ks := (g.K + kc - 1) / kc
+	kc, ks := d.splitRuns(g, splits)
 	part, err := d.slot(4, ks*nb1*nb2*mn) // (ks, nb1*nb2, M, N)
 	if err != nil {
 		return err
@@ -169,4 +167,13 @@ func (d *Device) gemmSplit(g gemmCall, splits int) error {
 		return err
 	}
 	return d.launch1D("gemm_sum_splits", nb1*nb2*mn, part, g.C, nb1*nb2*g.M, g.N, g.N, ks, g.alpha, g.beta)
+}
+
+// splitRuns returns the length kc of about splits runs of g's K, a whole
+// number of K steps of the set that runs g (gemmFor, as d.gemm launches
+// it), and the number of runs ks.
+func (d *Device) splitRuns(g gemmCall, splits int) (kc, ks int) {
+	tsk := d.gemmFor(g.M, g.N, g.K).tsk
+	kc = ceilMul((g.K+splits-1)/max(splits, 1), tsk)
+	return kc, (g.K + kc - 1) / kc
 }

@@ -11,11 +11,12 @@ import (
 )
 
 // smallSetDefines is a blocked main set of 32x32 tiles (K steps of 8)
-// with a tiled small set of 16x16 (K steps of 4): the two kinds, and K
-// steps that differ, so that split K's runs follow the set that runs them.
+// with a tiled small set of 16x16 (K steps of 12): the two kinds, and K
+// steps neither of which divides the other, so that split K's runs must
+// follow the set that runs them.
 var smallSetDefines = map[string]string{
 	"GEMM_KIND": "blocked", "GEMM_TSM": "32", "GEMM_TSN": "32", "GEMM_TSK": "8", "GEMM_WPTM": "4", "GEMM_WPTN": "4",
-	"GEMMS_KIND": "tiled", "GEMMS_TSM": "16", "GEMMS_TSN": "16", "GEMMS_TSK": "4", "GEMMS_WPTM": "2", "GEMMS_WPTN": "2",
+	"GEMMS_KIND": "tiled", "GEMMS_TSM": "16", "GEMMS_TSN": "16", "GEMMS_TSK": "12", "GEMMS_WPTM": "2", "GEMMS_WPTN": "2",
 }
 
 // TestGemmSmallSet checks the rule that sends a product to the small set,
@@ -26,24 +27,24 @@ var smallSetDefines = map[string]string{
 func TestGemmSmallSet(t *testing.T) {
 	var log logLines
 	d := openTestDevice(t, Options{Version: "test", Defines: smallSetDefines, Logf: log.logf})
-	if d.small == nil || d.small.kernel != "gemm"+smallSuffix || d.small.tsk != 4 || d.small.t != (tiling{16, 16, 2, 2}) {
-		t.Fatalf("small set %+v, want tiled 16x16x4/2x2\n%s", d.small, log.String())
+	if d.small == nil || d.small.kernel != "gemm"+smallSuffix || d.small.tsk != 12 || d.small.t != (tiling{16, 16, 2, 2}) {
+		t.Fatalf("small set %+v, want tiled 16x16x12/2x2\n%s", d.small, log.String())
 	}
-	if !strings.Contains(log.String(), "small GEMM tiles GEMM_KIND=tiled GEMM_TSK=4 GEMM_TSM=16 GEMM_TSN=16 GEMM_WPTM=2 GEMM_WPTN=2 built in") {
+	if !strings.Contains(log.String(), "small GEMM tiles GEMM_KIND=tiled GEMM_TSK=12 GEMM_TSM=16 GEMM_TSN=16 GEMM_WPTM=2 GEMM_WPTN=2 built in") {
 		t.Errorf("log:\n%s\nwant the small set's build", log.String())
 	}
 	for _, c := range []struct {
 		M, N, K int
 		small   bool
 	}{
-		{32, 32, 64, false}, // no padding either way
+		{32, 32, 64, false}, // K padded to 64 against 72
 		{64, 96, 36, false}, // K padded to 40 against 36: 11% more
 		{32, 32, 9, true},   // M×N the same, K padded to 16 against 12: 33% more
-		{32, 32, 30, false}, // K padded to 32 either way
+		{32, 32, 30, false}, // K padded to 32 against 36
 		{16, 32, 64, true},  // 32x32 tiles pad M twice over
-		{33, 32, 64, true},  // 64x32 against 48x32: 33% more
+		{33, 32, 64, true},  // 64x32x64 against 48x32x72: 18.5% more
 		{96, 32, 64, false}, // 96x32 either way
-		{32, 32, 1, true},   // K padded to 8 against 4
+		{32, 32, 1, false},  // K padded to 8 against 12
 	} {
 		got := d.gemmFor(c.M, c.N, c.K)
 		if (got.kernel == d.small.kernel) != c.small {
@@ -70,6 +71,13 @@ func TestGemmSmallSet(t *testing.T) {
 				t.Fatalf("Gemm %s: %v", shape, err)
 			}
 			compare(t, me, "Gemm", shape, down(t, d, bC, M*N), want, 1e-6*float64(K), 1e-4)
+			// Split runs are whole K steps of the set that runs them.
+			if s := d.gemmSplits(M, N, K, 1); s > 1 {
+				kc, ks := d.splitRuns(gemmCall{M: M, N: N, K: K}, s)
+				if set := d.gemmFor(M, N, K); kc%set.tsk != 0 || ks < 2 || (ks-1)*kc >= K {
+					t.Errorf("%s: runs of %d, %d of them, on K steps of %d", shape, kc, ks, set.tsk)
+				}
+			}
 			for _, b := range []device.Buffer{bA, bB, bC} {
 				d.Free(b)
 			}
@@ -130,6 +138,9 @@ func TestGemmSmallSetOff(t *testing.T) {
 	if d.small != nil || d.gemmFor(16, 16, 4).kernel != "gemm_blk" {
 		t.Errorf("ALEXCL_CL_LEGACY=small: small set %+v, gemmFor %s", d.small, d.gemmFor(16, 16, 4).kernel)
 	}
+	if _, ok := d.Tunables()["GEMMS_KIND"]; ok {
+		t.Errorf("ALEXCL_CL_LEGACY=small: Tunables lists the small set that was not built: %v", d.Tunables())
+	}
 	t.Setenv("ALEXCL_CL_LEGACY", "")
 	off := mergeDefines(smallSetDefines, map[string]string{"GEMMS_KIND": "off"})
 	if d := openTestDevice(t, Options{Version: "test", Defines: off}); d.small != nil {
@@ -142,7 +153,16 @@ func TestGemmSmallSetOff(t *testing.T) {
 		{map[string]string{"GEMMS_TSM": "128", "GEMMS_TSN": "64", "GEMMS_WPTM": "8"}, "must be at most 64x64"},
 		{map[string]string{"GEMMS_KIND": "vector"}, `GEMMS_KIND="vector"`},
 		{map[string]string{"GEMMS_TSK": "x"}, `GEMMS_TSK="x": not an integer`},
+		{map[string]string{"GEMMS_WPTM": "3"}, "small gemm tiled 16x16x12/3x2"},
+		{map[string]string{"GEMMS_KIND": "off", "GEMMS_TSM": "32"}, ""}, // off: the rest is not read
 	} {
+		if c.want == "" {
+			d := openTestDevice(t, Options{Version: "test", Defines: mergeDefines(smallSetDefines, c.defs)})
+			if d.small != nil {
+				t.Errorf("%v: small set %+v", c.defs, d.small)
+			}
+			continue
+		}
 		_, err := Open(0, Options{Version: "test", Defines: mergeDefines(smallSetDefines, c.defs)})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v, want an error with %q", c.defs, err, c.want)
@@ -172,5 +192,52 @@ func TestSmallAlternative(t *testing.T) {
 	}
 	if got, ok := smallAlternative(big, cands, nil); ok {
 		t.Errorf("nothing measured: %v, want none", got)
+	}
+}
+
+// TestGemmSmallSetCache: the small set goes through the kernel cache, as
+// the program does: a second Open loads both.
+func TestGemmSmallSetCache(t *testing.T) {
+	dir := t.TempDir()
+	for i, want := range []string{"kernel cache miss", "kernel cache hit"} {
+		var log logLines
+		d := openTestDevice(t, Options{Version: "test", CacheDir: dir, Defines: smallSetDefines, Logf: log.logf})
+		if d.small == nil || strings.Count(log.String(), want) != 2 {
+			t.Errorf("Open %d: small set %+v; want %q twice (the program, the small set) in\n%s", i+1, d.small, want, log.String())
+		}
+	}
+}
+
+// TestSmallSetTuning: the small set's defines, set by the user, leave
+// tuning on and replace the tuned set as a whole; other tuned names turn
+// tuning off; GEMMS_* without GEMMS_KIND is an error.
+func TestSmallSetTuning(t *testing.T) {
+	for _, c := range []struct {
+		defs map[string]string
+		off  bool
+	}{
+		{map[string]string{"GEMMS_KIND": "off"}, false},
+		{map[string]string{"GEMMS_KIND": "tiled", "GEMMS_TSM": "32"}, false},
+		{map[string]string{"CONV_WINO": "on"}, false},
+		{map[string]string{"GEMM_TSM": "32"}, true},
+		{map[string]string{"GEMMS_KIND": "off", "CONV_KIND": "tiled"}, true},
+	} {
+		if n, off := userTuned(c.defs); off != c.off {
+			t.Errorf("%v: tuning off %v (%s), want %v", c.defs, off, n, c.off)
+		}
+	}
+	tuned := mergeDefines(blocked(128, 128, 16, 8, 8).defines("GEMM"), blocked(64, 64, 32, 4, 4).defines("GEMMS"))
+	d := &Device{opts: Options{Defines: map[string]string{"GEMMS_KIND": "off"}}}
+	d.setTunables(tuned)
+	if d.opts.Defines["GEMMS_KIND"] != "off" || d.opts.Defines["GEMMS_TSM"] != "" || d.opts.Defines["GEMM_TSM"] != "128" {
+		t.Errorf("GEMMS_KIND=off set, the tuned set recorded: %v", d.opts.Defines)
+	}
+	d = &Device{}
+	d.setTunables(tuned)
+	if d.opts.Defines["GEMMS_KIND"] != "blocked" || d.opts.Defines["GEMMS_TSK"] != "32" {
+		t.Errorf("nothing set: %v, want the tuned small set", d.opts.Defines)
+	}
+	if _, err := smallDefines(map[string]string{"GEMMS_TSM": "32"}); err == nil || !strings.Contains(err.Error(), "without GEMMS_KIND") {
+		t.Errorf("GEMMS_TSM without GEMMS_KIND: %v", err)
 	}
 }

@@ -63,7 +63,8 @@ const tuneFormat = "alexcl-tune-v7" // v2: the blocked GEMM family; v3: K-step r
 // tunedNames are the -D tunables the tuner chooses. When Options.Defines
 // sets any of them the user has chosen, and Open does not tune, except
 // for the convolutions' paths (pathNames), which override the tuned
-// choice of that path only.
+// choice of that path only, and the small GEMM set (smallNames), which
+// overrides the tuned one (userTuned).
 var tunedNames = []string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
@@ -531,15 +532,7 @@ func (r *tuneRecord) validate(key string, l limits) error {
 	if err := c.fits(l); err != nil {
 		return fmt.Errorf("conv %v: %w", c, err)
 	}
-	if sd, err := smallDefines(r.Defines); err != nil {
-		return err
-	} else if sd != nil {
-		s, _ := parseCandidate(sd, "GEMM")
-		if err := s.fits(l); err != nil {
-			return fmt.Errorf("small gemm %v: %w", s, err)
-		}
-	}
-	return nil
+	return checkSmallFits(r.Defines, l)
 }
 
 // Tunables returns the tunables the device runs with, the -D values of
@@ -552,6 +545,11 @@ func (r *tuneRecord) validate(key string, l limits) error {
 // defines (pathNames) decide nothing, and are left out.
 func (d *Device) Tunables() map[string]string {
 	m := maps.Clone(d.opts.Defines)
+	if d.small == nil { // not built: off, ALEXCL_CL_LEGACY=small, a vector device, or failed
+		for _, n := range smallNames {
+			delete(m, n)
+		}
+	}
 	if d.shapes.on {
 		for _, n := range pathNames {
 			delete(m, n)
@@ -570,11 +568,9 @@ func (d *Device) applyTuning(p *cl.Platform) tuneMode {
 	if mode == tuneOff {
 		return mode
 	}
-	for _, n := range tunedNames {
-		if _, ok := d.opts.Defines[n]; ok && !slices.Contains(pathNames, n) {
-			d.opts.logf("tuning skipped on %s: Options.Defines or ALEXCL_CL_DEFINES sets %s", d.info.Name, n)
-			return tuneOff // the user's choice: no paths per shape either (shapes.go)
-		}
+	if n, ok := userTuned(d.opts.Defines); ok {
+		d.opts.logf("tuning skipped on %s: Options.Defines or ALEXCL_CL_DEFINES sets %s", d.info.Name, n)
+		return tuneOff // the user's choice: no paths per shape either (shapes.go)
 	}
 	key := d.tuneKey(p)
 	lim := limitsOf(d.dev)
@@ -629,6 +625,18 @@ func (d *Device) tuneKey(p *cl.Platform) string {
 // of that path only: tuning goes on, and the tiles stay tuned.
 var pathNames = []string{"CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35", "CONV_BWDATA"}
 
+// userTuned returns the first tuned name defs sets that turns tuning off:
+// any but the convolutions' paths (pathNames) and the small GEMM set
+// (smallNames), which replace the tuner's choice of them only.
+func userTuned(defs map[string]string) (string, bool) {
+	for _, n := range tunedNames {
+		if _, ok := defs[n]; ok && !slices.Contains(pathNames, n) && !slices.Contains(smallNames, n) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
 // setTunables adds the tuned defs to a copy of d.opts.Defines (the
 // caller's map is not changed); a name already set there (a path the
 // user chose) keeps its value. The two Winograd defines of a filter size
@@ -641,6 +649,13 @@ func (d *Device) setTunables(defs map[string]string) {
 		m = map[string]string{}
 	}
 	defs = maps.Clone(defs)
+	// The small GEMM set goes as a whole: one the user set (or turned
+	// off) replaces the tuned one.
+	if slices.ContainsFunc(smallNames, func(n string) bool { _, set := m[n]; return set }) {
+		for _, n := range smallNames {
+			delete(defs, n)
+		}
+	}
 	for _, a := range slices.Sorted(maps.Keys(winoSiblings)) {
 		b := winoSiblings[a]
 		if _, set := m[a]; set {
