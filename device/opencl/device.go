@@ -412,6 +412,9 @@ func Open(index int, opts Options) (*Device, error) {
 	if err := checkSmallFits(d.opts.Defines, limitsOf(d.dev)); err != nil {
 		return fail(err)
 	}
+	if err := checkUserTiles(d.opts.Defines, limitsOf(d.dev)); err != nil {
+		return fail(err)
+	}
 	d.userDefines = maps.Clone(d.opts.Defines)
 	if !d.legacy.noFlush {
 		d.flushEvery = 16

@@ -154,6 +154,9 @@ func TestGemmSmallSetOff(t *testing.T) {
 		{map[string]string{"GEMMS_KIND": "vector"}, `GEMMS_KIND="vector"`},
 		{map[string]string{"GEMMS_TSK": "x"}, `GEMMS_TSK="x": not an integer`},
 		{map[string]string{"GEMMS_WPTM": "3"}, "small gemm tiled 16x16x12/3x2"},
+		// The main set's user tiles are checked too.
+		{map[string]string{"GEMM_WPTM": "3"}, "GEMM tiles 32x32x8, register blocks 3x4: tile 32x32 is not a multiple"},
+		{map[string]string{"CONV_TSM": "256", "CONV_TSN": "256", "CONV_WPTM": "1", "CONV_WPTN": "1"}, "CONV tiles 256x256x16, register blocks 1x1: work-group of 65536"},
 		{map[string]string{"GEMMS_KIND": "off", "GEMMS_TSM": "32"}, ""}, // off: the rest is not read
 	} {
 		if c.want == "" {

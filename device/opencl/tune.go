@@ -1466,3 +1466,44 @@ func (t *tuner) checkConvSmall(c candidate) error {
 	}
 	return nil
 }
+
+// checkUserTiles checks the GEMM and convolution tiles that defs set (the
+// user's, before tuning) as the tuner checks its candidates (fits): a
+// register block that does not divide its tile, or a work-group or local
+// tile the device cannot hold, would otherwise build and compute wrong
+// results. Unset sizes take the .cl files' defaults. A blocked family
+// whose register blocks are not multiples of 4 runs the tiled kernel
+// (buildOptions), so it is checked as tiled; K-step runs are checked by
+// the .cl files themselves.
+func checkUserTiles(defs map[string]string, l limits) error {
+	for _, prefix := range []string{"GEMM", "CONV"} {
+		set := false
+		size := func(name string, def int) int {
+			v, ok := defs[prefix+"_"+name]
+			if !ok {
+				return def
+			}
+			set = true
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return -1 // fits refuses it
+			}
+			return n
+		}
+		c := tiled(size("TSM", 64), size("TSN", 64), size("TSK", 16), size("WPTM", 4), size("WPTN", 4))
+		if !set {
+			continue
+		}
+		kind := defs["GEMM_KIND"]
+		if prefix == "CONV" {
+			kind = convKind(defs)
+		}
+		if kind == gemmBlocked && c.WPTM > 0 && c.WPTN > 0 && c.WPTM%4 == 0 && c.WPTN%4 == 0 {
+			c.Kind = gemmBlocked
+		}
+		if err := c.fits(l); err != nil {
+			return fmt.Errorf("%s tiles %dx%dx%d, register blocks %dx%d: %w", prefix, c.TSM, c.TSN, c.TSK, c.WPTM, c.WPTN, err)
+		}
+	}
+	return nil
+}
