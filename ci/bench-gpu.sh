@@ -2,15 +2,16 @@
 # One call on a machine with an NVIDIA GPU and its driver: correctness on
 # the GPU (selftest, which also tunes the kernels: its log and the tuning
 # record are kept), alexcl's training throughput (paper at batch 128 and
-# 256, mini at 512, with per-layer kernel times; paper 128 again with the
-# upload inside the step, on the tuned tiles with each convolution path,
-# with each kernel family and GPU-path change) and PyTorch's on the same
-# card, then one epoch of the default training run. BENCHMARKS.md's GPU
-# section came from this.
+# 256, mini at 512, with per-layer kernel times) and PyTorch's on the same
+# card, the small GEMM tile set against one set, one epoch of the default
+# training run; then paper at batch 128 on the tuned tiles with each
+# convolution path, with each kernel family, with the upload inside the
+# step, with each GPU-path change turned off and with other work-group
+# targets. BENCHMARKS.md's GPU section came from this.
 #
 #   go build -o alexcl ./cmd/alexcl   # CGO_ENABLED=0 builds run anywhere
 #   ci/bench-gpu.sh ./alexcl OUTDIR
-#   tar czf results.tgz -C OUTDIR .   # about 30 files: one archive to bring back
+#   tar czf results.tgz -C OUTDIR .   # about 35 files: one archive to bring back
 #
 # The runs go most wanted first, each capped to the time left of
 # BENCH_LIMIT seconds (default 540: a device call may take 600; lower it

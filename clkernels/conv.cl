@@ -86,6 +86,8 @@
 //                 (default: blocked where GEMM_KIND is, else tiled)
 //   CONV_BIAS_WG  work-group size of conv2d_backward_bias, a power of two
 //                 (default 256)
+//   CONV_FILTER_GROUPS (host only) the work-groups per compute unit that
+//                 the filter gradient's runs of images aim at (default 4)
 
 #ifndef CONV_TSM
 #define CONV_TSM 64

@@ -80,6 +80,11 @@
 //   GEMMV_VW  vector width of gemm_vec and gemm_dot: 4, 8 or 16 (default 16)
 //   GEMMV_MR  rows per gemm_vec work item, 1 to 8 (default 6)
 //   GEMMV_LM  (host only) gemm_vec work-group height (default 8)
+//   GEMM_SPLIT_GROUPS (host only) the work-groups per compute unit that
+//             split K aims at (default 4)
+//   GEMMS_KIND, GEMMS_TSM, GEMMS_TSN, GEMMS_TSK, GEMMS_WPTM, GEMMS_WPTN,
+//   GEMMS_KU  (host only) the small tile set: this file built a second
+//             time with these as GEMM_* (device/opencl/gemmset.go)
 // TSM must be a multiple of WPTM and TSN of WPTN.
 
 #ifndef GEMM_TSM

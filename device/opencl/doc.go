@@ -42,7 +42,8 @@
 // re-tunes, and Options.Defines that set a tuned name turn tuning off,
 // except those of the convolutions' paths (CONV_WINO, CONV_WINO43,
 // CONV_WINO5, CONV_WINO35, CONV_BWDATA), which override the tuner's choice
-// of that path only.
+// of that path only, and the small GEMM set's (GEMMS_*), which replace the
+// tuned set as a whole.
 // With tuning on and no path set by the user, the paths are then chosen
 // again per layer shape, at each shape's first use: every path that can
 // take the op is checked against the usual one and timed on the layer's

@@ -24,7 +24,7 @@ import (
 // the small set when the large tiles would pad its M×N×K by more than 15%
 // over the small ones (K padded to whole K steps, image by image where a
 // product sums several, as gemm.cl walks them). On the H200 that made
-// paper's step 6% faster and mini's 14%. The rule is by shape alone, so a
+// paper's step 6–7% faster and mini's 14%. The rule is by shape alone, so a
 // product runs on the same kernel, and gives the same bits, every time.
 // ALEXCL_CL_LEGACY=small builds no small set (one tile set for every
 // product), to measure what it gains. The GEMMS_* defines, set by the

@@ -380,7 +380,8 @@ var tuneSpecFor = defaultTuneSpec
 // fc6 at a smaller batch and width), the forward GEMM of an im2col
 // convolution (conv2's, one image and group), and a backward-data product
 // (wᵀ·dy, conv4's). CPU devices try the vector family's register blocks
-// and one tiled set; GPUs the tiled family's tiles and one vector set.
+// and one tiled set; GPUs the tiled and blocked families' tiles and one
+// vector set.
 func defaultTuneSpec(info device.Info) tuneSpec {
 	if strings.Contains(info.Type, "CPU") {
 		return tuneSpec{
@@ -408,10 +409,10 @@ func defaultTuneSpec(info device.Info) tuneSpec {
 	return tuneSpec{
 		// Roughly the likeliest first, so that a spent budget leaves out
 		// the least likely: the tiled sets an H100 and an H200 ranked
-		// best, then the blocked family (gemm_blk, not yet timed on a
-		// GPU; its K steps in runs of 2, which AMD's compiler needs to
-		// keep out of spills, TestKernelISA, and "ku16", all unrolled),
-		// then the rest. Tiled 128x128x8/8x8, 64x64x16/8x8 and
+		// best at stop 7, then the blocked family (gemm_blk, which an
+		// H200 chose later, 128x128x16/8x8; its K steps in runs of 2,
+		// which AMD's compiler needs to keep out of spills,
+		// TestKernelISA, and "ku16", all unrolled), then the rest. Tiled 128x128x8/8x8, 64x64x16/8x8 and
 		// 32x32x16/2x2 were dropped: the slowest on both GPUs.
 		gemm: []candidate{
 			tiled(64, 64, 16, 4, 4), // the vendor default (gemm.cl)
