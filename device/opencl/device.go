@@ -242,7 +242,8 @@ func checkHostDefines(defs map[string]string) error {
 // hostOnlyDefines are the tunables only the Go side reads (kernel family,
 // convolution paths, launch sizes); buildOptions leaves them out of the
 // compiler's options, so that they change no program binary.
-var hostOnlyDefines = []string{"GEMM_KIND", "GEMMS_KIND", "GEMMS_TSM", "GEMMS_TSN", "GEMMS_TSK", "GEMMS_WPTM", "GEMMS_WPTN", "GEMMS_KU", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35", "CONV_WINO_MINCH", "GEMMV_LM", "GEMM_SPLIT_GROUPS", "CONV_FILTER_GROUPS"}
+var hostOnlyDefines = slices.Concat([]string{"GEMM_KIND", "CONV_KIND", "CONV_BWDATA", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35",
+	"CONV_WINO_MINCH", "GEMMV_LM", "GEMM_SPLIT_GROUPS", "CONV_FILTER_GROUPS"}, smallNames)
 
 // knownDefines lists the -D names alexcl's kernels read (#ifndef, #ifdef,
 // defined()) and those only the host reads (GEMM_KIND, CONV_KIND,

@@ -3,7 +3,6 @@ package opencl
 import (
 	"fmt"
 	"maps"
-	"strconv"
 	"strings"
 	"time"
 
@@ -151,7 +150,7 @@ func (d *Device) buildSmall(platform *cl.Platform) {
 			describeDefines(defs), d.info.Name, err)
 		return
 	}
-	set := gemmSet{t: tilingOfDefines(defs), kernel: "gemm" + smallSuffix}
+	set := gemmSet{t: tilingOfDefines(defs, "GEMM"), kernel: "gemm" + smallSuffix}
 	set.tsk = atoiOr(defs["GEMM_TSK"], 16)
 	if defs["GEMM_KIND"] == gemmBlocked && kernels["gemm_blk"] != nil {
 		set.kernel = "gemm_blk" + smallSuffix
@@ -177,16 +176,6 @@ func (d *Device) buildSmall(platform *cl.Platform) {
 	}
 	d.smallProg, d.small = prog, &set
 	d.opts.logf("small GEMM tiles %s built in %d ms", describeDefines(defs), time.Since(start).Milliseconds())
-}
-
-// tilingOfDefines is tilingOf on a map of GEMM defines.
-func tilingOfDefines(defs map[string]string) tiling {
-	return tiling{
-		TSM:  atoiOr(defs["GEMM_TSM"], 64),
-		TSN:  atoiOr(defs["GEMM_TSN"], 64),
-		WPTM: atoiOr(defs["GEMM_WPTM"], 4),
-		WPTN: atoiOr(defs["GEMM_WPTN"], 4),
-	}
 }
 
 // smallAlternative returns, when the chosen GEMM candidate g has tiles
@@ -223,12 +212,4 @@ func fitsCompiled(k *cl.Kernel, d *Device, t tiling) error {
 		return fmt.Errorf("the compiled kernel allows %d work items per group, it needs %d", maxWG, need)
 	}
 	return nil
-}
-
-// atoiOr returns s as a positive integer, or def.
-func atoiOr(s string, def int) int {
-	if v, err := strconv.Atoi(s); err == nil && v > 0 {
-		return v
-	}
-	return def
 }

@@ -51,8 +51,12 @@ type tiling struct{ TSM, TSN, WPTM, WPTN int }
 // tunable returns the -D value of name from Options.Defines, or def when it
 // is not set (or not an integer, which the compiler would reject anyway).
 func (d *Device) tunable(name string, def int) int {
-	s, ok := d.opts.Defines[name]
-	if !ok || s == "" { // before Atoi, whose error would be an allocation per launch
+	return atoiOr(d.opts.Defines[name], def)
+}
+
+// atoiOr returns s as a positive integer, or def.
+func atoiOr(s string, def int) int {
+	if s == "" { // before Atoi, whose error would be an allocation per launch
 		return def
 	}
 	if v, err := strconv.Atoi(s); err == nil && v > 0 {
@@ -64,11 +68,16 @@ func (d *Device) tunable(name string, def int) int {
 // tilingOf returns the tiling a kernel was built with; prefix is "GEMM" or
 // "CONV", and the defaults are those of gemm.cl and conv.cl.
 func (d *Device) tilingOf(prefix string) tiling {
+	return tilingOfDefines(d.opts.Defines, prefix)
+}
+
+// tilingOfDefines is tilingOf on the defines defs.
+func tilingOfDefines(defs map[string]string, prefix string) tiling {
 	return tiling{
-		TSM:  d.tunable(prefix+"_TSM", 64),
-		TSN:  d.tunable(prefix+"_TSN", 64),
-		WPTM: d.tunable(prefix+"_WPTM", 4),
-		WPTN: d.tunable(prefix+"_WPTN", 4),
+		TSM:  atoiOr(defs[prefix+"_TSM"], 64),
+		TSN:  atoiOr(defs[prefix+"_TSN"], 64),
+		WPTM: atoiOr(defs[prefix+"_WPTM"], 4),
+		WPTN: atoiOr(defs[prefix+"_WPTN"], 4),
 	}
 }
 

@@ -65,13 +65,12 @@ const tuneFormat = "alexcl-tune-v7" // v2: the blocked GEMM family; v3: K-step r
 // for the convolutions' paths (pathNames), which override the tuned
 // choice of that path only, and the small GEMM set (smallNames), which
 // overrides the tuned one (userTuned).
-var tunedNames = []string{
+var tunedNames = slices.Concat([]string{
 	"GEMM_KIND", "GEMM_TSM", "GEMM_TSN", "GEMM_TSK", "GEMM_WPTM", "GEMM_WPTN",
 	"GEMMV_VW", "GEMMV_MR", "GEMMV_LM",
 	"CONV_TSM", "CONV_TSN", "CONV_TSK", "CONV_WPTM", "CONV_WPTN",
 	"GEMM_KU", "CONV_KU", "CONV_KIND", "CONV_WINO", "CONV_WINO43", "CONV_WINO5", "CONV_WINO35", "CONV_BWDATA",
-	"GEMMS_KIND", "GEMMS_TSM", "GEMMS_TSN", "GEMMS_TSK", "GEMMS_WPTM", "GEMMS_WPTN", "GEMMS_KU",
-}
+}, smallNames)
 
 // tuneMode says what Open does about tuning.
 type tuneMode int
